@@ -1,0 +1,176 @@
+"""YAML recipes with ``_base_`` inheritance and dotted command-line overrides.
+
+    cfg = load_config("configs/supervised/agw_sysu.yaml", ["train.lr=0.05"])
+
+Resolution order: bases (in list order, each resolved recursively) → the file itself →
+overrides. Dicts merge key by key; any other value replaces. Keys are checked against the
+schema *before* type validation so an unknown key is reported with its full path and the
+closest valid keys, whichever union member it lives in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .schema import RunCfg
+
+
+class ConfigError(ValueError):
+    """A config file, key or value is wrong; the message says which and what was expected."""
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read ``path`` and merge its ``_base_`` files (paths relative to the file)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"circular _base_ inheritance: {chain}")
+    data = _read_yaml(path)
+    bases = data.pop("_base_", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: _base_ must be a path or a list of paths")
+    merged: dict = {}
+    for b in bases:
+        merged = deep_merge(merged, load_yaml_tree(path.parent / b, (*_seen, path)))
+    return deep_merge(merged, data)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` → (["a","b","c"], value parsed as a YAML scalar)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {text!r}: empty key segment in {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = dict(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for p in parts[:-1]:
+            child = node.get(p)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[p] = child
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+# ------------------------------------------------------------------ key checking
+def _model_classes(annotation) -> list[type[BaseModel]]:
+    """The BaseModel classes an annotation can hold (unwrapping Annotated/Optional/Union)."""
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_classes(get_args(annotation)[0])
+    if origin is not None and get_args(annotation):
+        out: list[type[BaseModel]] = []
+        for a in get_args(annotation):
+            out += _model_classes(a)
+        return out
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _pick_member(classes: list[type[BaseModel]], data: dict, path: str) -> type[BaseModel]:
+    if len(classes) == 1 and "name" not in data:
+        return classes[0]
+    tags = {}
+    for c in classes:
+        f = c.model_fields.get("name")
+        if f is not None:
+            tags[f.default] = c
+    if not tags:
+        return classes[0]
+    name = data.get("name", next(iter(tags)) if len(tags) == 1 else None)
+    if name not in tags:
+        close = difflib.get_close_matches(str(name), [str(t) for t in tags], n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError(
+            f"{path}.name: unknown value {name!r}.{hint} Expected one of: "
+            f"{', '.join(sorted(map(str, tags)))}"
+        )
+    return tags[name]
+
+
+def check_keys(model: type[BaseModel], data: Any, path: str = "") -> None:
+    """Raise ConfigError for the first unknown key, naming its full path and close matches."""
+    if not isinstance(data, dict):
+        return
+    fields = model.model_fields
+    for key, value in data.items():
+        full = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(f'{path}.{c}' if path else c) for c in close)}?"
+            raise ConfigError(
+                f"unknown config key {full!r}.{hint if close else ''} "
+                f"Valid keys{' under ' + repr(path) if path else ''}: {', '.join(sorted(fields))}"
+            )
+        classes = _model_classes(fields[key].annotation)
+        if classes and isinstance(value, dict):
+            check_keys(_pick_member(classes, value, full), value, full)
+
+
+def _format_validation(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")
+    return "invalid config values:\n" + "\n".join(lines)
+
+
+def validate_config(data: dict, model: type[BaseModel] = RunCfg) -> BaseModel:
+    check_keys(model, data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunCfg:
+    data = load_yaml_tree(path) if path is not None else {}
+    data = apply_overrides(data, overrides or [])
+    return validate_config(data)  # type: ignore[return-value]
+
+
+def dump_config(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,154 @@
+"""Pydantic v2 schemas: the single source of truth for every config key.
+
+Every model forbids unknown keys. Polymorphic sections (``data.dataset``, ``model``,
+``method``) are discriminated on ``name``. Building blocks never see these objects; the
+``build_*`` functions turn them into explicit arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+# --------------------------------------------------------------------------- data
+class SysuDatasetCfg(Strict):
+    name: Literal["sysu_mm01"] = "sysu_mm01"
+    root: Path | None = Field(None, description="dataset root; falls back to $VIREID_DATA")
+
+
+class RegDBDatasetCfg(Strict):
+    name: Literal["regdb"] = "regdb"
+    root: Path | None = None
+    trial: int = Field(1, ge=1, le=10, description="RegDB split 1..10; one model per trial")
+
+
+class LLCMDatasetCfg(Strict):
+    name: Literal["llcm"] = "llcm"
+    root: Path | None = None
+
+
+class FolderDatasetCfg(Strict):
+    name: Literal["folder"] = "folder"
+    root: Path | None = None
+    manifest: Path | None = Field(None, description="CSV manifest; default: parse the tree")
+
+
+DatasetCfg = Annotated[
+    SysuDatasetCfg | RegDBDatasetCfg | LLCMDatasetCfg | FolderDatasetCfg,
+    Field(discriminator="name"),
+]
+
+
+class BatchCfg(Strict):
+    num_ids: int = Field(8, ge=1, description="P identities per batch")
+    num_instances: int = Field(4, ge=1, description="K images per identity and modality")
+
+
+class AugmentCfg(Strict):
+    pad: int = Field(10, ge=0)
+    flip: float = Field(0.5, ge=0, le=1)
+    random_erasing: float = Field(0.0, ge=0, le=1)
+    channel_erasing: float = Field(0.0, ge=0, le=1, description="CAJ channel random erasing")
+    channel_exchange: bool = Field(False, description="CAJ: second visible view, one channel")
+    adaptive_gray: float = Field(0.0, ge=0, le=1, description="CAJ IR channel-adaptive gray")
+
+
+class DataCfg(Strict):
+    dataset: DatasetCfg = Field(default_factory=SysuDatasetCfg)
+    height: int = Field(288, ge=16)
+    width: int = Field(144, ge=8)
+    batch: BatchCfg = Field(default_factory=BatchCfg)
+    augment: AugmentCfg = Field(default_factory=AugmentCfg)
+    workers: int = Field(2, ge=0)
+    cache: bool = Field(True, description="decode + resize once into a memory-mapped cache")
+    cache_dir: Path | None = None
+
+
+# -------------------------------------------------------------------------- model
+class TwoStreamCfg(Strict):
+    name: Literal["two_stream"] = "two_stream"
+    arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
+    pretrained: Path | None = Field(None, description="local ImageNet weights (.pth/.safetensors)")
+    last_stride: Literal[1, 2] = 1
+    non_local: bool = True
+    pooling: Literal["gem", "gem_learnable", "avg", "max"] = "gem"
+    gem_p: float = Field(3.0, gt=0)
+    width: float = Field(1.0, gt=0, le=1, description="channel multiplier (<1 only for tiny demos)")
+
+
+ModelCfg = Annotated[TwoStreamCfg, Field(discriminator="name")]
+
+
+# ------------------------------------------------------------------------- method
+class AGWMethodCfg(Strict):
+    name: Literal["agw"] = "agw"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    triplet: Literal["wrt", "batch_hard"] = "wrt"
+    margin: float = Field(0.3, ge=0, description="batch-hard margin (unused by WRT)")
+    triplet_weight: float = Field(1.0, ge=0)
+
+
+class CAJMethodCfg(Strict):
+    name: Literal["caj"] = "caj"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    alpha: float = Field(1.0, description="ADP triplet: weight of the hardest-positive term")
+    gamma: float = Field(1.0, description="ADP triplet: softmax temperature")
+    square: bool = Field(True, description="enhanced squared difference")
+    triplet_weight: float = Field(1.0, ge=0)
+
+
+MethodCfg = Annotated[AGWMethodCfg | CAJMethodCfg, Field(discriminator="name")]
+
+
+# -------------------------------------------------------------------------- train
+class TrainCfg(Strict):
+    epochs: int = Field(81, ge=1)
+    iters_per_epoch: int | None = Field(None, ge=1, description="None: one pass over the data")
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    backbone_lr_mult: float = Field(0.1, gt=0, description="CAJ/MMM: backbone at lr×0.1")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    warmup_epochs: int = Field(10, ge=0)
+    milestones: list[int] = Field(default_factory=lambda: [20, 50])
+    gamma: float = Field(0.1, gt=0)
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    log_every: int = Field(20, ge=1)
+    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    grad_clip: float | None = Field(None, gt=0)
+
+
+class EvalCfg(Strict):
+    protocol: str = Field("sysu/all/single", description="see `vireid list protocols`")
+    every: int = Field(0, ge=0, description="evaluate on trial 0 every N epochs (0 = never)")
+    trials: Literal["all"] | int = "all"
+    flip: bool = False
+    rerank: bool = False
+    batch_size: int = Field(128, ge=1)
+    select_on_test: bool = Field(
+        False, description="PAPER REPRODUCTION ONLY: keep the best-on-test checkpoint"
+    )
+    report: bool = True
+
+
+class RunCfg(Strict):
+    """A whole run: ``vireid train CONFIG`` validates the YAML against this."""
+
+    output_dir: Path = Path("runs/default")
+    data: DataCfg = Field(default_factory=DataCfg)
+    model: ModelCfg = Field(default_factory=TwoStreamCfg)
+    method: MethodCfg = Field(default_factory=AGWMethodCfg)
+    train: TrainCfg = Field(default_factory=TrainCfg)
+    eval: EvalCfg = Field(default_factory=EvalCfg)

@@ -1,0 +1,173 @@
+"""CMC, mAP and mINP exactly as the VI-ReID community computes them, vectorised.
+
+Reference behaviour (``protocols.md`` §1.4, §2.3, §3, §4; mangye16/Cross-Modal-Re-ID-baseline
+``eval_metrics.py``): rank the gallery with ``np.argsort(dist, axis=1)`` (default kind, as AGW
+— ``sort_kind="stable"`` is MATLAB's order), remove the protocol's excluded gallery items,
+then per query
+
+* AP   = mean over true matches of (#matches so far) / (1-based kept rank),
+* INP  = #matches / (1-based kept rank of the last match)  (Ye et al., TPAMI 2021),
+* CMC  = first-match CMC over *unique identities* (first occurrence kept) for SYSU and
+  LLCM, over images for RegDB and user data,
+
+averaged over *valid* queries only (at least one true match survives the removal).
+
+Memory model: queries are processed in row blocks sized so the per-block work arrays stay
+under ``block_bytes`` (about 10 arrays of ``rows × n_gallery`` 8-byte items), so a 100k ×
+100k problem runs in bounded memory when the distances come from ``evaluate_features``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RULES = ("sysu", "regdb", "llcm", "market")
+DEFAULT_BLOCK_BYTES = 256 * 2**20
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one trial. ``cmc``: float32 array (max_rank,); ``mAP``/``mINP`` fractions
+    in [0, 1]; ``ap``/``inp``: per-query values (NaN for invalid queries)."""
+
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    num_valid: int
+    ap: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    inp: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    def summary(self) -> dict[str, float]:
+        out = {f"R{k}": float(self.cmc[k - 1]) for k in (1, 5, 10, 20) if k <= len(self.cmc)}
+        out.update(mAP=float(self.mAP), mINP=float(self.mINP))
+        return out
+
+
+def _keep_mask(rule: str, q_pid, q_cam, gp, gc) -> np.ndarray | None:
+    """Gallery items (in ranked order, rows × ng) that stay in the list; None = all."""
+    if rule == "sysu":
+        # SYSU-MM01: cam3 (IR) is in cam2's room, so cam3 probes skip every cam2 image,
+        # whatever its identity (official MATLAB evaluation, AGW eval_sysu).
+        return ~((q_cam[:, None] == 3) & (gc == 2))
+    if rule in ("llcm", "market"):
+        return ~((gp == q_pid[:, None]) & (gc == q_cam[:, None]))
+    return None
+
+
+def _unique_id_rank(gp_dense: np.ndarray, keep: np.ndarray, first_kept: np.ndarray,
+                    n_ids: int) -> np.ndarray:
+    """Per row: number of distinct identities among kept items ranked before position
+    ``first_kept`` (the unique-id rank of the first true match, 0-based)."""
+    rows, ng = gp_dense.shape
+    key = np.where(keep, gp_dense, n_ids)  # excluded items sort last, never "first"
+    srt = np.argsort(key, axis=1, kind="stable")  # stable: earliest rank first per id
+    ks = np.take_along_axis(key, srt, axis=1)
+    first_sorted = np.ones_like(ks, dtype=bool)
+    first_sorted[:, 1:] = ks[:, 1:] != ks[:, :-1]
+    first_sorted &= ks < n_ids
+    is_first = np.zeros_like(first_sorted)
+    np.put_along_axis(is_first, srt, first_sorted, axis=1)
+    before = np.cumsum(is_first, axis=1) - is_first  # distinct ids strictly before j
+    return np.take_along_axis(before, first_kept[:, None], axis=1)[:, 0]
+
+
+def _score_block(dist, q_pid, q_cam, g_pid, g_cam, g_dense, n_ids, rule, max_rank, sort_kind):
+    order = np.argsort(dist, axis=1, kind=sort_kind)
+    gp = g_pid[order]
+    gc = g_cam[order]
+    keep = _keep_mask(rule, q_pid, q_cam, gp, gc)
+    match = gp == q_pid[:, None]
+    if keep is not None:
+        match &= keep
+        kept_pos = np.cumsum(keep, axis=1) - 1  # 0-based rank inside the kept list
+    else:
+        kept_pos = np.broadcast_to(np.arange(gp.shape[1]), gp.shape)
+    n_match = match.sum(1)
+    valid = n_match > 0
+    cum = np.cumsum(match, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # kept_pos is -1 before the first kept item; those entries are masked out
+        prec = np.where(match, cum / (kept_pos + 1.0), 0.0)
+        ap = prec.sum(1) / n_match
+        last = gp.shape[1] - 1 - np.argmax(match[:, ::-1], axis=1)
+        inp = n_match / (kept_pos[np.arange(len(last)), last] + 1.0)
+    first = np.argmax(match, axis=1)
+    if rule in ("sysu", "llcm"):
+        k = keep if keep is not None else np.ones_like(match)
+        rank0 = _unique_id_rank(g_dense[order], k, first, n_ids)
+    else:
+        rank0 = kept_pos[np.arange(len(first)), first]
+    hits = (rank0[:, None] <= np.arange(max_rank)[None, :]) & valid[:, None]
+    return hits.sum(0), np.where(valid, ap, np.nan), np.where(valid, inp, np.nan)
+
+
+def _check(rule, q_pids, g_pids, q_camids, g_camids, shape):
+    if rule not in RULES:
+        raise ValueError(f"protocol rule {rule!r}: expected one of {RULES}")
+    nq, ng = shape
+    for name, arr, n in (("q_pids", q_pids, nq), ("q_camids", q_camids, nq),
+                         ("g_pids", g_pids, ng), ("g_camids", g_camids, ng)):
+        if len(arr) != n:
+            raise ValueError(f"{name} has {len(arr)} entries; the distance matrix needs {n}")
+    if ng == 0 or nq == 0:
+        raise ValueError(f"empty query or gallery (dist shape {shape})")
+
+
+def evaluate_blocks(get_block: Callable[[int, int], np.ndarray], nq: int, ng: int,
+                    q_pids, g_pids, q_camids, g_camids, rule: str, max_rank: int = 20,
+                    sort_kind: str | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
+                    ) -> EvalResult:
+    """Score rows ``get_block(start, stop) -> dist[start:stop]`` block by block."""
+    _check(rule, q_pids, g_pids, q_camids, g_camids, (nq, ng))
+    q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
+    q_camids, g_camids = np.asarray(q_camids), np.asarray(g_camids)
+    max_rank = min(max_rank, ng)
+    ids, g_dense = np.unique(g_pids, return_inverse=True)
+    rows = max(1, int(block_bytes // (ng * 8 * 10)))
+    hits = np.zeros(max_rank, np.int64)
+    ap = np.empty(nq)
+    inp = np.empty(nq)
+    for s in range(0, nq, rows):
+        e = min(nq, s + rows)
+        h, ap[s:e], inp[s:e] = _score_block(
+            np.asarray(get_block(s, e)), q_pids[s:e], q_camids[s:e], g_pids, g_camids,
+            g_dense, len(ids), rule, max_rank, sort_kind)
+        hits += h
+    valid = ~np.isnan(ap)
+    n_valid = int(valid.sum())
+    if n_valid == 0:
+        raise ValueError("no valid query: no query has a true match in its gallery")
+    cmc = hits.astype(np.float32) / n_valid  # float32 as AGW's eval_* returns it
+    return EvalResult(cmc, float(np.mean(ap[valid])), float(np.mean(inp[valid])), n_valid,
+                      ap, inp)
+
+
+def evaluate(dist, q_pids, g_pids, q_camids, g_camids, protocol: str = "sysu",
+             max_rank: int = 20, sort_kind: str | None = None,
+             block_bytes: int = DEFAULT_BLOCK_BYTES) -> EvalResult:
+    """Metrics of a (n_query, n_gallery) distance matrix (smaller = more similar).
+
+    ``protocol`` ∈ {"sysu", "regdb", "llcm", "market"} picks the exclusion rule and CMC
+    kind. ``sort_kind=None`` reproduces the community's ``np.argsort`` default order;
+    ``"stable"`` gives MATLAB's order for tied distances.
+    """
+    dist = np.asarray(dist) if not isinstance(dist, np.memmap) else dist
+    nq, ng = dist.shape
+    return evaluate_blocks(lambda s, e: dist[s:e], nq, ng, q_pids, g_pids, q_camids,
+                           g_camids, protocol, max_rank, sort_kind, block_bytes)
+
+
+def evaluate_features(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids,
+                      protocol: str = "sysu", max_rank: int = 20, sort_kind: str | None = None,
+                      block_bytes: int = DEFAULT_BLOCK_BYTES) -> EvalResult:
+    """Like ``evaluate`` with ``dist = -(q @ gᵀ)`` in float64 (AGW's convention for
+    L2-normalised features), computed block by block so the full matrix never exists."""
+    q = np.asarray(q_feats, dtype=np.float64)
+    g = np.asarray(g_feats, dtype=np.float64)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise ValueError(f"feature shapes {q.shape} and {g.shape}: expected (N, D) and (M, D)")
+    return evaluate_blocks(lambda s, e: -(q[s:e] @ g.T), len(q), len(g), q_pids, g_pids,
+                           q_camids, g_camids, protocol, max_rank, sort_kind, block_bytes)

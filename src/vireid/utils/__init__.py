@@ -1,0 +1,1 @@
+"""Small helpers shared by every layer: logging, seeding, environment report, atomic I/O."""
