@@ -1,0 +1,97 @@
+"""``vireid eval (CHECKPOINT | --features FILE) --protocol P``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from ..data.protocols import get_protocol
+from ..evaluation.evaluator import ProtocolResult, TrialResult, resolve_trials, score
+from ..evaluation.features import load_features, samples_from_features
+from ..evaluation.results import results_table, write_results
+from .common import console, friendly_errors
+
+
+def _parse_trials(text: str) -> str | int:
+    if text == "all":
+        return "all"
+    if not text.isdigit():
+        raise ValueError(f"--trials {text!r}: expected 'all' or a number")
+    return int(text)
+
+
+def _from_features(path: Path, protocol: str, root, trials) -> ProtocolResult:
+    data = load_features(path)
+    samples = samples_from_features(data)
+    spec = get_protocol(protocol)
+    feats = data["feats"]
+    if "split" in data:  # an explicit query/gallery split: one evaluation, no protocol lists
+        split = data["split"].astype(str)
+        qi, gi = np.where(split == "query")[0], np.where(split == "gallery")[0]
+        q, g = [samples[i] for i in qi], [samples[i] for i in gi]
+        res = score(spec.rule, q, g, feats[qi], feats[gi])
+        return ProtocolResult(spec.name, [TrialResult(0, res, q, g, feats[qi], feats[gi])])
+    from ..evaluation.evaluator import evaluate_protocol
+
+    row = {s.path: i for i, s in enumerate(samples)}
+
+    def featurize(needed):
+        missing = [s.path for s in needed if s.path not in row]
+        if missing:
+            raise ValueError(f"{path}: no features for {len(missing)} protocol image(s), "
+                             f"e.g. {missing[0]}; extract features for the whole test set")
+        return feats[[row[s.path] for s in needed]]
+
+    return evaluate_protocol(spec.name, root, trials, featurize)
+
+
+@friendly_errors
+def eval_cmd(checkpoint: Path = typer.Argument(None, help="a vireid checkpoint (last.pt)"),
+             features: Path = typer.Option(None, help=".npz features file instead of a model"),
+             protocol: str = typer.Option(None, help="e.g. sysu/all/single (default: the "
+                                          "checkpoint's eval.protocol)"),
+             root: Path = typer.Option(None, envvar="VIREID_DATA", help="dataset root"),
+             trials: str = typer.Option("all", help="'all' or the number of trials"),
+             trial: int = typer.Option(None, help="RegDB: the split (must match the model)"),
+             rerank: bool = typer.Option(False, help="k-reciprocal re-ranking"),
+             report: Path = typer.Option(None, help="write an HTML rank report here"),
+             out: Path = typer.Option(None, help="write results.json/.csv here")) -> None:
+    """Evaluate a checkpoint or a features file on a protocol; mean ± std over trials."""
+    if (checkpoint is None) == (features is None):
+        raise ValueError("give exactly one of CHECKPOINT or --features FILE")
+    n_trials = _parse_trials(trials)
+    if features is not None:
+        if protocol is None:
+            raise ValueError("--protocol is required with --features")
+        spec = get_protocol(protocol)
+        chosen = [trial] if spec.trial_is_split and trial else resolve_trials(protocol, n_trials)
+        result = _from_features(features, protocol, root, chosen)
+    else:
+        from ..engine.distributed import DistInfo
+        from ..engine.restore import model_from_checkpoint
+        from ..engine.run import pick_device, run_evaluation
+
+        model, cfg, state = model_from_checkpoint(checkpoint)
+        if protocol:
+            cfg.eval.protocol = protocol
+        spec = get_protocol(cfg.eval.protocol)
+        if spec.trial_is_split:
+            if trial is not None and trial != state.get("trial"):
+                raise ValueError(f"{checkpoint} was trained on RegDB trial {state.get('trial')}"
+                                 f"; evaluating it on trial {trial} would test on training ids")
+            chosen = [state.get("trial")]
+        else:
+            chosen = resolve_trials(spec.name, n_trials)
+        device = pick_device(cfg.train.device)
+        model.to(device)
+        result = run_evaluation(model, cfg, device, DistInfo(), chosen, rerank, root=root)
+    console.print(results_table(result))
+    console.print("csv: " + result.csv_line(), highlight=False)
+    if out:
+        write_results(out, result)
+    if report:
+        from ..report import write_report
+
+        console.print(f"report: {write_report(report, result)}", highlight=False)

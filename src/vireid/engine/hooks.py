@@ -1,0 +1,106 @@
+"""Trainer hooks. Each does one job; the trainer calls them in list order."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from ..utils.logging import get_logger
+from .checkpoint import CHECKPOINT_NAME, save_checkpoint
+from .schedule import lr_factor
+
+log = get_logger(__name__)
+
+
+class Hook:
+    def before_train(self, trainer) -> None: ...
+    def before_epoch(self, trainer) -> None: ...
+    def after_step(self, trainer, outputs: dict) -> None: ...
+    def after_epoch(self, trainer) -> None: ...
+    def after_train(self, trainer) -> None: ...
+
+
+class LRScheduleHook(Hook):
+    def __init__(self, base_lr: float, warmup_epochs: int, milestones: list[int], gamma: float):
+        self.base_lr, self.warmup, self.milestones, self.gamma = (base_lr, warmup_epochs,
+                                                                  milestones, gamma)
+
+    def before_epoch(self, trainer) -> None:
+        f = lr_factor(trainer.epoch, self.warmup, self.milestones, self.gamma)
+        for g in trainer.optimizer.param_groups:
+            g["lr"] = self.base_lr * g.get("lr_mult", 1.0) * f
+
+
+class MetricsHook(Hook):
+    """Averages step outputs per epoch; writes ``metrics.jsonl`` (and TensorBoard when
+    installed); logs one line per epoch with images/s."""
+
+    def __init__(self, run_dir: Path, log_every: int = 20) -> None:
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.log_every = log_every
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
+        except ImportError:
+            pass
+
+    def before_epoch(self, trainer) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.count = 0
+        self.images = 0
+        self.t0 = time.perf_counter()
+
+    def after_step(self, trainer, outputs) -> None:
+        for k, v in outputs.items():
+            self.sums[k] += float(v)
+        self.count += 1
+        self.images += trainer.last_batch_size
+        if self.tb is not None and trainer.step % self.log_every == 0:
+            for k, v in outputs.items():
+                self.tb.add_scalar(f"train/{k}", float(v), trainer.step)
+
+    def after_epoch(self, trainer) -> None:
+        dt = time.perf_counter() - self.t0
+        row = {"epoch": trainer.epoch, "step": trainer.step,
+               "lr": trainer.optimizer.param_groups[-1]["lr"],
+               "images_per_s": self.images / max(dt, 1e-9), "seconds": dt,
+               **{k: v / max(self.count, 1) for k, v in self.sums.items()}}
+        row.update(trainer.epoch_extras)
+        trainer.history.append(row)
+        if trainer.is_main:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            parts = " ".join(f"{k}={v:.4g}" for k, v in row.items()
+                             if k not in ("epoch", "step") and isinstance(v, float))
+            log.info("epoch %d/%d %s", trainer.epoch, trainer.epochs, parts)
+
+
+class CheckpointHook(Hook):
+    def __init__(self, run_dir: Path, every: int, config: dict, fingerprint: str,
+                 trial: int | None) -> None:
+        self.path = Path(run_dir) / CHECKPOINT_NAME
+        self.every, self.config, self.fingerprint, self.trial = every, config, fingerprint, trial
+
+    def after_epoch(self, trainer) -> None:
+        if trainer.is_main and (trainer.epoch % self.every == 0
+                                or trainer.epoch == trainer.epochs):
+            save_checkpoint(self.path, model=trainer.method, optimizer=trainer.optimizer,
+                            scaler=trainer.scaler, epoch=trainer.epoch, step=trainer.step,
+                            config=self.config, fingerprint=self.fingerprint, trial=self.trial)
+
+
+class EvalHook(Hook):
+    """Trial-0 evaluation every ``every`` epochs (monitoring only: the reported number is
+    the last epoch's full evaluation, never a best-on-test pick unless ``select_on_test``)."""
+
+    def __init__(self, every: int, evaluate_fn) -> None:
+        self.every, self.evaluate_fn = every, evaluate_fn
+
+    def after_epoch(self, trainer) -> None:
+        if self.every and trainer.epoch % self.every == 0 and trainer.epoch < trainer.epochs:
+            table = self.evaluate_fn(trainer, quick=True)
+            trainer.epoch_extras.update({f"val_{k}": v["mean"] for k, v in table.items()})

@@ -1,0 +1,102 @@
+"""Protocol evaluation over trials: build the lists, extract (or look up) features once,
+score every trial, report mean ± std."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.protocols import get_protocol, query_gallery
+from ..data.records import Sample
+from .ranking import EvalResult, evaluate, evaluate_features
+from .rerank import rerank_features
+
+METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
+
+
+@dataclass
+class TrialResult:
+    trial: int
+    result: EvalResult
+    query: list[Sample] = field(repr=False)
+    gallery: list[Sample] = field(repr=False)
+    q_feats: np.ndarray = field(repr=False)
+    g_feats: np.ndarray = field(repr=False)
+
+
+@dataclass
+class ProtocolResult:
+    protocol: str
+    trials: list[TrialResult]
+    rerank: bool = False
+
+    def table(self) -> dict[str, dict[str, float]]:
+        """metric → {"mean", "std"} over trials, in percent (as papers report)."""
+        rows = [t.result.summary() for t in self.trials]
+        out = {}
+        for m in METRICS:
+            vals = np.array([r[m] for r in rows if m in r]) * 100
+            if len(vals):
+                out[m] = {"mean": float(vals.mean()), "std": float(vals.std())}
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "protocol": self.protocol,
+            "rerank": self.rerank,
+            "trials": [{"trial": t.trial, "num_valid": t.result.num_valid,
+                        "num_query": len(t.query), "num_gallery": len(t.gallery),
+                        **{k: v * 100 for k, v in t.result.summary().items()}}
+                       for t in self.trials],
+            "mean": {k: v["mean"] for k, v in self.table().items()},
+            "std": {k: v["std"] for k, v in self.table().items()},
+        }
+
+    def csv_line(self) -> str:
+        t = self.table()
+        return ",".join([self.protocol] + [f"{t[m]['mean']:.2f}" for m in METRICS if m in t])
+
+
+def resolve_trials(protocol: str, trials: str | int | Sequence[int]) -> list[int]:
+    spec = get_protocol(protocol)
+    if trials == "all":
+        return list(spec.trials)
+    if isinstance(trials, int):
+        if spec.trial_is_split:  # RegDB: a trial is a split, the model is tied to it
+            return [trials]
+        return list(spec.trials[:trials])
+    return list(trials)
+
+
+def score(rule: str, q: list[Sample], g: list[Sample], qf: np.ndarray, gf: np.ndarray,
+          rerank: bool = False) -> EvalResult:
+    qp, gp = np.array([s.pid for s in q]), np.array([s.pid for s in g])
+    qc, gc = np.array([s.camid for s in q]), np.array([s.camid for s in g])
+    if rerank:
+        dist = rerank_features(qf, gf)
+        return evaluate(dist, qp, gp, qc, gc, rule)
+    return evaluate_features(qf, gf, qp, gp, qc, gc, rule)
+
+
+def evaluate_protocol(protocol: str, root, trials: Sequence[int],
+                      featurize: Callable[[list[Sample]], np.ndarray],
+                      rerank: bool = False) -> ProtocolResult:
+    """``featurize(samples) -> (N, D)`` is called once on every distinct image of all
+    trials, so query features are shared across gallery draws (as AGW's ``test.py``)."""
+    spec = get_protocol(protocol)
+    lists = {t: query_gallery(spec, root, t) for t in trials}
+    unique: dict[str, Sample] = {}
+    for q, g in lists.values():
+        for s in (*q, *g):
+            unique.setdefault(s.path, s)
+    ordered = list(unique.values())
+    feats = featurize(ordered)
+    row = {s.path: i for i, s in enumerate(ordered)}
+    out = []
+    for t, (q, g) in lists.items():
+        qf = feats[[row[s.path] for s in q]]
+        gf = feats[[row[s.path] for s in g]]
+        out.append(TrialResult(t, score(spec.rule, q, g, qf, gf, rerank), q, g, qf, gf))
+    return ProtocolResult(spec.name, out, rerank)

@@ -1,0 +1,38 @@
+"""What a method is: a model plus how one training step computes its losses.
+
+The trainer owns the loop, optimiser, schedule, checkpoints and hooks; a method only says
+``training_step(batch) -> {"loss": total, ...parts}``. Unsupervised methods will add a
+pseudo-label hook on top of the same interface.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Method(nn.Module):
+    """Base class: ``self.model`` is the network; subclasses implement ``training_step``."""
+
+    name = "base"
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise TypeError(f"{type(self).__name__} must implement training_step")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # DDP only synchronises gradients of calls that go through forward()
+        return self.training_step(batch)
+
+    def param_groups(self, lr: float, backbone_lr_mult: float) -> list[dict]:
+        """Backbone (stems + residual layers) at ``lr × backbone_lr_mult``; new layers
+        (non-local, BNNeck, classifier) at ``lr`` — CAJ/MMM's split."""
+        backbone_ids = {id(p) for n, p in self.model.named_parameters()
+                        if n.startswith(("stems.", "layers."))}
+        backbone = [p for p in self.parameters() if id(p) in backbone_ids and p.requires_grad]
+        rest = [p for p in self.parameters() if id(p) not in backbone_ids and p.requires_grad]
+        return [{"params": backbone, "lr": lr * backbone_lr_mult, "lr_mult": backbone_lr_mult},
+                {"params": rest, "lr": lr, "lr_mult": 1.0}]
