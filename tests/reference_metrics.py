@@ -31,9 +31,10 @@ def naive_eval(dist, q_pids, g_pids, q_camids, g_camids, rule, max_rank=20, sort
                     seen.add(p)
                     uniq.append(p)
             c = (np.asarray(uniq) == q_pids[i]).cumsum()
-            c = np.concatenate([c, np.full(max(0, max_rank - len(c)), c[-1])])[:max_rank]
         else:
-            c = np.minimum(match.cumsum(), 1)[:max_rank]
+            c = np.minimum(match.cumsum(), 1)
+        # fewer kept items than max_rank: the curve stays at its last value
+        c = np.concatenate([c, np.full(max(0, max_rank - len(c)), c[-1])])[:max_rank]
         all_cmc.append(c)
         cum = match.cumsum()
         pos = np.where(match == 1)[0]

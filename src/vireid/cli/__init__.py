@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from . import config_cmd, data_cmd, demo_cmd, env_cmd, eval_cmd, export_cmd, list_cmd, synth_cmd
-from . import train_cmd
+from . import (
+    config_cmd,
+    data_cmd,
+    demo_cmd,
+    env_cmd,
+    eval_cmd,
+    export_cmd,
+    list_cmd,
+    synth_cmd,
+    train_cmd,
+)
 
-app = typer.Typer(help="vireid: visible-infrared person re-identification.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="vireid: visible-infrared person re-identification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
 app.command("list")(list_cmd.list_cmd)

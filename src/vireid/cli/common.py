@@ -16,8 +16,15 @@ from ..utils.logging import setup_logging
 
 console = Console()
 err_console = Console(stderr=True)
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, WeightsError, RegistryError,
-               FileNotFoundError, ValueError)
+USER_ERRORS = (
+    ConfigError,
+    DatasetError,
+    CheckpointError,
+    WeightsError,
+    RegistryError,
+    FileNotFoundError,
+    ValueError,
+)
 
 
 def friendly_errors(fn):

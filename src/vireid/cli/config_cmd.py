@@ -15,16 +15,19 @@ app = typer.Typer(help="Inspect and validate YAML recipes.", no_args_is_help=Tru
 
 @app.command("show")
 @friendly_errors
-def show(config: Path = typer.Argument(..., help="YAML recipe"),
-         overrides: list[str] = typer.Argument(None, help="key.path=value overrides")) -> None:
+def show(
+    config: Path = typer.Argument(..., help="YAML recipe"),
+    overrides: list[str] = typer.Argument(None, help="key.path=value overrides"),
+) -> None:
     """Print the fully resolved config (bases merged, overrides applied, defaults filled)."""
     console.print(dump_config(load_config(config, overrides or [])), highlight=False)
 
 
 @app.command("validate")
 @friendly_errors
-def validate(config: Path = typer.Argument(...),
-             overrides: list[str] = typer.Argument(None)) -> None:
+def validate(
+    config: Path = typer.Argument(...), overrides: list[str] = typer.Argument(None)
+) -> None:
     """Check a recipe: unknown keys and bad values fail with the key path."""
     load_config(config, overrides or [])
     console.print(f"[green]ok[/] {config}")

@@ -16,17 +16,21 @@ app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
 
 @app.command("check")
 @friendly_errors
-def check(name: str = typer.Argument(..., help="sysu_mm01 | regdb | llcm | folder"),
-          root: Path = typer.Option(None, envvar="VIREID_DATA", help="dataset root"),
-          trial: int = typer.Option(None, help="RegDB trial 1..10"),
-          strict: bool = typer.Option(False, help="fail when counts differ from the "
-                                      "published statistics")) -> None:
+def check(
+    name: str = typer.Argument(..., help="sysu_mm01 | regdb | llcm | folder"),
+    root: Path = typer.Option(None, envvar="VIREID_DATA", help="dataset root"),
+    trial: int = typer.Option(None, help="RegDB trial 1..10"),
+    strict: bool = typer.Option(
+        False, help="fail when counts differ from the published statistics"
+    ),
+) -> None:
     """Check a dataset copy: layout, split files, every image, and counts."""
     import vireid.data.datasets  # noqa: F401  (registers readers)
 
     if name in EXPECTED_TREES:
-        console.print(f"[bold]expected layout of {name}[/]\n{EXPECTED_TREES[name]}",
-                      highlight=False)
+        console.print(
+            f"[bold]expected layout of {name}[/]\n{EXPECTED_TREES[name]}", highlight=False
+        )
     with progress_bar("verifying images", None) as adv:
         rep = check_dataset(name, root, trial, adv)
     if rep.error:
@@ -44,8 +48,10 @@ def check(name: str = typer.Argument(..., help="sysu_mm01 | regdb | llcm | folde
         console.print(f"[red]unreadable:[/] {line}", highlight=False)
     mism = rep.mismatches()
     if mism:
-        console.print(f"[yellow]{len(mism)} count(s) differ from the published statistics "
-                      "(expected for the synthetic proxy or a partial copy)[/]")
+        console.print(
+            f"[yellow]{len(mism)} count(s) differ from the published statistics "
+            "(expected for the synthetic proxy or a partial copy)[/]"
+        )
     failed = not rep.ok or (strict and bool(mism))
     console.print("[red]FAILED[/]" if failed else "[green]OK[/]")
     if failed:

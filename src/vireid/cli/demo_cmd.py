@@ -20,10 +20,12 @@ DEFAULT_CONFIG = Path("configs/quickstart/agw_synth.yaml")
 
 
 @friendly_errors
-def demo_cmd(out: Path = typer.Option(Path("outputs/demo"), help="output folder"),
-             config: Path = typer.Option(DEFAULT_CONFIG, help="recipe to train"),
-             overrides: list[str] = typer.Argument(None, help="key.path=value overrides"),
-             ids: int = typer.Option(100, help="synthetic identities")) -> None:
+def demo_cmd(
+    out: Path = typer.Option(Path("outputs/demo"), help="output folder"),
+    config: Path = typer.Option(DEFAULT_CONFIG, help="recipe to train"),
+    overrides: list[str] = typer.Argument(None, help="key.path=value overrides"),
+    ids: int = typer.Option(100, help="synthetic identities"),
+) -> None:
     """Synthesise data, train, evaluate and report — the newcomer's first run."""
     data_root = out / "data" / f"synth_sysu_{ids}"
     if not (data_root / "exp" / "test_id.txt").is_file():
@@ -34,8 +36,9 @@ def demo_cmd(out: Path = typer.Option(Path("outputs/demo"), help="output folder"
     if not rep.ok:
         raise ValueError(f"synthetic dataset at {data_root} failed its check: {rep.error}")
     console.print(f"[bold]2/3[/] training {config} on CPU")
-    cfg = load_config(config, [f"data.dataset.root={data_root}", f"output_dir={out / 'run'}",
-                               *(overrides or [])])
+    cfg = load_config(
+        config, [f"data.dataset.root={data_root}", f"output_dir={out / 'run'}", *(overrides or [])]
+    )
     from ..engine.run import train
     from ..evaluation.results import results_table
 
@@ -43,5 +46,7 @@ def demo_cmd(out: Path = typer.Option(Path("outputs/demo"), help="output folder"
     console.print("[bold]3/3[/] evaluation of the last epoch")
     console.print(results_table(result["result"]))
     run = Path(result["run_dir"])
-    console.print(f"results: {run / 'results.json'}\nrank report: {run / 'report/index.html'}",
-                  highlight=False)
+    console.print(
+        f"results: {run / 'results.json'}\nrank report: {run / 'report/index.html'}",
+        highlight=False,
+    )

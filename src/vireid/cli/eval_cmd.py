@@ -40,24 +40,29 @@ def _from_features(path: Path, protocol: str, root, trials) -> ProtocolResult:
     def featurize(needed):
         missing = [s.path for s in needed if s.path not in row]
         if missing:
-            raise ValueError(f"{path}: no features for {len(missing)} protocol image(s), "
-                             f"e.g. {missing[0]}; extract features for the whole test set")
+            raise ValueError(
+                f"{path}: no features for {len(missing)} protocol image(s), "
+                f"e.g. {missing[0]}; extract features for the whole test set"
+            )
         return feats[[row[s.path] for s in needed]]
 
     return evaluate_protocol(spec.name, root, trials, featurize)
 
 
 @friendly_errors
-def eval_cmd(checkpoint: Path = typer.Argument(None, help="a vireid checkpoint (last.pt)"),
-             features: Path = typer.Option(None, help=".npz features file instead of a model"),
-             protocol: str = typer.Option(None, help="e.g. sysu/all/single (default: the "
-                                          "checkpoint's eval.protocol)"),
-             root: Path = typer.Option(None, envvar="VIREID_DATA", help="dataset root"),
-             trials: str = typer.Option("all", help="'all' or the number of trials"),
-             trial: int = typer.Option(None, help="RegDB: the split (must match the model)"),
-             rerank: bool = typer.Option(False, help="k-reciprocal re-ranking"),
-             report: Path = typer.Option(None, help="write an HTML rank report here"),
-             out: Path = typer.Option(None, help="write results.json/.csv here")) -> None:
+def eval_cmd(
+    checkpoint: Path = typer.Argument(None, help="a vireid checkpoint (last.pt)"),
+    features: Path = typer.Option(None, help=".npz features file instead of a model"),
+    protocol: str = typer.Option(
+        None, help="e.g. sysu/all/single (default: the checkpoint's eval.protocol)"
+    ),
+    root: Path = typer.Option(None, envvar="VIREID_DATA", help="dataset root"),
+    trials: str = typer.Option("all", help="'all' or the number of trials"),
+    trial: int = typer.Option(None, help="RegDB: the split (must match the model)"),
+    rerank: bool = typer.Option(False, help="k-reciprocal re-ranking"),
+    report: Path = typer.Option(None, help="write an HTML rank report here"),
+    out: Path = typer.Option(None, help="write results.json/.csv here"),
+) -> None:
     """Evaluate a checkpoint or a features file on a protocol; mean ± std over trials."""
     if (checkpoint is None) == (features is None):
         raise ValueError("give exactly one of CHECKPOINT or --features FILE")
@@ -79,8 +84,10 @@ def eval_cmd(checkpoint: Path = typer.Argument(None, help="a vireid checkpoint (
         spec = get_protocol(cfg.eval.protocol)
         if spec.trial_is_split:
             if trial is not None and trial != state.get("trial"):
-                raise ValueError(f"{checkpoint} was trained on RegDB trial {state.get('trial')}"
-                                 f"; evaluating it on trial {trial} would test on training ids")
+                raise ValueError(
+                    f"{checkpoint} was trained on RegDB trial {state.get('trial')}"
+                    f"; evaluating it on trial {trial} would test on training ids"
+                )
             chosen = [state.get("trial")]
         else:
             chosen = resolve_trials(spec.name, n_trials)

@@ -11,8 +11,10 @@ from .common import console, friendly_errors
 
 
 @friendly_errors
-def export_cmd(checkpoint: Path = typer.Argument(..., help="a vireid checkpoint"),
-               out: Path = typer.Argument(..., help="output .safetensors file")) -> None:
+def export_cmd(
+    checkpoint: Path = typer.Argument(..., help="a vireid checkpoint"),
+    out: Path = typer.Argument(..., help="output .safetensors file"),
+) -> None:
     """Export the model weights to .safetensors (config in OUT.json)."""
     if out.suffix != ".safetensors":
         raise ValueError(f"{out}: expected a .safetensors output path")

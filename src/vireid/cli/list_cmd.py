@@ -20,13 +20,17 @@ class Kind(str, Enum):
 
 def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
     """List registered names."""
-    import vireid.data.datasets  # noqa: F401  (registration side effects)
-    import vireid.data.protocols  # noqa: F401
-    import vireid.methods  # noqa: F401
+    import vireid.data.datasets
+    import vireid.data.protocols
+    import vireid.methods
     import vireid.models  # noqa: F401
 
-    reg = {"datasets": registry.DATASETS, "models": registry.MODELS,
-           "methods": registry.METHODS, "protocols": registry.PROTOCOLS}[kind.value]
+    reg = {
+        "datasets": registry.DATASETS,
+        "models": registry.MODELS,
+        "methods": registry.METHODS,
+        "protocols": registry.PROTOCOLS,
+    }[kind.value]
     table = Table(title=kind.value)
     table.add_column("name")
     if kind is Kind.protocols:

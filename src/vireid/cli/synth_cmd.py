@@ -27,12 +27,14 @@ def parse_size(size: str) -> tuple[int, int]:
 
 
 @friendly_errors
-def synth_cmd(layout: Layout = typer.Option(Layout.sysu, help="on-disk layout to write"),
-              out: Path = typer.Option(..., help="output directory (the dataset root)"),
-              ids: int = typer.Option(100, help="number of identities"),
-              seed: int = typer.Option(0),
-              size: str = typer.Option("128x64", help="image size HxW"),
-              difficulty: float = typer.Option(0.5, help="0 easy … 1 hard")) -> None:
+def synth_cmd(
+    layout: Layout = typer.Option(Layout.sysu, help="on-disk layout to write"),
+    out: Path = typer.Option(..., help="output directory (the dataset root)"),
+    ids: int = typer.Option(100, help="number of identities"),
+    seed: int = typer.Option(0),
+    size: str = typer.Option("128x64", help="image size HxW"),
+    difficulty: float = typer.Option(0.5, help="0 easy … 1 hard"),
+) -> None:
     """Generate a synthetic VI-ReID dataset (a proxy: its numbers say nothing about
     SYSU-MM01 accuracy)."""
     h, w = parse_size(size)
@@ -42,5 +44,8 @@ def synth_cmd(layout: Layout = typer.Option(Layout.sysu, help="on-disk layout to
     with progress_bar(f"writing {layout.value} layout", None) as adv:
         stats = writer(out, spec, progress=adv)
     dt = time.perf_counter() - t0
-    console.print(f"wrote {stats['images']} images of {stats['identities']} identities to "
-                  f"{out} ({stats['images'] / dt:.0f} images/s)", highlight=False)
+    console.print(
+        f"wrote {stats['images']} images of {stats['identities']} identities to "
+        f"{out} ({stats['images'] / dt:.0f} images/s)",
+        highlight=False,
+    )

@@ -15,16 +15,26 @@ from .common import console, friendly_errors
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Re-run this command under torchrun with ``nproc`` processes on this machine."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", "-m", "vireid", *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "vireid",
+        *argv,
+    ]
     return subprocess.call(cmd)
 
 
 @friendly_errors
-def train_cmd(config: Path = typer.Argument(..., help="YAML recipe"),
-              overrides: list[str] = typer.Argument(None, help="key.path=value overrides"),
-              resume: str = typer.Option(None, help="'auto' (the run's last.pt) or a path"),
-              nproc: int = typer.Option(1, help="processes (DDP via torchrun)")) -> None:
+def train_cmd(
+    config: Path = typer.Argument(..., help="YAML recipe"),
+    overrides: list[str] = typer.Argument(None, help="key.path=value overrides"),
+    resume: str = typer.Option(None, help="'auto' (the run's last.pt) or a path"),
+    nproc: int = typer.Option(1, help="processes (DDP via torchrun)"),
+) -> None:
     """Train a model, then evaluate the last epoch on every trial of eval.protocol."""
     cfg = load_config(config, overrides or [])  # validate before spawning anything
     if nproc > 1 and "WORLD_SIZE" not in os.environ:

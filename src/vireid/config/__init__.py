@@ -3,5 +3,14 @@
 from .loader import ConfigError, apply_overrides, dump_config, load_config, validate_config
 from .schema import DataCfg, EvalCfg, RunCfg, TrainCfg
 
-__all__ = ["ConfigError", "DataCfg", "EvalCfg", "RunCfg", "TrainCfg", "apply_overrides",
-           "dump_config", "load_config", "validate_config"]
+__all__ = [
+    "ConfigError",
+    "DataCfg",
+    "EvalCfg",
+    "RunCfg",
+    "TrainCfg",
+    "apply_overrides",
+    "dump_config",
+    "load_config",
+    "validate_config",
+]

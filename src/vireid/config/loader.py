@@ -150,20 +150,54 @@ def check_keys(model: type[BaseModel], data: Any, path: str = "") -> None:
             check_keys(_pick_member(classes, value, full), value, full)
 
 
-def _format_validation(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")
+def _clean_loc(model: type[BaseModel] | None, loc: tuple) -> str:
+    """Dotted key path of a pydantic error, without the union tags pydantic inserts."""
+    out: list[str] = []
+    parts = list(loc)
+    while parts:
+        p = parts.pop(0)
+        out.append(str(p))
+        field = model.model_fields.get(p) if model is not None and isinstance(p, str) else None
+        classes = _model_classes(field.annotation) if field is not None else []
+        model = None
+        if len(classes) > 1 and parts:
+            tag = parts.pop(0)  # discriminated union: pydantic adds the tag to the path
+            model = next((c for c in classes if c.model_fields["name"].default == tag), None)
+        elif len(classes) == 1:
+            model = classes[0]
+    return ".".join(out)
+
+
+def _format_validation(err: ValidationError, model: type[BaseModel]) -> str:
+    lines = [f"  {_clean_loc(model, e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+             for e in err.errors()]
     return "invalid config values:\n" + "\n".join(lines)
 
 
+def fill_tags(model: type[BaseModel], data: Any) -> None:
+    """A union section given without ``name`` (e.g. only ``model.arch=resnet18``) takes
+    the default member's name, so partial overrides work like for any other section."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None or not isinstance(value, dict):
+            continue
+        classes = _model_classes(field.annotation)
+        if "name" not in value and classes and "name" in classes[0].model_fields:
+            default = field.get_default(call_default_factory=True)
+            value["name"] = getattr(default, "name", classes[0].model_fields["name"].default)
+        if classes:
+            fill_tags(_pick_member(classes, value, key), value)
+
+
 def validate_config(data: dict, model: type[BaseModel] = RunCfg) -> BaseModel:
+    fill_tags(model, data)
     check_keys(model, data)
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation(e)) from None
+        raise ConfigError(_format_validation(e, model)) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunCfg:

@@ -16,12 +16,16 @@ CHECKPOINT_NAME = "last.pt"
 
 
 def _rng_state() -> dict:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     state = {
         "python": [version, list(internal), gauss],
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -33,16 +37,27 @@ def _set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: str | Path, *, model, optimizer, scaler, epoch: int, step: int,
-                    config: dict, fingerprint: str, trial: int | None, extra: dict | None = None
-                    ) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model,
+    optimizer,
+    scaler,
+    epoch: int,
+    step: int,
+    config: dict,
+    fingerprint: str,
+    trial: int | None,
+    extra: dict | None = None,
+) -> Path:
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -88,7 +103,13 @@ def export_safetensors(state: dict, out: str | Path) -> Path:
     out = Path(out)
     tensors = {k: v.contiguous() for k, v in state["model"].items()}
     atomic_write(out, lambda tmp: save_file(tensors, tmp))
-    write_json(out.with_suffix(".json"), {"config": state["config"], "epoch": state["epoch"],
-                                          "trial": state.get("trial"),
-                                          "fingerprint": state.get("fingerprint")})
+    write_json(
+        out.with_suffix(".json"),
+        {
+            "config": state["config"],
+            "epoch": state["epoch"],
+            "trial": state.get("trial"),
+            "fingerprint": state.get("fingerprint"),
+        },
+    )
     return out

@@ -24,8 +24,12 @@ class Hook:
 
 class LRScheduleHook(Hook):
     def __init__(self, base_lr: float, warmup_epochs: int, milestones: list[int], gamma: float):
-        self.base_lr, self.warmup, self.milestones, self.gamma = (base_lr, warmup_epochs,
-                                                                  milestones, gamma)
+        self.base_lr, self.warmup, self.milestones, self.gamma = (
+            base_lr,
+            warmup_epochs,
+            milestones,
+            gamma,
+        )
 
     def before_epoch(self, trainer) -> None:
         f = lr_factor(trainer.epoch, self.warmup, self.milestones, self.gamma)
@@ -65,32 +69,47 @@ class MetricsHook(Hook):
 
     def after_epoch(self, trainer) -> None:
         dt = time.perf_counter() - self.t0
-        row = {"epoch": trainer.epoch, "step": trainer.step,
-               "lr": trainer.optimizer.param_groups[-1]["lr"],
-               "images_per_s": self.images / max(dt, 1e-9), "seconds": dt,
-               **{k: v / max(self.count, 1) for k, v in self.sums.items()}}
+        row = {
+            "epoch": trainer.epoch,
+            "step": trainer.step,
+            "lr": trainer.optimizer.param_groups[-1]["lr"],
+            "images_per_s": self.images / max(dt, 1e-9),
+            "seconds": dt,
+            **{k: v / max(self.count, 1) for k, v in self.sums.items()},
+        }
         row.update(trainer.epoch_extras)
         trainer.history.append(row)
         if trainer.is_main:
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            parts = " ".join(f"{k}={v:.4g}" for k, v in row.items()
-                             if k not in ("epoch", "step") and isinstance(v, float))
+            parts = " ".join(
+                f"{k}={v:.4g}"
+                for k, v in row.items()
+                if k not in ("epoch", "step") and isinstance(v, float)
+            )
             log.info("epoch %d/%d %s", trainer.epoch, trainer.epochs, parts)
 
 
 class CheckpointHook(Hook):
-    def __init__(self, run_dir: Path, every: int, config: dict, fingerprint: str,
-                 trial: int | None) -> None:
+    def __init__(
+        self, run_dir: Path, every: int, config: dict, fingerprint: str, trial: int | None
+    ) -> None:
         self.path = Path(run_dir) / CHECKPOINT_NAME
         self.every, self.config, self.fingerprint, self.trial = every, config, fingerprint, trial
 
     def after_epoch(self, trainer) -> None:
-        if trainer.is_main and (trainer.epoch % self.every == 0
-                                or trainer.epoch == trainer.epochs):
-            save_checkpoint(self.path, model=trainer.method, optimizer=trainer.optimizer,
-                            scaler=trainer.scaler, epoch=trainer.epoch, step=trainer.step,
-                            config=self.config, fingerprint=self.fingerprint, trial=self.trial)
+        if trainer.is_main and (trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs):
+            save_checkpoint(
+                self.path,
+                model=trainer.method,
+                optimizer=trainer.optimizer,
+                scaler=trainer.scaler,
+                epoch=trainer.epoch,
+                step=trainer.step,
+                config=self.config,
+                fingerprint=self.fingerprint,
+                trial=self.trial,
+            )
 
 
 class EvalHook(Hook):

@@ -70,18 +70,29 @@ def build_train_data(cfg: RunCfg, info: DistInfo) -> TrainData:
     if d.cache:
         cache_dir = d.cache_dir or Path(cfg.output_dir).parent / ".cache"
         with progress_bar("decoding images into the cache", len(splits.train)) as adv:
-            images = build_cache([s.path for s in splits.train], d.height, d.width, cache_dir,
-                                 adv)
+            images = build_cache([s.path for s in splits.train], d.height, d.width, cache_dir, adv)
     a = d.augment
-    tf = build_train_transforms(d.height, d.width, pad=a.pad, flip=a.flip,
-                                random_erasing=a.random_erasing,
-                                channel_erasing=a.channel_erasing,
-                                channel_exchange=a.channel_exchange, adaptive_gray=a.adaptive_gray)
+    tf = build_train_transforms(
+        d.height,
+        d.width,
+        pad=a.pad,
+        flip=a.flip,
+        random_erasing=a.random_erasing,
+        channel_erasing=a.channel_erasing,
+        channel_exchange=a.channel_exchange,
+        adaptive_gray=a.adaptive_gray,
+    )
     dataset = ImageDataset(splits.train, tf, labels, images)
-    sampler = CrossModalitySampler(labels, [s.modality for s in splits.train], d.batch.num_ids,
-                                   d.batch.num_instances, cfg.train.iters_per_epoch,
-                                   seed=cfg.train.seed, rank=info.rank,
-                                   world_size=info.world_size)
+    sampler = CrossModalitySampler(
+        labels,
+        [s.modality for s in splits.train],
+        d.batch.num_ids,
+        d.batch.num_instances,
+        cfg.train.iters_per_epoch,
+        seed=cfg.train.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
     gen = torch.Generator().manual_seed(cfg.train.seed)
     loader = make_loader(dataset, batch_sampler=sampler, workers=d.workers, generator=gen)
     return TrainData(splits, loader, len(mapping))
@@ -90,20 +101,30 @@ def build_train_data(cfg: RunCfg, info: DistInfo) -> TrainData:
 def featurizer(model, cfg: RunCfg, device, info: DistInfo):
     def featurize(samples):
         idx = shard_indices(len(samples), info.rank, info.world_size)
-        local = extract_features(model, [samples[i] for i in idx], cfg.data.height,
-                                 cfg.data.width, batch_size=cfg.eval.batch_size,
-                                 flip=cfg.eval.flip, device=device, amp=cfg.train.amp)
+        local = extract_features(
+            model,
+            [samples[i] for i in idx],
+            cfg.data.height,
+            cfg.data.width,
+            batch_size=cfg.eval.batch_size,
+            flip=cfg.eval.flip,
+            device=device,
+            amp=cfg.train.amp,
+        )
         return gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
 
     return featurize
 
 
-def run_evaluation(model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False,
-                   root=None) -> ProtocolResult:
+def run_evaluation(
+    model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False, root=None
+) -> ProtocolResult:
     spec = get_protocol(cfg.eval.protocol)
     if spec.dataset != cfg.data.dataset.name:
-        raise ValueError(f"eval.protocol={spec.name} evaluates {spec.dataset} but the model "
-                         f"was trained on data.dataset.name={cfg.data.dataset.name}")
+        raise ValueError(
+            f"eval.protocol={spec.name} evaluates {spec.dataset} but the model "
+            f"was trained on data.dataset.name={cfg.data.dataset.name}"
+        )
     root = root or cfg.data.dataset.root
     return evaluate_protocol(spec.name, root, trials, featurizer(model, cfg, device, info), rerank)
 
@@ -142,34 +163,51 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
     t = cfg.train
     groups = method.param_groups(t.lr, t.backbone_lr_mult)
     if t.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
-                              nesterov=t.nesterov)
+        opt = torch.optim.SGD(
+            groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov
+        )
     else:
         opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
     module = method
     if info.enabled:
         module = torch.nn.parallel.DistributedDataParallel(
-            method, device_ids=[device.index] if device.type == "cuda" else None)
+            method, device_ids=[device.index] if device.type == "cuda" else None
+        )
     config = cfg.model_dump(mode="json")
 
     def quick_eval(trainer, quick=True):
         trials = eval_trials(cfg, trials=1 if quick else None)
         return run_evaluation(model, cfg, device, info, trials).table()
 
-    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma),
-             MetricsHook(run_dir, t.log_every),
-             EvalHook(cfg.eval.every, quick_eval),
-             CheckpointHook(run_dir, t.checkpoint_every, config, fingerprint, dataset_trial(cfg))]
-    trainer = Trainer(method, opt, data.loader, epochs=t.epochs, device=device, hooks=hooks,
-                      amp=t.amp, grad_clip=t.grad_clip, channels_last=t.channels_last,
-                      iters_per_epoch=t.iters_per_epoch, module=module, is_main=info.is_main)
+    hooks = [
+        LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma),
+        MetricsHook(run_dir, t.log_every),
+        EvalHook(cfg.eval.every, quick_eval),
+        CheckpointHook(run_dir, t.checkpoint_every, config, fingerprint, dataset_trial(cfg)),
+    ]
+    trainer = Trainer(
+        method,
+        opt,
+        data.loader,
+        epochs=t.epochs,
+        device=device,
+        hooks=hooks,
+        amp=t.amp,
+        grad_clip=t.grad_clip,
+        channels_last=t.channels_last,
+        iters_per_epoch=t.iters_per_epoch,
+        module=module,
+        is_main=info.is_main,
+    )
     if resume:
         path = run_dir / CHECKPOINT_NAME if resume == "auto" else Path(resume)
         if path.is_file() or resume != "auto":
             state = load_checkpoint(path)
             if state.get("fingerprint") != fingerprint:
-                raise CheckpointError(f"{path}: trained on another dataset copy or trial "
-                                      f"(fingerprint {state.get('fingerprint')} vs {fingerprint})")
+                raise CheckpointError(
+                    f"{path}: trained on another dataset copy or trial "
+                    f"(fingerprint {state.get('fingerprint')} vs {fingerprint})"
+                )
             method.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             if trainer.scaler is not None and state.get("scaler"):

@@ -12,11 +12,22 @@ from .hooks import Hook
 
 
 class Trainer:
-    def __init__(self, method: torch.nn.Module, optimizer: torch.optim.Optimizer, loader,
-                 *, epochs: int, device: torch.device, hooks: list[Hook],
-                 amp: str = "off", grad_clip: float | None = None,
-                 channels_last: bool = False, iters_per_epoch: int | None = None,
-                 module: torch.nn.Module | None = None, is_main: bool = True) -> None:
+    def __init__(
+        self,
+        method: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loader,
+        *,
+        epochs: int,
+        device: torch.device,
+        hooks: list[Hook],
+        amp: str = "off",
+        grad_clip: float | None = None,
+        channels_last: bool = False,
+        iters_per_epoch: int | None = None,
+        module: torch.nn.Module | None = None,
+        is_main: bool = True,
+    ) -> None:
         self.method, self.optimizer, self.loader = method, optimizer, loader
         self.module = module or method  # DDP wrapper when distributed
         self.epochs, self.device, self.hooks = epochs, device, hooks
@@ -75,14 +86,19 @@ class Trainer:
         if self.channels_last:
             batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
         self.last_batch_size = len(batch["images"])
-        ctx = (torch.autocast(self.device.type, dtype=self.amp_dtype)
-               if self.amp_dtype is not None else nullcontext())
+        ctx = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else nullcontext()
+        )
         with ctx:
             out = self.module(batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {self.epoch}, "
-                                     f"step {self.step}; lower train.lr or check the data")
+            raise FloatingPointError(
+                f"non-finite loss {loss.item()} at epoch {self.epoch}, "
+                f"step {self.step}; lower train.lr or check the data"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

@@ -46,10 +46,16 @@ class ProtocolResult:
         return {
             "protocol": self.protocol,
             "rerank": self.rerank,
-            "trials": [{"trial": t.trial, "num_valid": t.result.num_valid,
-                        "num_query": len(t.query), "num_gallery": len(t.gallery),
-                        **{k: v * 100 for k, v in t.result.summary().items()}}
-                       for t in self.trials],
+            "trials": [
+                {
+                    "trial": t.trial,
+                    "num_valid": t.result.num_valid,
+                    "num_query": len(t.query),
+                    "num_gallery": len(t.gallery),
+                    **{k: v * 100 for k, v in t.result.summary().items()},
+                }
+                for t in self.trials
+            ],
             "mean": {k: v["mean"] for k, v in self.table().items()},
             "std": {k: v["std"] for k, v in self.table().items()},
         }
@@ -70,8 +76,14 @@ def resolve_trials(protocol: str, trials: str | int | Sequence[int]) -> list[int
     return list(trials)
 
 
-def score(rule: str, q: list[Sample], g: list[Sample], qf: np.ndarray, gf: np.ndarray,
-          rerank: bool = False) -> EvalResult:
+def score(
+    rule: str,
+    q: list[Sample],
+    g: list[Sample],
+    qf: np.ndarray,
+    gf: np.ndarray,
+    rerank: bool = False,
+) -> EvalResult:
     qp, gp = np.array([s.pid for s in q]), np.array([s.pid for s in g])
     qc, gc = np.array([s.camid for s in q]), np.array([s.camid for s in g])
     if rerank:
@@ -80,9 +92,13 @@ def score(rule: str, q: list[Sample], g: list[Sample], qf: np.ndarray, gf: np.nd
     return evaluate_features(qf, gf, qp, gp, qc, gc, rule)
 
 
-def evaluate_protocol(protocol: str, root, trials: Sequence[int],
-                      featurize: Callable[[list[Sample]], np.ndarray],
-                      rerank: bool = False) -> ProtocolResult:
+def evaluate_protocol(
+    protocol: str,
+    root,
+    trials: Sequence[int],
+    featurize: Callable[[list[Sample]], np.ndarray],
+    rerank: bool = False,
+) -> ProtocolResult:
     """``featurize(samples) -> (N, D)`` is called once on every distinct image of all
     trials, so query features are shared across gallery draws (as AGW's ``test.py``)."""
     spec = get_protocol(protocol)

@@ -21,17 +21,30 @@ FEATURE_KEYS = ("feats", "pids", "camids", "modality", "paths")
 
 
 @torch.no_grad()
-def extract_features(model: torch.nn.Module, samples: Sequence[Sample], height: int,
-                     width: int, *, batch_size: int = 128, flip: bool = False,
-                     device: str | torch.device = "cpu", amp: str = "off", workers: int = 0,
-                     which: str = "feat", desc: str = "features") -> np.ndarray:
+def extract_features(
+    model: torch.nn.Module,
+    samples: Sequence[Sample],
+    height: int,
+    width: int,
+    *,
+    batch_size: int = 128,
+    flip: bool = False,
+    device: str | torch.device = "cpu",
+    amp: str = "off",
+    workers: int = 0,
+    which: str = "feat",
+    desc: str = "features",
+) -> np.ndarray:
     """(N, D) float32 L2-normalised features of ``samples`` in order. ``flip`` averages
     the normalised features of the image and its mirror, then re-normalises (USL test
     scripts' ``extract_query_feat``)."""
     was_training = model.training
     model.eval()
-    loader = make_loader(ImageDataset(samples, build_test_transform(height, width)),
-                         batch_size=batch_size, workers=workers)
+    loader = make_loader(
+        ImageDataset(samples, build_test_transform(height, width)),
+        batch_size=batch_size,
+        workers=workers,
+    )
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
     device = torch.device(device)
     ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
@@ -53,8 +66,12 @@ def extract_features(model: torch.nn.Module, samples: Sequence[Sample], height: 
     return torch.cat(out).numpy().astype(np.float32)
 
 
-def save_features(path: str | Path, feats: np.ndarray, samples: Sequence[Sample],
-                  split: Sequence[str] | None = None) -> Path:
+def save_features(
+    path: str | Path,
+    feats: np.ndarray,
+    samples: Sequence[Sample],
+    split: Sequence[str] | None = None,
+) -> Path:
     arrays = {
         "feats": np.asarray(feats, np.float32),
         "pids": np.array([s.pid for s in samples], np.int64),
@@ -95,6 +112,9 @@ def load_features(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def samples_from_features(data: dict[str, np.ndarray]) -> list[Sample]:
-    return [Sample(str(p), int(i), int(c), Modality.parse(str(m)))
-            for p, i, c, m in zip(data["paths"], data["pids"], data["camids"], data["modality"],
-                                  strict=True)]
+    return [
+        Sample(str(p), int(i), int(c), Modality.parse(str(m)))
+        for p, i, c, m in zip(
+            data["paths"], data["pids"], data["camids"], data["modality"], strict=True
+        )
+    ]

@@ -57,11 +57,11 @@ def _keep_mask(rule: str, q_pid, q_cam, gp, gc) -> np.ndarray | None:
     return None
 
 
-def _unique_id_rank(gp_dense: np.ndarray, keep: np.ndarray, first_kept: np.ndarray,
-                    n_ids: int) -> np.ndarray:
+def _unique_id_rank(
+    gp_dense: np.ndarray, keep: np.ndarray, first_kept: np.ndarray, n_ids: int
+) -> np.ndarray:
     """Per row: number of distinct identities among kept items ranked before position
     ``first_kept`` (the unique-id rank of the first true match, 0-based)."""
-    rows, ng = gp_dense.shape
     key = np.where(keep, gp_dense, n_ids)  # excluded items sort last, never "first"
     srt = np.argsort(key, axis=1, kind="stable")  # stable: earliest rank first per id
     ks = np.take_along_axis(key, srt, axis=1)
@@ -108,18 +108,31 @@ def _check(rule, q_pids, g_pids, q_camids, g_camids, shape):
     if rule not in RULES:
         raise ValueError(f"protocol rule {rule!r}: expected one of {RULES}")
     nq, ng = shape
-    for name, arr, n in (("q_pids", q_pids, nq), ("q_camids", q_camids, nq),
-                         ("g_pids", g_pids, ng), ("g_camids", g_camids, ng)):
+    for name, arr, n in (
+        ("q_pids", q_pids, nq),
+        ("q_camids", q_camids, nq),
+        ("g_pids", g_pids, ng),
+        ("g_camids", g_camids, ng),
+    ):
         if len(arr) != n:
             raise ValueError(f"{name} has {len(arr)} entries; the distance matrix needs {n}")
     if ng == 0 or nq == 0:
         raise ValueError(f"empty query or gallery (dist shape {shape})")
 
 
-def evaluate_blocks(get_block: Callable[[int, int], np.ndarray], nq: int, ng: int,
-                    q_pids, g_pids, q_camids, g_camids, rule: str, max_rank: int = 20,
-                    sort_kind: str | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES
-                    ) -> EvalResult:
+def evaluate_blocks(
+    get_block: Callable[[int, int], np.ndarray],
+    nq: int,
+    ng: int,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    rule: str,
+    max_rank: int = 20,
+    sort_kind: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> EvalResult:
     """Score rows ``get_block(start, stop) -> dist[start:stop]`` block by block."""
     _check(rule, q_pids, g_pids, q_camids, g_camids, (nq, ng))
     q_pids, g_pids = np.asarray(q_pids), np.asarray(g_pids)
@@ -133,21 +146,37 @@ def evaluate_blocks(get_block: Callable[[int, int], np.ndarray], nq: int, ng: in
     for s in range(0, nq, rows):
         e = min(nq, s + rows)
         h, ap[s:e], inp[s:e] = _score_block(
-            np.asarray(get_block(s, e)), q_pids[s:e], q_camids[s:e], g_pids, g_camids,
-            g_dense, len(ids), rule, max_rank, sort_kind)
+            np.asarray(get_block(s, e)),
+            q_pids[s:e],
+            q_camids[s:e],
+            g_pids,
+            g_camids,
+            g_dense,
+            len(ids),
+            rule,
+            max_rank,
+            sort_kind,
+        )
         hits += h
     valid = ~np.isnan(ap)
     n_valid = int(valid.sum())
     if n_valid == 0:
         raise ValueError("no valid query: no query has a true match in its gallery")
     cmc = hits.astype(np.float32) / n_valid  # float32 as AGW's eval_* returns it
-    return EvalResult(cmc, float(np.mean(ap[valid])), float(np.mean(inp[valid])), n_valid,
-                      ap, inp)
+    return EvalResult(cmc, float(np.mean(ap[valid])), float(np.mean(inp[valid])), n_valid, ap, inp)
 
 
-def evaluate(dist, q_pids, g_pids, q_camids, g_camids, protocol: str = "sysu",
-             max_rank: int = 20, sort_kind: str | None = None,
-             block_bytes: int = DEFAULT_BLOCK_BYTES) -> EvalResult:
+def evaluate(
+    dist,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    protocol: str = "sysu",
+    max_rank: int = 20,
+    sort_kind: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> EvalResult:
     """Metrics of a (n_query, n_gallery) distance matrix (smaller = more similar).
 
     ``protocol`` ∈ {"sysu", "regdb", "llcm", "market"} picks the exclusion rule and CMC
@@ -156,18 +185,49 @@ def evaluate(dist, q_pids, g_pids, q_camids, g_camids, protocol: str = "sysu",
     """
     dist = np.asarray(dist) if not isinstance(dist, np.memmap) else dist
     nq, ng = dist.shape
-    return evaluate_blocks(lambda s, e: dist[s:e], nq, ng, q_pids, g_pids, q_camids,
-                           g_camids, protocol, max_rank, sort_kind, block_bytes)
+    return evaluate_blocks(
+        lambda s, e: dist[s:e],
+        nq,
+        ng,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        protocol,
+        max_rank,
+        sort_kind,
+        block_bytes,
+    )
 
 
-def evaluate_features(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids,
-                      protocol: str = "sysu", max_rank: int = 20, sort_kind: str | None = None,
-                      block_bytes: int = DEFAULT_BLOCK_BYTES) -> EvalResult:
+def evaluate_features(
+    q_feats,
+    g_feats,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    protocol: str = "sysu",
+    max_rank: int = 20,
+    sort_kind: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> EvalResult:
     """Like ``evaluate`` with ``dist = -(q @ gᵀ)`` in float64 (AGW's convention for
     L2-normalised features), computed block by block so the full matrix never exists."""
     q = np.asarray(q_feats, dtype=np.float64)
     g = np.asarray(g_feats, dtype=np.float64)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
         raise ValueError(f"feature shapes {q.shape} and {g.shape}: expected (N, D) and (M, D)")
-    return evaluate_blocks(lambda s, e: -(q[s:e] @ g.T), len(q), len(g), q_pids, g_pids,
-                           q_camids, g_camids, protocol, max_rank, sort_kind, block_bytes)
+    return evaluate_blocks(
+        lambda s, e: -(q[s:e] @ g.T),
+        len(q),
+        len(g),
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        protocol,
+        max_rank,
+        sort_kind,
+        block_bytes,
+    )

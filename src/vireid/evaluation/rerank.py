@@ -41,8 +41,9 @@ def expanded_sets(knn: np.ndarray, k1: int) -> sp.csr_matrix:
     size = np.asarray(H.sum(1)).ravel()
     overlap = overlap.tocoo()
     keep = overlap.data > (2.0 / 3.0) * size[overlap.col]
-    C = sp.csr_matrix((np.ones(keep.sum(), np.float32), (overlap.row[keep], overlap.col[keep])),
-                      shape=(n, n))
+    C = sp.csr_matrix(
+        (np.ones(keep.sum(), np.float32), (overlap.row[keep], overlap.col[keep])), shape=(n, n)
+    )
     E = (R + C @ H).tocsr()
     E.data[:] = 1.0
     return E
@@ -62,8 +63,10 @@ def query_expand(V: sp.csr_matrix, knn: np.ndarray, k2: int) -> sp.csr_matrix:
     if k2 == 1:
         return V
     n = V.shape[0]
-    A = sp.csr_matrix((np.full(n * k2, 1.0 / k2, np.float32),
-                       (np.repeat(np.arange(n), k2), knn[:, :k2].ravel())), shape=(n, n))
+    A = sp.csr_matrix(
+        (np.full(n * k2, 1.0 / k2, np.float32), (np.repeat(np.arange(n), k2), knn[:, :k2].ravel())),
+        shape=(n, n),
+    )
     return (A @ V).tocsr()
 
 
@@ -79,8 +82,9 @@ def min_overlap(Vq: sp.csr_matrix, Vall: sp.csc_matrix, cols: slice) -> sp.csr_m
     offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
     idx = np.repeat(starts, counts) + offs
     vals = np.minimum(np.repeat(q.data, counts), Vc.data[idx])
-    return sp.csr_matrix((vals, (np.repeat(q.row, counts), Vc.indices[idx])),
-                         shape=(Vq.shape[0], Vc.shape[0]))
+    return sp.csr_matrix(
+        (vals, (np.repeat(q.row, counts), Vc.indices[idx])), shape=(Vq.shape[0], Vc.shape[0])
+    )
 
 
 def _combine(S: sp.csr_matrix, d_qg: np.ndarray, lam: float) -> np.ndarray:
@@ -101,20 +105,26 @@ def _rerank(knn, pair_dist, d_qg_block, nq, n, k1, k2, lam, block=1024):
     return out
 
 
-def re_ranking(q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int = 20, k2: int = 6,
-               lam: float = 0.3) -> np.ndarray:
+def re_ranking(
+    q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int = 20, k2: int = 6, lam: float = 0.3
+) -> np.ndarray:
     """Re-ranked (n_query, n_gallery) distances from the three distance matrices, as the
     reference ``re_ranking(q_g_dist, q_q_dist, g_g_dist, k1, k2, lambda_value)``."""
     nq = q_g.shape[0]
     D = np.block([[q_q, q_g], [q_g.T, g_g]]).astype(np.float32) ** 2
     D = (D / D.max(axis=0)).T  # column-max normalisation, then transpose (as the reference)
     knn = np.argsort(D, axis=1)[:, : k1 + 1]
-    return _rerank(knn, lambda r, c: D[r, c], lambda s, e: D[s:e, nq:], nq, len(D), k1, k2,
-                   lam)
+    return _rerank(knn, lambda r, c: D[r, c], lambda s, e: D[s:e, nq:], nq, len(D), k1, k2, lam)
 
 
-def rerank_features(q_feats: np.ndarray, g_feats: np.ndarray, k1: int = 20, k2: int = 6,
-                    lam: float = 0.3, block: int = 4096) -> np.ndarray:
+def rerank_features(
+    q_feats: np.ndarray,
+    g_feats: np.ndarray,
+    k1: int = 20,
+    k2: int = 6,
+    lam: float = 0.3,
+    block: int = 4096,
+) -> np.ndarray:
     """Re-ranking from features with Euclidean input distances, without any N × N matrix."""
     import faiss
 
@@ -123,8 +133,8 @@ def rerank_features(q_feats: np.ndarray, g_feats: np.ndarray, k1: int = 20, k2: 
     sq = (X**2).sum(1)
     rowmax = np.empty(n, np.float32)
     for s in range(0, n, block):  # D is symmetric: column max = row max
-        d2 = np.maximum(sq[s:s + block, None] + sq[None] - 2 * X[s:s + block] @ X.T, 0)
-        rowmax[s:s + block] = d2.max(1)
+        d2 = np.maximum(sq[s : s + block, None] + sq[None] - 2 * X[s : s + block] @ X.T, 0)
+        rowmax[s : s + block] = d2.max(1)
     index = faiss.IndexFlatL2(X.shape[1])
     index.add(X)
     _, knn = index.search(X, k1 + 1)

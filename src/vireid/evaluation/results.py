@@ -12,18 +12,21 @@ from .evaluator import METRICS, ProtocolResult
 
 def results_table(result: ProtocolResult, title: str | None = None) -> Table:
     n = len(result.trials)
-    table = Table(title=title or f"{result.protocol}: mean ± std over {n} trial(s)"
-                  + (" (re-ranked)" if result.rerank else ""))
+    table = Table(
+        title=title
+        or f"{result.protocol}: mean ± std over {n} trial(s)"
+        + (" (re-ranked)" if result.rerank else "")
+    )
     for m in METRICS:
         table.add_column(m, justify="right")
     t = result.table()
-    table.add_row(*[f"{t[m]['mean']:.2f} ± {t[m]['std']:.2f}" if m in t else "-"
-                    for m in METRICS])
+    table.add_row(*[f"{t[m]['mean']:.2f} ± {t[m]['std']:.2f}" if m in t else "-" for m in METRICS])
     return table
 
 
 def write_results(out_dir: str | Path, result: ProtocolResult) -> None:
     out = Path(out_dir)
     write_json(out / "results.json", result.to_json())
-    write_text(out / "results.csv", "protocol," + ",".join(METRICS) + "\n"
-               + result.csv_line() + "\n")
+    write_text(
+        out / "results.csv", "protocol," + ",".join(METRICS) + "\n" + result.csv_line() + "\n"
+    )

@@ -36,7 +36,7 @@ def _softmax_weights(dist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def batch_hard_triplet(feats: torch.Tensor, labels: torch.Tensor, margin: float = 0.3):
     d = pairwise_euclidean(feats)
-    pos, neg = _masks(labels)
+    pos, _ = _masks(labels)
     d_ap = (d * pos).max(1)[0]
     d_an = (d + 1e6 * pos).min(1)[0]  # positives pushed out of the min
     return F.relu(d_ap - d_an + margin).mean()
@@ -56,8 +56,13 @@ def weighted_regularized_triplet(feats: torch.Tensor, labels: torch.Tensor) -> t
     return F.soft_margin_loss(close_neg - far_pos, torch.ones_like(far_pos))
 
 
-def adp_triplet(feats: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0,
-                gamma: float = 1.0, square: bool = True) -> torch.Tensor:
+def adp_triplet(
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float = 1.0,
+    gamma: float = 1.0,
+    square: bool = True,
+) -> torch.Tensor:
     far_pos, close_neg = _weighted_distances(feats, labels, alpha)
     if not square:
         return F.soft_margin_loss(gamma * (close_neg - far_pos), torch.ones_like(far_pos))

@@ -30,9 +30,12 @@ class Method(nn.Module):
     def param_groups(self, lr: float, backbone_lr_mult: float) -> list[dict]:
         """Backbone (stems + residual layers) at ``lr × backbone_lr_mult``; new layers
         (non-local, BNNeck, classifier) at ``lr`` — CAJ/MMM's split."""
-        backbone_ids = {id(p) for n, p in self.model.named_parameters()
-                        if n.startswith(("stems.", "layers."))}
+        backbone_ids = {
+            id(p) for n, p in self.model.named_parameters() if n.startswith(("stems.", "layers."))
+        }
         backbone = [p for p in self.parameters() if id(p) in backbone_ids and p.requires_grad]
         rest = [p for p in self.parameters() if id(p) not in backbone_ids and p.requires_grad]
-        return [{"params": backbone, "lr": lr * backbone_lr_mult, "lr_mult": backbone_lr_mult},
-                {"params": rest, "lr": lr, "lr_mult": 1.0}]
+        return [
+            {"params": backbone, "lr": lr * backbone_lr_mult, "lr_mult": backbone_lr_mult},
+            {"params": rest, "lr": lr, "lr_mult": 1.0},
+        ]

@@ -19,8 +19,14 @@ from .base import Method
 class AGW(Method):
     name = "agw"
 
-    def __init__(self, model, label_smoothing: float = 0.0, triplet: str = "wrt",
-                 margin: float = 0.3, triplet_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        model,
+        label_smoothing: float = 0.0,
+        triplet: str = "wrt",
+        margin: float = 0.3,
+        triplet_weight: float = 1.0,
+    ) -> None:
         super().__init__(model)
         self.label_smoothing, self.triplet = label_smoothing, triplet
         self.margin, self.triplet_weight = margin, triplet_weight
@@ -36,15 +42,26 @@ class AGW(Method):
         ce = F.cross_entropy(out["logits"].float(), labels, label_smoothing=self.label_smoothing)
         tri = self.triplet_loss(out["pool"].float(), labels)
         acc = (out["logits"].argmax(1) == labels).float().mean()
-        return {"loss": ce + self.triplet_weight * tri, "ce": ce.detach(),
-                "triplet": tri.detach(), "acc": acc}
+        return {
+            "loss": ce + self.triplet_weight * tri,
+            "ce": ce.detach(),
+            "triplet": tri.detach(),
+            "acc": acc,
+        }
 
 
 class CAJ(AGW):
     name = "caj"
 
-    def __init__(self, model, label_smoothing: float = 0.0, alpha: float = 1.0,
-                 gamma: float = 1.0, square: bool = True, triplet_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        model,
+        label_smoothing: float = 0.0,
+        alpha: float = 1.0,
+        gamma: float = 1.0,
+        square: bool = True,
+        triplet_weight: float = 1.0,
+    ) -> None:
         super().__init__(model, label_smoothing, "adp", 0.0, triplet_weight)
         self.alpha, self.gamma, self.square = alpha, gamma, square
 

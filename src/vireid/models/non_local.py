@@ -15,16 +15,17 @@ class NonLocal(nn.Module):
         self.g = nn.Conv2d(in_channels, inter_channels, 1)
         self.theta = nn.Conv2d(in_channels, inter_channels, 1)
         self.phi = nn.Conv2d(in_channels, inter_channels, 1)
-        self.W = nn.Sequential(nn.Conv2d(inter_channels, in_channels, 1),
-                               nn.BatchNorm2d(in_channels))
+        self.W = nn.Sequential(
+            nn.Conv2d(inter_channels, in_channels, 1), nn.BatchNorm2d(in_channels)
+        )
         nn.init.zeros_(self.W[1].weight)
         nn.init.zeros_(self.W[1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        g = self.g(x).flatten(2).transpose(1, 2)           # (B, HW, C')
-        theta = self.theta(x).flatten(2).transpose(1, 2)   # (B, HW, C')
-        phi = self.phi(x).flatten(2)                        # (B, C', HW)
-        f = theta @ phi / (h * w)                           # (B, HW, HW)
+        g = self.g(x).flatten(2).transpose(1, 2)  # (B, HW, C')
+        theta = self.theta(x).flatten(2).transpose(1, 2)  # (B, HW, C')
+        phi = self.phi(x).flatten(2)  # (B, C', HW)
+        f = theta @ phi / (h * w)  # (B, HW, HW)
         y = (f @ g).transpose(1, 2).reshape(b, -1, h, w)
         return self.W(y) + x

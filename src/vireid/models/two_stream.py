@@ -59,9 +59,16 @@ class _NarrowResNet(ResNet):
 
 
 class TwoStreamNet(nn.Module):
-    def __init__(self, arch: str = "resnet50", num_classes: int = 0, last_stride: int = 1,
-                 non_local: bool = True, pooling: str = "gem", gem_p: float = 3.0,
-                 width: float = 1.0) -> None:
+    def __init__(
+        self,
+        arch: str = "resnet50",
+        num_classes: int = 0,
+        last_stride: int = 1,
+        non_local: bool = True,
+        pooling: str = "gem",
+        gem_p: float = 3.0,
+        width: float = 1.0,
+    ) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"arch {arch!r}: expected one of {sorted(ARCHS)}")
@@ -138,8 +145,9 @@ def _out_channels(layer: nn.Sequential) -> int:
 def build_two_stream(cfg, num_classes: int = 0) -> TwoStreamNet:
     from .weights import load_pretrained
 
-    net = TwoStreamNet(cfg.arch, num_classes, cfg.last_stride, cfg.non_local, cfg.pooling,
-                       cfg.gem_p, cfg.width)
+    net = TwoStreamNet(
+        cfg.arch, num_classes, cfg.last_stride, cfg.non_local, cfg.pooling, cfg.gem_p, cfg.width
+    )
     if cfg.pretrained is not None:
         load_pretrained(net, cfg.pretrained, cfg.arch)
     return net

@@ -15,9 +15,11 @@ import torch
 from ..utils.logging import get_logger
 
 log = get_logger(__name__)
-TORCHVISION_FILES = {"resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
-                     "resnet50": ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth",
-                                  "resnet50-19c8e357.pth")}
+TORCHVISION_FILES = {
+    "resnet18": "resnet18-f37072fd.pth",
+    "resnet34": "resnet34-b627a593.pth",
+    "resnet50": ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth", "resnet50-19c8e357.pth"),
+}
 
 
 class WeightsError(ValueError):
@@ -31,12 +33,16 @@ def _resolve(path: str | Path, arch: str) -> Path:
         for name in (names,) if isinstance(names, str) else names:
             if (hub / name).is_file():
                 return hub / name
-        raise WeightsError(f"model.pretrained=torchvision: no {arch} weights in {hub}; "
-                           "download them on a connected machine or pass a file path")
+        raise WeightsError(
+            f"model.pretrained=torchvision: no {arch} weights in {hub}; "
+            "download them on a connected machine or pass a file path"
+        )
     p = Path(path).expanduser()
     if not p.is_file():
-        raise WeightsError(f"model.pretrained: weights file {p} does not exist; expected a "
-                           f"local ImageNet {arch} state dict (.pth or .safetensors)")
+        raise WeightsError(
+            f"model.pretrained: weights file {p} does not exist; expected a "
+            f"local ImageNet {arch} state dict (.pth or .safetensors)"
+        )
     return p
 
 
@@ -76,12 +82,18 @@ def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str) -> None:
     mapped = map_resnet_keys(read_state_dict(file))
     own = net.state_dict()
     wrong = [k for k, v in mapped.items() if k in own and own[k].shape != v.shape]
-    missing_backbone = [k for k in own if k.startswith(("stems.", "layers.")) and k not in mapped
-                        and "num_batches_tracked" not in k]
+    missing_backbone = [
+        k
+        for k in own
+        if k.startswith(("stems.", "layers."))
+        and k not in mapped
+        and "num_batches_tracked" not in k
+    ]
     if wrong or not mapped or len(missing_backbone) > 0:
-        detail = (f"shape mismatch at {wrong[:3]}" if wrong else
-                  f"missing {missing_backbone[:3]}")
-        raise WeightsError(f"{file}: does not fit a {arch} two-stream backbone ({detail}); "
-                           f"expected torchvision {arch} ImageNet weights")
+        detail = f"shape mismatch at {wrong[:3]}" if wrong else f"missing {missing_backbone[:3]}"
+        raise WeightsError(
+            f"{file}: does not fit a {arch} two-stream backbone ({detail}); "
+            f"expected torchvision {arch} ImageNet weights"
+        )
     net.load_state_dict(mapped, strict=False)
     log.info("loaded ImageNet weights from %s (%d tensors)", file, len(mapped))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
-from PIL import Image
 
 from ..data.cache import load_rgb
 from ..evaluation.evaluator import ProtocolResult, TrialResult
@@ -42,46 +41,85 @@ def _rank_rows(t: TrialResult, topk: int):
         yield i, q, items, float(t.result.ap[i])
 
 
-def write_report(out_dir: str | Path, result: ProtocolResult, trial_index: int = 0,
-                 topk: int = 10, max_queries: int = 400) -> Path:
+def write_report(
+    out_dir: str | Path,
+    result: ProtocolResult,
+    trial_index: int = 0,
+    topk: int = 10,
+    max_queries: int = 400,
+) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = result.trials[trial_index]
     rows = list(_rank_rows(t, topk))
     with (out / "ranks.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["query", "pid", "camid", "modality", "AP", *[f"rank{k + 1}"
-                                                                  for k in range(topk)]])
+        w.writerow(
+            ["query", "pid", "camid", "modality", "AP", *[f"rank{k + 1}" for k in range(topk)]]
+        )
         for _, q, items, ap in rows:
-            w.writerow([q.path, q.pid, q.camid, q.modality.value,
-                        "" if np.isnan(ap) else f"{ap:.4f}", *[g.path for g, _ in items]])
+            w.writerow(
+                [
+                    q.path,
+                    q.pid,
+                    q.camid,
+                    q.modality.value,
+                    "" if np.isnan(ap) else f"{ap:.4f}",
+                    *[g.path for g, _ in items],
+                ]
+            )
     # the worst queries first: they are what a reader opens a report for
-    shown = sorted(rows, key=lambda r: (np.nan_to_num(r[3], nan=2.0)))[:max_queries]
+    shown = sorted(rows, key=lambda r: np.nan_to_num(r[3], nan=2.0))[:max_queries]
     thumbs: dict[str, str] = {}
     for _, q, items, _ in shown:
         for s in (q, *(g for g, _ in items)):
             if s.path not in thumbs:
                 thumbs[s.path] = _thumb(s.path)
     ids = {p: f"t{i}" for i, p in enumerate(thumbs)}
-    queries = [{
-        "path": q.path, "name": Path(q.path).name, "pid": q.pid, "camid": q.camid,
-        "modality": q.modality.value, "ap": None if np.isnan(ap) else round(ap * 100, 2),
-        "cams": f"{q.camid}", "thumb": ids[q.path],
-        "ranks": [{"name": Path(g.path).name, "pid": g.pid, "camid": g.camid,
-                   "match": g.pid == q.pid, "dist": round(d, 4), "thumb": ids[g.path]}
-                  for g, d in items],
-    } for _, q, items, ap in shown]
+    queries = [
+        {
+            "path": q.path,
+            "name": Path(q.path).name,
+            "pid": q.pid,
+            "camid": q.camid,
+            "modality": q.modality.value,
+            "ap": None if np.isnan(ap) else round(ap * 100, 2),
+            "cams": f"{q.camid}",
+            "thumb": ids[q.path],
+            "ranks": [
+                {
+                    "name": Path(g.path).name,
+                    "pid": g.pid,
+                    "camid": g.camid,
+                    "match": g.pid == q.pid,
+                    "dist": round(d, 4),
+                    "thumb": ids[g.path],
+                }
+                for g, d in items
+            ],
+        }
+        for _, q, items, ap in shown
+    ]
     cam_pairs = sorted({f"{q['camid']}" for q in queries})
     dist = -(t.q_feats @ t.g_feats.T)
     same = np.array([q.pid for q in t.query])[:, None] == np.array([g.pid for g in t.gallery])
     plot_distance_histogram(dist[same], dist[~same], out / "distances.png")
     plot_cmc({f"trial {tr.trial}": tr.result.cmc for tr in result.trials[:10]}, out / "cmc.png")
-    env = Environment(loader=PackageLoader("vireid.report", "templates"),
-                      autoescape=select_autoescape(["html"]))
+    env = Environment(
+        loader=PackageLoader("vireid.report", "templates"), autoescape=select_autoescape(["html"])
+    )
     html = env.get_template("report.html").render(
-        protocol=result.protocol, trial=t.trial, summary=t.result.summary(),
-        num_query=len(t.query), num_gallery=len(t.gallery), num_valid=t.result.num_valid,
-        num_shown=len(queries), queries=queries, thumbs={v: thumbs[k] for k, v in ids.items()},
-        cam_pairs=cam_pairs, topk=topk)
+        protocol=result.protocol,
+        trial=t.trial,
+        summary=t.result.summary(),
+        num_query=len(t.query),
+        num_gallery=len(t.gallery),
+        num_valid=t.result.num_valid,
+        num_shown=len(queries),
+        queries=queries,
+        thumbs={v: thumbs[k] for k, v in ids.items()},
+        cam_pairs=cam_pairs,
+        topk=topk,
+    )
     (out / "index.html").write_text(html)
     return out / "index.html"

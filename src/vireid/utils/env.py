@@ -9,8 +9,20 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("vireid", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "faiss-cpu",
-            "pillow", "pydantic", "typer", "rich", "safetensors")
+PACKAGES = (
+    "vireid",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "faiss-cpu",
+    "pillow",
+    "pydantic",
+    "typer",
+    "rich",
+    "safetensors",
+)
 
 
 def _version(pkg: str) -> str | None:
@@ -22,13 +34,24 @@ def _version(pkg: str) -> str | None:
 
 def git_revision(cwd: str | os.PathLike | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path.cwd(),
-                             capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path.cwd(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         if out.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=cwd or Path.cwd(), capture_output=True, text=True,
-                               timeout=5, check=False).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd or Path.cwd(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

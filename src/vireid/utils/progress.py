@@ -17,8 +17,12 @@ def progress_bar(desc: str, total: int | None) -> Iterator[Callable[[int], None]
     if get_rank() != 0 or not sys.stderr.isatty():
         yield lambda n=1: None
         return
-    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn()]
+    cols = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*cols, transient=True) as p:
         task = p.add_task(desc, total=total)
         yield lambda n=1: p.advance(task, n)

@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny datasets written to disk in the official layouts."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vireid.data.synthetic import SynthSpec, write_regdb, write_sysu
+
+sys.path.insert(0, str(Path(__file__).parent))  # reference_metrics helpers
+
+TINY = SynthSpec(ids=16, seed=3, height=64, width=32, min_images=3, max_images=5,
+                 gallery_images=10)
+
+
+@pytest.fixture(scope="session")
+def sysu_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "SYSU-MM01 cam copy"  # "cam" in the root name
+    write_sysu(root, TINY)
+    return root
+
+
+@pytest.fixture(scope="session")
+def regdb_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "RegDB"
+    write_regdb(root, SynthSpec(ids=12, seed=5, height=64, width=32), per_id=4)
+    return root
+
+
+@pytest.fixture
+def sysu_copy(sysu_root, tmp_path) -> Path:
+    """A private copy that a test may damage."""
+    dst = tmp_path / "sysu"
+    shutil.copytree(sysu_root, dst)
+    return dst
+
+
+def write_image(path: Path, seed: int = 0, size=(32, 64)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def llcm_root(tmp_path_factory) -> Path:
+    """A tiny LLCM tree in DEEN's layout (no NIR cam3), root name containing 'cam'."""
+    root = tmp_path_factory.mktemp("data") / "LLCM_camera"
+    rng = random.Random(0)
+    test_ids = [3, 5, 8]
+    train_ids = [1, 2]
+    k = 0
+    for pid in test_ids:
+        for cam in (1, 2, 3, 4):
+            for sub in ("test_vis", "test_nir"):
+                if sub == "test_nir" and cam == 3:
+                    continue
+                if rng.random() < 0.8 or cam == 1:
+                    for f in range(rng.randint(1, 3)):
+                        k += 1
+                        write_image(root / sub / f"cam{cam}" / f"{pid:04d}" / f"{f:04d}.jpg", k)
+    idx = root / "idx"
+    idx.mkdir(parents=True)
+    (idx / "test_id.txt").write_text(",".join(map(str, test_ids)))
+    for name, sub in (("train_vis.txt", "vis"), ("train_nir.txt", "nir")):
+        lines = []
+        for label, pid in enumerate(train_ids):
+            for cam in (1, 2):
+                rel = f"{sub}/cam{cam}/{pid:04d}/0001.jpg"
+                k += 1
+                write_image(root / rel, k)
+                lines.append(f"{rel} {label}")
+        (idx / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    torch.set_num_threads(1)
+    yield

@@ -1,0 +1,76 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vireid.data.records import Modality
+from vireid.data.samplers import CrossModalitySampler, PseudoLabelSampler
+
+V, I = Modality.VISIBLE, Modality.INFRARED
+
+
+def data(n_ids=10, per=5):
+    labels, mods = [], []
+    for y in range(n_ids):
+        labels += [y] * per + [y] * (per - 2)
+        mods += [V] * per + [I] * (per - 2)
+    return labels, mods
+
+
+def test_cross_modality_batches_hold_p_ids_times_k_per_modality():
+    labels, mods = data()
+    s = CrossModalitySampler(labels, mods, num_ids=4, num_instances=4, num_batches=20, seed=1)
+    for b in s:
+        assert len(b) == 32
+        vis, ir = b[:16], b[16:]
+        assert all(mods[i] is V for i in vis) and all(mods[i] is I for i in ir)
+        assert [labels[i] for i in vis] == [labels[i] for i in ir]
+        assert set(Counter(labels[i] for i in vis).values()) == {4}
+
+
+def test_epochs_differ_and_repeat():
+    labels, mods = data()
+    s = CrossModalitySampler(labels, mods, 2, 2, num_batches=5, seed=0)
+    a = list(s)
+    s.set_epoch(1)
+    b = list(s)
+    s.set_epoch(0)
+    assert a != b and a == list(s)
+
+
+def test_distributed_shards_do_not_overlap_and_cover():
+    labels, mods = data()
+    full = list(CrossModalitySampler(labels, mods, 2, 2, num_batches=7, seed=3))
+    shards = [list(CrossModalitySampler(labels, mods, 2, 2, num_batches=7, seed=3, rank=r,
+                                        world_size=2)) for r in (0, 1)]
+    assert shards[0] == full[0::2] and shards[1] == full[1::2]
+    assert len(shards[0]) + len(shards[1]) == len(full)
+
+
+def test_sampler_needs_enough_ids():
+    labels, mods = data(n_ids=2)
+    with pytest.raises(ValueError, match="2 identities have both modalities"):
+        CrossModalitySampler(labels, mods, 3, 2)
+
+
+def test_pseudo_label_sampler_prefers_other_cameras_and_skips_outliers():
+    labels = [0] * 6 + [1] * 6 + [-1] * 5
+    cams = [1, 1, 1, 2, 3, 4] * 2 + [1] * 5
+    s = PseudoLabelSampler(labels, cams, num_ids=2, num_instances=4, num_batches=30, seed=0)
+    for b in s:
+        assert all(labels[i] >= 0 for i in b)
+        for k in range(0, len(b), 4):
+            group = b[k:k + 4]
+            assert len({labels[i] for i in group}) == 1
+            assert len(set(group)) == 4
+            # ≥ 3 images of each cluster lie outside any one camera: the instances
+            # after the first all come from cameras other than the first's
+            assert all(cams[i] != cams[group[0]] for i in group[1:])
+    with pytest.raises(ValueError, match="outlier"):
+        PseudoLabelSampler([-1, -1], [1, 2], 2, 2)
+
+
+def test_small_clusters_sample_with_replacement():
+    s = PseudoLabelSampler([0, 0, 1], [1, 2, 1], num_ids=2, num_instances=4, num_batches=3)
+    for b in s:
+        assert len(b) == 8 and np.isin(b, [0, 1, 2]).all()
