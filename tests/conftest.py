@@ -16,8 +16,7 @@ from vireid.data.synthetic import SynthSpec, write_regdb, write_sysu
 
 sys.path.insert(0, str(Path(__file__).parent))  # reference_metrics helpers
 
-TINY = SynthSpec(ids=16, seed=3, height=64, width=32, min_images=3, max_images=5,
-                 gallery_images=10)
+TINY = SynthSpec(ids=16, seed=3, height=64, width=32, min_images=3, max_images=5, gallery_images=10)
 
 
 @pytest.fixture(scope="session")

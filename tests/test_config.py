@@ -39,19 +39,24 @@ def test_circular_base_is_an_error(tmp_path):
 
 @pytest.mark.parametrize(
     "text,expected",
-    [("train.lr=3.5e-4", (["train", "lr"], 3.5e-4)),
-     ("data.batch.num_instances=16", (["data", "batch", "num_instances"], 16)),
-     ("train.amp=bf16", (["train", "amp"], "bf16")),
-     ("train.milestones=[20, 40]", (["train", "milestones"], [20, 40])),
-     ("model.pretrained=null", (["model", "pretrained"], None)),
-     ("eval.flip=true", (["eval", "flip"], True))])
+    [
+        ("train.lr=3.5e-4", (["train", "lr"], 3.5e-4)),
+        ("data.batch.num_instances=16", (["data", "batch", "num_instances"], 16)),
+        ("train.amp=bf16", (["train", "amp"], "bf16")),
+        ("train.milestones=[20, 40]", (["train", "milestones"], [20, 40])),
+        ("model.pretrained=null", (["model", "pretrained"], None)),
+        ("eval.flip=true", (["eval", "flip"], True)),
+    ],
+)
 def test_override_parsing(text, expected):
     assert parse_override(text) == expected
 
 
 def test_overrides_apply_and_validate():
-    cfg = load_config(None, ["train.lr=3.5e-4", "data.batch.num_instances=16",
-                             "method.name=caj", "method.alpha=2"])
+    cfg = load_config(
+        None,
+        ["train.lr=3.5e-4", "data.batch.num_instances=16", "method.name=caj", "method.alpha=2"],
+    )
     assert cfg.train.lr == 3.5e-4 and cfg.data.batch.num_instances == 16
     assert cfg.method.name == "caj" and cfg.method.alpha == 2
 

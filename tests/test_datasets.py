@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import write_image
 from vireid.data.datasets import DatasetError
 from vireid.data.datasets.base import parse_id_line
 from vireid.data.datasets.folder import load_folder, read_manifest
@@ -12,13 +13,12 @@ from vireid.data.datasets.regdb import load_regdb, parse_list_line
 from vireid.data.datasets.sysu_mm01 import load_sysu_mm01
 from vireid.data.records import Modality
 
-from conftest import write_image
-
 
 def test_sysu_training_set_is_train_union_val(sysu_root):
     splits = load_sysu_mm01(sysu_root)
-    ids = lambda name: {int(x) for x in (sysu_root / "exp" / f"{name}_id.txt").read_text()
-                        .strip().split(",")}  # noqa: E731
+    ids = lambda name: {
+        int(x) for x in (sysu_root / "exp" / f"{name}_id.txt").read_text().strip().split(",")
+    }
     assert {s.pid for s in splits.train} == ids("train") | ids("val")
     assert splits.test_ids == sorted(ids("test"))
     for s in splits.train:
@@ -58,8 +58,9 @@ def test_missing_split_file(sysu_copy):
 
 def test_empty_identity_folder(sysu_copy):
     tid = (sysu_copy / "exp" / "train_id.txt").read_text().split(",")[0].strip()
-    folder = next(p for c in range(1, 7) if (p := sysu_copy / f"cam{c}" / f"{int(tid):04d}")
-                  .is_dir())
+    folder = next(
+        p for c in range(1, 7) if (p := sysu_copy / f"cam{c}" / f"{int(tid):04d}").is_dir()
+    )
     for f in folder.iterdir():
         f.unlink()
     with pytest.raises(DatasetError, match=f"{folder.name}: identity folder holds no images"):
@@ -132,14 +133,20 @@ def test_llcm_reader_parses_components(llcm_root):
 
 def test_folder_tree_and_manifest(tmp_path):
     root = tmp_path / "mine"
-    for split, mod, cam, pid in [("train", "rgb", 1, 7), ("train", "ir", 2, 7),
-                                 ("query", "ir", 2, 9), ("gallery", "visible", 1, 9)]:
+    for split, mod, cam, pid in [
+        ("train", "rgb", 1, 7),
+        ("train", "ir", 2, 7),
+        ("query", "ir", 2, 9),
+        ("gallery", "visible", 1, 9),
+    ]:
         write_image(root / split / mod / f"cam{cam}" / str(pid) / "a.png")
     splits = load_folder(root)
     assert len(splits.train) == 2 and splits.test_ids == [9]
     manifest = tmp_path / "m.csv"
-    manifest.write_text("split,path,pid,camid,modality\ntrain,mine/train/rgb/cam1/7/a.png,7,1,"
-                        "rgb\nquery,x.png,1,2,thermal\n")
+    manifest.write_text(
+        "split,path,pid,camid,modality\ntrain,mine/train/rgb/cam1/7/a.png,7,1,"
+        "rgb\nquery,x.png,1,2,thermal\n"
+    )
     out = read_manifest(manifest)
     assert out["query"][0].modality is Modality.INFRARED
     manifest.write_text("split,path,pid,camid,modality\ntrain,a.png,7,1,uv\n")

@@ -4,8 +4,12 @@ import math
 import pytest
 import torch
 
-from vireid.losses import (adp_triplet, batch_hard_triplet, pairwise_euclidean,
-                           weighted_regularized_triplet)
+from vireid.losses import (
+    adp_triplet,
+    batch_hard_triplet,
+    pairwise_euclidean,
+    weighted_regularized_triplet,
+)
 
 
 def batch(seed=0, n_ids=4, k=3, d=6):
@@ -58,10 +62,12 @@ def test_batch_hard_brute_force():
 def test_wrt_brute_force():
     x, y = batch(2)
     xs, ys = x.tolist(), y.tolist()
-    vals = [math.log1p(math.exp(-(cn - fp))) for fp, cn in (weighted(xs, ys, i)
-                                                          for i in range(len(xs)))]
-    assert weighted_regularized_triplet(x, y).item() == pytest.approx(sum(vals) / len(vals),
-                                                                      abs=1e-5)
+    vals = [
+        math.log1p(math.exp(-(cn - fp))) for fp, cn in (weighted(xs, ys, i) for i in range(len(xs)))
+    ]
+    assert weighted_regularized_triplet(x, y).item() == pytest.approx(
+        sum(vals) / len(vals), abs=1e-5
+    )
 
 
 @pytest.mark.parametrize("alpha,gamma,square", [(1, 1, True), (2, 0.5, True), (1, 1, False)])

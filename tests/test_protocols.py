@@ -29,8 +29,9 @@ def independent_gallery(root, cams, trial, shots):
     return files_rgb
 
 
-@pytest.mark.parametrize("mode,cams", [("all", ["cam1", "cam2", "cam4", "cam5"]),
-                                       ("indoor", ["cam1", "cam2"])])
+@pytest.mark.parametrize(
+    "mode,cams", [("all", ["cam1", "cam2", "cam4", "cam5"]), ("indoor", ["cam1", "cam2"])]
+)
 @pytest.mark.parametrize("shot,n", [("single", 1), ("multi", 10)])
 def test_sysu_gallery_draws_match_the_community(sysu_root, mode, cams, shot, n):
     for trial in (0, 3, 9):
@@ -43,12 +44,17 @@ def test_sysu_query_and_counts(sysu_root):
     q2, g_in = query_gallery("sysu/indoor/single", sysu_root, 0)
     assert [s.path for s in q] == [s.path for s in q2]  # same queries for both modes
     ids = _ids(sysu_root)
-    expected_q = sum(len(os.listdir(sysu_root / f"cam{c}" / f"{p:04d}")) for p in ids
-                     for c in (3, 6) if (sysu_root / f"cam{c}" / f"{p:04d}").is_dir())
+    expected_q = sum(
+        len(os.listdir(sysu_root / f"cam{c}" / f"{p:04d}"))
+        for p in ids
+        for c in (3, 6)
+        if (sysu_root / f"cam{c}" / f"{p:04d}").is_dir()
+    )
     assert len(q) == expected_q
     assert all(s.modality is Modality.INFRARED and s.camid in (3, 6) for s in q)
-    n_dirs = lambda cams: sum((sysu_root / f"cam{c}" / f"{p:04d}").is_dir()  # noqa: E731
-                              for p in ids for c in cams)
+    n_dirs = lambda cams: sum(
+        (sysu_root / f"cam{c}" / f"{p:04d}").is_dir() for p in ids for c in cams
+    )
     assert len(g_all) == n_dirs((1, 2, 4, 5)) and len(g_in) == n_dirs((1, 2))
     assert {s.camid for s in g_in} <= {1, 2}
     _, g_multi = query_gallery("sysu/all/multi", sysu_root, 0)

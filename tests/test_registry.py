@@ -29,11 +29,12 @@ def test_duplicate_and_bad_names_raise():
 
 
 def test_builtin_registries_are_populated():
-    import vireid.data.datasets  # noqa: F401
-    import vireid.data.protocols  # noqa: F401
+    import vireid.data.datasets
+    import vireid.data.protocols
     import vireid.methods  # noqa: F401
 
     assert {"sysu_mm01", "regdb", "llcm", "folder"} <= set(DATASETS.names())
     assert {"agw", "caj"} <= set(METHODS.names())
     assert {"sysu/all/single", "sysu/indoor/multi", "regdb/t2v", "llcm/v2i"} <= set(
-        PROTOCOLS.names())
+        PROTOCOLS.names()
+    )

@@ -47,7 +47,7 @@ def _feats(seed, n, d=8):
 
 
 def _dists(q, g):
-    e = lambda a, b: np.sqrt(np.maximum(((a[:, None] - b[None]) ** 2).sum(-1), 0))  # noqa
+    e = lambda a, b: np.sqrt(np.maximum(((a[:, None] - b[None]) ** 2).sum(-1), 0))
     return e(q, g), e(q, q), e(g, g)
 
 
@@ -63,8 +63,9 @@ def test_sparse_equals_dense_reference(k1, k2):
 def test_features_version_equals_matrix_version():
     q, g = _feats(2, 20).astype(np.float32), _feats(3, 50).astype(np.float32)
     qg, qq, gg = _dists(q.astype(np.float64), g.astype(np.float64))
-    np.testing.assert_allclose(rerank_features(q, g, 10, 4), re_ranking(qg, qq, gg, 10, 4),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        rerank_features(q, g, 10, 4), re_ranking(qg, qq, gg, 10, 4), atol=1e-4
+    )
 
 
 def test_rerank_improves_a_clustered_problem():
@@ -77,6 +78,5 @@ def test_rerank_improves_a_clustered_problem():
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     q, g, qp, gp = x[::3], np.delete(x, np.s_[::3], 0), ids[::3], np.delete(ids, np.s_[::3])
     base = evaluate(-(q @ g.T), qp, gp, np.ones(len(qp)), np.zeros(len(gp)), "regdb")
-    rr = evaluate(rerank_features(q, g, 8, 3), qp, gp, np.ones(len(qp)), np.zeros(len(gp)),
-                  "regdb")
+    rr = evaluate(rerank_features(q, g, 8, 3), qp, gp, np.ones(len(qp)), np.zeros(len(gp)), "regdb")
     assert rr.mAP > base.mAP

@@ -41,8 +41,10 @@ def test_epochs_differ_and_repeat():
 def test_distributed_shards_do_not_overlap_and_cover():
     labels, mods = data()
     full = list(CrossModalitySampler(labels, mods, 2, 2, num_batches=7, seed=3))
-    shards = [list(CrossModalitySampler(labels, mods, 2, 2, num_batches=7, seed=3, rank=r,
-                                        world_size=2)) for r in (0, 1)]
+    shards = [
+        list(CrossModalitySampler(labels, mods, 2, 2, num_batches=7, seed=3, rank=r, world_size=2))
+        for r in (0, 1)
+    ]
     assert shards[0] == full[0::2] and shards[1] == full[1::2]
     assert len(shards[0]) + len(shards[1]) == len(full)
 
@@ -60,7 +62,7 @@ def test_pseudo_label_sampler_prefers_other_cameras_and_skips_outliers():
     for b in s:
         assert all(labels[i] >= 0 for i in b)
         for k in range(0, len(b), 4):
-            group = b[k:k + 4]
+            group = b[k : k + 4]
             assert len({labels[i] for i in group}) == 1
             assert len(set(group)) == 4
             # ≥ 3 images of each cluster lie outside any one camera: the instances

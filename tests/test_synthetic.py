@@ -17,8 +17,9 @@ def _digest(root):
 
 
 def test_deterministic_per_seed(tmp_path):
-    spec = SynthSpec(ids=8, seed=11, height=48, width=24, min_images=1, max_images=2,
-                     gallery_images=2)
+    spec = SynthSpec(
+        ids=8, seed=11, height=48, width=24, min_images=1, max_images=2, gallery_images=2
+    )
     write_sysu(tmp_path / "a", spec)
     write_sysu(tmp_path / "b", spec)
     write_sysu(tmp_path / "c", SynthSpec(**{**spec.__dict__, "seed": 12}))
@@ -51,8 +52,10 @@ def test_regdb_pairs_are_aligned(regdb_root):
     t = (regdb_root / "idx" / "test_thermal_3.txt").read_text().splitlines()
     assert [x.split()[1] for x in v] == [x.split()[1] for x in t]
     assert [x.split("/")[1] for x in v] == [x.split("/")[1] for x in t]
-    train = {x.split("/")[1] for x in (regdb_root / "idx" / "train_visible_3.txt")
-             .read_text().splitlines()}
+    train = {
+        x.split("/")[1]
+        for x in (regdb_root / "idx" / "train_visible_3.txt").read_text().splitlines()
+    }
     assert not train & {x.split("/")[1] for x in v}  # disjoint identities per trial
 
 

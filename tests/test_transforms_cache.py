@@ -4,12 +4,15 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import write_image
 from vireid.data.cache import build_cache, load_rgb
 from vireid.data.datasets import DatasetError
-from vireid.data.transforms import (ChannelAdaptiveGray, ChannelExchange,
-                                    build_test_transform, build_train_transforms)
-
-from conftest import write_image
+from vireid.data.transforms import (
+    ChannelAdaptiveGray,
+    ChannelExchange,
+    build_test_transform,
+    build_train_transforms,
+)
 
 
 def test_channel_exchange_replicates_one_channel():
@@ -46,8 +49,9 @@ from collections import Counter  # noqa: E402
 
 def test_train_and_test_transforms_shapes():
     arr = np.random.default_rng(0).integers(0, 255, (70, 40, 3), dtype=np.uint8)
-    tf = build_train_transforms(64, 32, channel_exchange=True, channel_erasing=0.5,
-                                adaptive_gray=0.5)
+    tf = build_train_transforms(
+        64, 32, channel_exchange=True, channel_erasing=0.5, adaptive_gray=0.5
+    )
     for k in ("visible", "visible2", "infrared"):
         assert tf[k](arr).shape == (3, 64, 32)
     assert build_train_transforms(64, 32)["visible2"] is None

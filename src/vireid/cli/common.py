@@ -15,7 +15,8 @@ from ..registry import RegistryError
 from ..utils.logging import setup_logging
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: paths in error messages stay on one line (copyable, greppable)
+err_console = Console(stderr=True, soft_wrap=True)
 USER_ERRORS = (
     ConfigError,
     DatasetError,

@@ -169,8 +169,10 @@ def _clean_loc(model: type[BaseModel] | None, loc: tuple) -> str:
 
 
 def _format_validation(err: ValidationError, model: type[BaseModel]) -> str:
-    lines = [f"  {_clean_loc(model, e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-             for e in err.errors()]
+    lines = [
+        f"  {_clean_loc(model, e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+        for e in err.errors()
+    ]
     return "invalid config values:\n" + "\n".join(lines)
 
 
