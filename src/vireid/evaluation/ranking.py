@@ -58,48 +58,49 @@ def _keep_mask(rule: str, q_pid, q_cam, gp, gc) -> np.ndarray | None:
 
 
 def _unique_id_rank(
-    gp_dense: np.ndarray, keep: np.ndarray, first_kept: np.ndarray, n_ids: int
+    gp_dense: np.ndarray, keep: np.ndarray | None, first: np.ndarray, n_ids: int
 ) -> np.ndarray:
-    """Per row: number of distinct identities among kept items ranked before position
-    ``first_kept`` (the unique-id rank of the first true match, 0-based)."""
-    key = np.where(keep, gp_dense, n_ids)  # excluded items sort last, never "first"
-    srt = np.argsort(key, axis=1, kind="stable")  # stable: earliest rank first per id
-    ks = np.take_along_axis(key, srt, axis=1)
-    first_sorted = np.ones_like(ks, dtype=bool)
-    first_sorted[:, 1:] = ks[:, 1:] != ks[:, :-1]
-    first_sorted &= ks < n_ids
-    is_first = np.zeros_like(first_sorted)
-    np.put_along_axis(is_first, srt, first_sorted, axis=1)
-    before = np.cumsum(is_first, axis=1) - is_first  # distinct ids strictly before j
-    return np.take_along_axis(before, first_kept[:, None], axis=1)[:, 0]
+    """Per row: number of distinct identities among kept items ranked before raw position
+    ``first`` (so the unique-id rank of the first true match, 0-based)."""
+    rows, ng = gp_dense.shape
+    key = gp_dense if keep is None else np.where(keep, gp_dense, n_ids)  # n_ids: excluded
+    # first raw position of each id per row: assign positions in reverse rank order so the
+    # earliest occurrence is written last (NumPy keeps the last of repeated indices)
+    first_pos = np.full((rows, n_ids + 1), ng, dtype=np.int32)
+    r = np.broadcast_to(np.arange(rows)[:, None], key.shape)
+    first_pos[r[:, ::-1], key[:, ::-1]] = np.arange(ng - 1, -1, -1, dtype=np.int32)
+    return (first_pos[:, :n_ids] < first[:, None]).sum(1)
 
 
 def _score_block(dist, q_pid, q_cam, g_pid, g_cam, g_dense, n_ids, rule, max_rank, sort_kind):
     order = np.argsort(dist, axis=1, kind=sort_kind)
     gp = g_pid[order]
-    gc = g_cam[order]
-    keep = _keep_mask(rule, q_pid, q_cam, gp, gc)
+    keep = _keep_mask(rule, q_pid, q_cam, gp, g_cam[order])
     match = gp == q_pid[:, None]
     if keep is not None:
         match &= keep
-        kept_pos = np.cumsum(keep, axis=1) - 1  # 0-based rank inside the kept list
-    else:
-        kept_pos = np.broadcast_to(np.arange(gp.shape[1]), gp.shape)
-    n_match = match.sum(1)
+    # Only the true matches matter for AP/INP/CMC: work on their coordinates (row-major,
+    # so ascending rank inside each row) instead of on full rows × gallery arrays.
+    r, c = np.nonzero(match)
+    rows = len(order)
+    n_match = np.bincount(r, minlength=rows)
     valid = n_match > 0
-    cum = np.cumsum(match, axis=1)
+    kp = c if keep is None else (np.cumsum(keep, axis=1, dtype=np.int64)[r, c] - 1)
+    starts = np.cumsum(n_match) - n_match
+    j = np.arange(len(r)) - starts[r] + 1  # 1-based index of the match inside its row
     with np.errstate(invalid="ignore", divide="ignore"):
-        # kept_pos is -1 before the first kept item; those entries are masked out
-        prec = np.where(match, cum / (kept_pos + 1.0), 0.0)
-        ap = prec.sum(1) / n_match
-        last = gp.shape[1] - 1 - np.argmax(match[:, ::-1], axis=1)
-        inp = n_match / (kept_pos[np.arange(len(last)), last] + 1.0)
-    first = np.argmax(match, axis=1)
+        ap = np.bincount(r, weights=j / (kp + 1.0), minlength=rows) / n_match
+        last = kp[np.maximum(starts + n_match - 1, 0)] if len(r) else np.zeros(rows, int)
+        inp = n_match / (last + 1.0)
+    first_raw = np.full(rows, 0)
+    first_kept = np.full(rows, 0)
+    if len(r):
+        first_raw[valid] = c[starts[valid]]
+        first_kept[valid] = kp[starts[valid]]
     if rule in ("sysu", "llcm"):
-        k = keep if keep is not None else np.ones_like(match)
-        rank0 = _unique_id_rank(g_dense[order], k, first, n_ids)
+        rank0 = _unique_id_rank(g_dense[order], keep, first_raw, n_ids)
     else:
-        rank0 = kept_pos[np.arange(len(first)), first]
+        rank0 = first_kept
     hits = (rank0[:, None] <= np.arange(max_rank)[None, :]) & valid[:, None]
     return hits.sum(0), np.where(valid, ap, np.nan), np.where(valid, inp, np.nan)
 

@@ -1,0 +1,103 @@
+"""Datasets over ``Sample`` lists and the loaders built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .cache import load_rgb
+from .records import Modality, Sample
+
+MODALITY_INDEX = {Modality.VISIBLE: 0, Modality.INFRARED: 1}
+"""Tensor encoding of ``Modality`` inside batches (tensors cannot hold enums)."""
+
+
+class ImageDataset(Dataset):
+    """Images of ``samples`` with their labels.
+
+    ``images``: optional (N, H, W, 3) uint8 array (the decoded cache) used instead of the
+    files. ``transforms``: one transform, or a dict with ``visible``, ``visible2`` (second
+    visible view or None) and ``infrared``. Items: (views, label, camid, modality, index)
+    where ``views`` is a list of one or two (3, H, W) tensors.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transforms,
+        labels: Sequence[int] | None = None,
+        images: np.ndarray | None = None,
+    ) -> None:
+        self.samples = list(samples)
+        self.labels = list(labels) if labels is not None else [s.pid for s in self.samples]
+        self.images = images
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _pick(self, s: Sample) -> list:
+        t = self.transforms
+        if not isinstance(t, dict):
+            return [t]
+        if s.modality is Modality.INFRARED:
+            return [t["infrared"]]
+        return [t["visible"]] + ([t["visible2"]] if t.get("visible2") is not None else [])
+
+    def __getitem__(self, i: int):
+        s = self.samples[i]
+        # copy out of the read-only memory map: transforms may write in place
+        img = np.array(self.images[i]) if self.images is not None else load_rgb(s.path)
+        views = [tf(img) for tf in self._pick(s)]
+        return views, self.labels[i], s.camid, MODALITY_INDEX[s.modality], i
+
+
+def collate_views(batch) -> dict[str, torch.Tensor]:
+    """Stack a batch. With second views present the rows are CAJ's layout: visible first
+    views, visible second views, infrared (``cat(label1, label1, label2)``); otherwise the
+    batch order is kept (feature extraction relies on it)."""
+    rows = [(b[0][0], *b[1:]) for b in batch]
+    if any(len(b[0]) > 1 for b in batch):
+        vis = [b for b in batch if b[3] == 0]
+        rows = (
+            [(b[0][0], *b[1:]) for b in vis]
+            + [(b[0][1], *b[1:]) for b in vis if len(b[0]) > 1]
+            + [(b[0][0], *b[1:]) for b in batch if b[3] == 1]
+        )
+    return {
+        "images": torch.stack([r[0] for r in rows]),
+        "labels": torch.tensor([r[1] for r in rows], dtype=torch.long),
+        "camids": torch.tensor([r[2] for r in rows], dtype=torch.long),
+        "modality": torch.tensor([r[3] for r in rows], dtype=torch.long),
+        "index": torch.tensor([r[4] for r in rows], dtype=torch.long),
+    }
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    *,
+    batch_sampler=None,
+    batch_size: int = 64,
+    workers: int = 0,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
+    kwargs = dict(
+        num_workers=workers,
+        collate_fn=collate_views,
+        worker_init_fn=_seed_worker,
+        persistent_workers=False,
+        generator=generator,
+    )
+    if workers:
+        kwargs["prefetch_factor"] = 4
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, **kwargs)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **kwargs)

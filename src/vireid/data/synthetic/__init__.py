@@ -1,0 +1,8 @@
+"""The built-in synthetic VI-ReID benchmark, written in official dataset layouts.
+
+A synthetic *proxy*: numbers on it say nothing about accuracy on SYSU-MM01 or RegDB.
+"""
+
+from .writer import SynthSpec, write_regdb, write_sysu
+
+__all__ = ["SynthSpec", "write_regdb", "write_sysu"]
