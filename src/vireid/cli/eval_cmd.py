@@ -74,9 +74,10 @@ def eval_cmd(
         chosen = [trial] if spec.trial_is_split and trial else resolve_trials(protocol, n_trials)
         result = _from_features(features, protocol, root, chosen)
     else:
+        from ..engine.builders import pick_device
         from ..engine.distributed import DistInfo
         from ..engine.restore import model_from_checkpoint
-        from ..engine.run import pick_device, run_evaluation
+        from ..engine.run import run_evaluation
 
         model, cfg, state = model_from_checkpoint(checkpoint)
         if protocol:

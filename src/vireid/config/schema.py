@@ -8,7 +8,7 @@ Every model forbids unknown keys. Polymorphic sections (``data.dataset``, ``mode
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,8 +47,11 @@ DatasetCfg = Annotated[
 
 
 class BatchCfg(Strict):
-    num_ids: int = Field(8, ge=1, description="P identities per batch")
+    num_ids: int = Field(8, ge=1, description="P identities (visible clusters) per batch")
     num_instances: int = Field(4, ge=1, description="K images per identity and modality")
+    num_ids_infrared: int | None = Field(
+        None, ge=1, description="unsupervised: P infrared clusters (default: num_ids)"
+    )
 
 
 class AugmentCfg(Strict):
@@ -89,6 +92,7 @@ ModelCfg = Annotated[TwoStreamCfg, Field(discriminator="name")]
 # ------------------------------------------------------------------------- method
 class AGWMethodCfg(Strict):
     name: Literal["agw"] = "agw"
+    unsupervised: ClassVar[bool] = False
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     triplet: Literal["wrt", "batch_hard"] = "wrt"
     margin: float = Field(0.3, ge=0, description="batch-hard margin (unused by WRT)")
@@ -97,6 +101,7 @@ class AGWMethodCfg(Strict):
 
 class CAJMethodCfg(Strict):
     name: Literal["caj"] = "caj"
+    unsupervised: ClassVar[bool] = False
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     alpha: float = Field(1.0, description="ADP triplet: weight of the hardest-positive term")
     gamma: float = Field(1.0, description="ADP triplet: softmax temperature")
@@ -104,7 +109,36 @@ class CAJMethodCfg(Strict):
     triplet_weight: float = Field(1.0, ge=0)
 
 
-MethodCfg = Annotated[AGWMethodCfg | CAJMethodCfg, Field(discriminator="name")]
+class ClusterCfg(Strict):
+    """Per-epoch pseudo-labels: k-reciprocal Jaccard + DBSCAN, per modality."""
+
+    k1: int = Field(30, ge=2)
+    k2: int = Field(6, ge=1)
+    eps: float = Field(0.6, gt=0, lt=1, description="0.6 SYSU-MM01, 0.3 RegDB (ADCA/MMM)")
+    min_samples: int = Field(4, ge=1)
+    knn_backend: Literal["auto", "faiss", "torch"] = "auto"
+    flip: bool = Field(True, description="flip-averaged clustering features (not re-normalised)")
+
+
+class ClusterContrastMethodCfg(Strict):
+    """Dual-memory Cluster-Contrast for VI-ReID (the stage-1 recipe of ADCA/PGM/MMM), with
+    ADCA's or PGM's cross-modality association as options."""
+
+    name: Literal["cluster_contrast"] = "cluster_contrast"
+    unsupervised: ClassVar[bool] = True
+    temp: float = Field(0.05, gt=0)
+    momentum: float = Field(0.1, ge=0, lt=1, description="0.1 (run scripts); PGM runs 0.2")
+    memory: Literal["mean", "hard"] = "mean"
+    cluster: ClusterCfg = Field(default_factory=ClusterCfg)
+    cross: Literal["none", "adca", "pgm"] = "none"
+    cross_weight: float = Field(0.25, ge=0, description="PGM: weight of the cross loss")
+    adca_lambda: float = Field(0.1, ge=0, le=1, description="ADCA lamda_cm")
+    adca_threshold: float = Field(0.5, description="ADCA: cosine threshold of voting pairs")
+
+
+MethodCfg = Annotated[
+    AGWMethodCfg | CAJMethodCfg | ClusterContrastMethodCfg, Field(discriminator="name")
+]
 
 
 # -------------------------------------------------------------------------- train
@@ -128,6 +162,9 @@ class TrainCfg(Strict):
     log_every: int = Field(20, ge=1)
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     grad_clip: float | None = Field(None, gt=0)
+    init_from: Path | None = Field(
+        None, description="start from the model weights of a vireid checkpoint (stage 2)"
+    )
 
 
 class EvalCfg(Strict):

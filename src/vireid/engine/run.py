@@ -1,119 +1,41 @@
-"""Layer 2 for training: turn a ``RunCfg`` into data, model, method, optimiser, hooks and a
-run directory, then train and evaluate. ``vireid train`` and ``make demo`` call ``train``."""
+"""Train and evaluate one run from a ``RunCfg``: ``vireid train`` and ``make demo`` call
+``train``. The run directory receives the resolved config, the environment, metrics,
+checkpoints, results and the rank report."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..config import RunCfg, dump_config
-from ..data.cache import build_cache
-from ..data.datasets import DatasetSplits, build_dataset
-from ..data.loader import ImageDataset, make_loader
+from ..data.datasets import build_dataset
 from ..data.protocols import get_protocol
-from ..data.records import relabel
-from ..data.samplers import CrossModalitySampler
-from ..data.transforms import build_train_transforms
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
-from ..evaluation.features import extract_features
 from ..evaluation.results import write_results
 from ..methods import build_method
 from ..models import build_model
 from ..utils.env import collect_env
 from ..utils.io import write_json, write_text
 from ..utils.logging import get_logger
-from ..utils.progress import progress_bar
 from ..utils.seed import seed_everything
+from .builders import (
+    build_optimizer,
+    build_streams,
+    build_train_data,
+    dataset_fingerprint,
+    dataset_trial,
+    featurizer,
+    init_weights,
+    pick_device,
+)
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng
-from .distributed import DistInfo, gather_ordered, init_distributed, shard_indices
+from .distributed import DistInfo, init_distributed
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
+from .pseudo_labels import PseudoLabelHook
 from .trainer import Trainer
 
 log = get_logger(__name__)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name} but CUDA is not available on this machine")
-    return torch.device(name)
-
-
-def dataset_fingerprint(splits: DatasetSplits) -> str:
-    h = hashlib.sha1(splits.name.encode())
-    for s in splits.train:
-        h.update(f"{Path(s.path).relative_to(splits.root)}|{s.pid}|{s.camid}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def dataset_trial(cfg: RunCfg) -> int | None:
-    return getattr(cfg.data.dataset, "trial", None)
-
-
-@dataclass
-class TrainData:
-    splits: DatasetSplits
-    loader: torch.utils.data.DataLoader
-    num_classes: int
-
-
-def build_train_data(cfg: RunCfg, info: DistInfo) -> TrainData:
-    splits = build_dataset(cfg.data.dataset)
-    mapping = relabel(splits.train)
-    labels = [mapping[s.pid] for s in splits.train]
-    d = cfg.data
-    images = None
-    if d.cache:
-        cache_dir = d.cache_dir or Path(cfg.output_dir).parent / ".cache"
-        with progress_bar("decoding images into the cache", len(splits.train)) as adv:
-            images = build_cache([s.path for s in splits.train], d.height, d.width, cache_dir, adv)
-    a = d.augment
-    tf = build_train_transforms(
-        d.height,
-        d.width,
-        pad=a.pad,
-        flip=a.flip,
-        random_erasing=a.random_erasing,
-        channel_erasing=a.channel_erasing,
-        channel_exchange=a.channel_exchange,
-        adaptive_gray=a.adaptive_gray,
-    )
-    dataset = ImageDataset(splits.train, tf, labels, images)
-    sampler = CrossModalitySampler(
-        labels,
-        [s.modality for s in splits.train],
-        d.batch.num_ids,
-        d.batch.num_instances,
-        cfg.train.iters_per_epoch,
-        seed=cfg.train.seed,
-        rank=info.rank,
-        world_size=info.world_size,
-    )
-    gen = torch.Generator().manual_seed(cfg.train.seed)
-    loader = make_loader(dataset, batch_sampler=sampler, workers=d.workers, generator=gen)
-    return TrainData(splits, loader, len(mapping))
-
-
-def featurizer(model, cfg: RunCfg, device, info: DistInfo):
-    def featurize(samples):
-        idx = shard_indices(len(samples), info.rank, info.world_size)
-        local = extract_features(
-            model,
-            [samples[i] for i in idx],
-            cfg.data.height,
-            cfg.data.width,
-            batch_size=cfg.eval.batch_size,
-            flip=cfg.eval.flip,
-            device=device,
-            amp=cfg.train.amp,
-        )
-        return gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
-
-    return featurize
 
 
 def run_evaluation(
@@ -130,9 +52,8 @@ def run_evaluation(
 
 
 def eval_trials(cfg: RunCfg, trials=None) -> list[int]:
-    trial = dataset_trial(cfg)
     if get_protocol(cfg.eval.protocol).trial_is_split:
-        return [trial]  # a RegDB model is only ever evaluated on its own split
+        return [dataset_trial(cfg)]  # a RegDB model is only ever evaluated on its own split
     return resolve_trials(cfg.eval.protocol, cfg.eval.trials if trials is None else trials)
 
 
@@ -145,6 +66,22 @@ def prepare_run_dir(cfg: RunCfg, info: DistInfo) -> Path:
     return run_dir
 
 
+def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
+    state = load_checkpoint(path)
+    if state.get("fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"{path}: trained on another dataset copy or trial "
+            f"(fingerprint {state.get('fingerprint')} vs {fingerprint})"
+        )
+    trainer.method.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    if trainer.scaler is not None and state.get("scaler"):
+        trainer.scaler.load_state_dict(state["scaler"])
+    trainer.epoch, trainer.step = state["epoch"], state["step"]
+    restore_rng(state)
+    log.info("resumed from %s at epoch %d", path, trainer.epoch)
+
+
 def train(cfg: RunCfg, resume: str | None = None) -> dict:
     """Train, then evaluate the last epoch on every trial. Returns the results dict."""
     device = pick_device(cfg.train.device)
@@ -154,67 +91,76 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
         torch.cuda.set_device(device)
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     run_dir = prepare_run_dir(cfg, info)
-    data = build_train_data(cfg, info)
-    fingerprint = dataset_fingerprint(data.splits)
-    model = build_model(cfg.model, data.num_classes)
-    method = build_method(cfg.method, model).to(device)
-    if cfg.train.channels_last:
-        method.to(memory_format=torch.channels_last)
+    splits = build_dataset(cfg.data.dataset)
+    fingerprint = dataset_fingerprint(splits)
     t = cfg.train
-    groups = method.param_groups(t.lr, t.backbone_lr_mult)
-    if t.optimizer == "sgd":
-        opt = torch.optim.SGD(
-            groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov
-        )
-    else:
-        opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+    unsupervised = cfg.method.unsupervised
+    data = None if unsupervised else build_train_data(cfg, info, splits)
+    model = build_model(cfg.model, 0 if unsupervised else data.num_classes)
+    if t.init_from is not None:
+        init_weights(model, t.init_from)
+    method = build_method(cfg.method, model).to(device)
+    if t.channels_last:
+        method.to(memory_format=torch.channels_last)
+    opt = build_optimizer(cfg, method)
     module = method
     if info.enabled:
         module = torch.nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None
         )
-    config = cfg.model_dump(mode="json")
 
     def quick_eval(trainer, quick=True):
-        trials = eval_trials(cfg, trials=1 if quick else None)
-        return run_evaluation(model, cfg, device, info, trials).table()
+        return run_evaluation(model, cfg, device, info, eval_trials(cfg, 1)).table()
 
-    hooks = [
-        LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma),
+    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma)]
+    if unsupervised:
+        streams = build_streams(cfg, splits)
+        b = cfg.data.batch
+        iters = t.iters_per_epoch or max(
+            1, len(streams[1].samples) // ((b.num_ids_infrared or b.num_ids) * b.num_instances)
+        )
+        hooks.append(
+            PseudoLabelHook(
+                method,
+                streams,
+                featurizer(model, cfg, device, info, clustering=True),
+                cfg.method.cluster,
+                b,
+                iters,
+                t.seed,
+                cfg.data.workers,
+                info,
+            )
+        )
+    hooks += [
         MetricsHook(run_dir, t.log_every),
         EvalHook(cfg.eval.every, quick_eval),
-        CheckpointHook(run_dir, t.checkpoint_every, config, fingerprint, dataset_trial(cfg)),
+        CheckpointHook(
+            run_dir,
+            t.checkpoint_every,
+            cfg.model_dump(mode="json"),
+            fingerprint,
+            dataset_trial(cfg),
+        ),
     ]
     trainer = Trainer(
         method,
         opt,
-        data.loader,
+        None if unsupervised else data.loader,
         epochs=t.epochs,
         device=device,
         hooks=hooks,
         amp=t.amp,
         grad_clip=t.grad_clip,
         channels_last=t.channels_last,
-        iters_per_epoch=t.iters_per_epoch,
+        iters_per_epoch=None if unsupervised else t.iters_per_epoch,
         module=module,
         is_main=info.is_main,
     )
     if resume:
         path = run_dir / CHECKPOINT_NAME if resume == "auto" else Path(resume)
         if path.is_file() or resume != "auto":
-            state = load_checkpoint(path)
-            if state.get("fingerprint") != fingerprint:
-                raise CheckpointError(
-                    f"{path}: trained on another dataset copy or trial "
-                    f"(fingerprint {state.get('fingerprint')} vs {fingerprint})"
-                )
-            method.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if trainer.scaler is not None and state.get("scaler"):
-                trainer.scaler.load_state_dict(state["scaler"])
-            trainer.epoch, trainer.step = state["epoch"], state["step"]
-            restore_rng(state)
-            log.info("resumed from %s at epoch %d", path, trainer.epoch)
+            resume_from(trainer, path, fingerprint)
     trainer.fit()
     result = run_evaluation(model, cfg, device, info, eval_trials(cfg))
     out = {"run_dir": str(run_dir), "history": trainer.history, "eval": result.to_json()}

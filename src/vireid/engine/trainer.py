@@ -41,6 +41,7 @@ class Trainer:
         self.history: list[dict] = []
         self.epoch_extras: dict = {}
         self.last_batch_size = 0
+        self.skip_epoch = False  # a hook may skip an epoch (e.g. no clusters found)
 
     def call(self, name: str, *args) -> None:
         for h in self.hooks:
@@ -50,17 +51,19 @@ class Trainer:
         self.call("before_train")
         while self.epoch < self.epochs:
             self.epoch_extras = {}
+            self.skip_epoch = False
             self.call("before_epoch")
-            self.train_epoch()
+            if not self.skip_epoch:
+                self.train_epoch()
             self.epoch += 1  # epochs completed; checkpoints resume from here
             self.call("after_epoch")
         self.call("after_train")
         return self.history
 
     def _batches(self):
-        sampler = getattr(self.loader, "batch_sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.epoch)
+        for obj in (self.loader, getattr(self.loader, "batch_sampler", None)):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(self.epoch)
         n = 0
         while True:
             for batch in self.loader:
@@ -112,4 +115,6 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        if hasattr(self.method, "after_optimizer_step"):
+            self.method.after_optimizer_step()  # e.g. cluster-memory momentum updates
         return {k: v.detach() for k, v in out.items()}

@@ -34,10 +34,12 @@ def extract_features(
     workers: int = 0,
     which: str = "feat",
     desc: str = "features",
+    renormalize: bool = True,
 ) -> np.ndarray:
     """(N, D) float32 L2-normalised features of ``samples`` in order. ``flip`` averages
     the normalised features of the image and its mirror, then re-normalises (USL test
-    scripts' ``extract_query_feat``)."""
+    scripts' ``extract_query_feat``); ``renormalize=False`` keeps the plain average, as the
+    unsupervised code clusters it (ADCA/PGM/MMM ``evaluators.extract_features``)."""
     was_training = model.training
     model.eval()
     loader = make_loader(
@@ -57,7 +59,7 @@ def extract_features(
                 f = F.normalize(model(x, m)[which].float(), dim=1)
                 if flip:
                     f2 = F.normalize(model(torch.flip(x, dims=[3]), m)[which].float(), dim=1)
-                    f = F.normalize(f + f2, dim=1)
+                    f = F.normalize(f + f2, dim=1) if renormalize else (f + f2) / 2
             out.append(f.cpu())
             advance(len(x))
     model.train(was_training)

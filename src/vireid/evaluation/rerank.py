@@ -17,74 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-
-def _krecip_mask(knn: np.ndarray, k: int) -> np.ndarray:
-    """(N, k+1) bool: forward neighbour knn[i, r] is k-reciprocal (i is in its top k+1)."""
-    fwd = knn[:, : k + 1]
-    back = knn[fwd, : k + 1]  # (N, k+1, k+1)
-    return (back == np.arange(len(knn))[:, None, None]).any(-1)
-
-
-def _set_matrix(knn: np.ndarray, mask: np.ndarray, n: int) -> sp.csr_matrix:
-    rows = np.repeat(np.arange(len(knn)), mask.sum(1))
-    cols = knn[:, : mask.shape[1]][mask]
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(knn), n))
-
-
-def expanded_sets(knn: np.ndarray, k1: int) -> sp.csr_matrix:
-    """E_i = R(i, k1) ∪ {R(c, round(k1/2)) : c ∈ R(i, k1), |R(c)∩R(i)| > 2/3 |R(c)|}."""
-    n = len(knn)
-    h = int(np.around(k1 / 2))
-    R = _set_matrix(knn, _krecip_mask(knn, k1), n)
-    H = _set_matrix(knn, _krecip_mask(knn, h), n)
-    overlap = (R @ H.T).multiply(R)  # (i, c) → |R(c, h) ∩ R(i, k1)| for c ∈ R(i)
-    size = np.asarray(H.sum(1)).ravel()
-    overlap = overlap.tocoo()
-    keep = overlap.data > (2.0 / 3.0) * size[overlap.col]
-    C = sp.csr_matrix(
-        (np.ones(keep.sum(), np.float32), (overlap.row[keep], overlap.col[keep])), shape=(n, n)
-    )
-    E = (R + C @ H).tocsr()
-    E.data[:] = 1.0
-    return E
-
-
-def encodings(E: sp.csr_matrix, pair_dist) -> sp.csr_matrix:
-    """V[i, e] = exp(-D[i, e]) / Σ_e exp(-D[i, e]) over e ∈ E_i (float32)."""
-    E = E.tocoo()
-    d = pair_dist(E.row, E.col).astype(np.float32)
-    w = np.exp(-d)
-    V = sp.csr_matrix((w, (E.row, E.col)), shape=E.shape)
-    rs = np.asarray(V.sum(1)).ravel()
-    return sp.diags(1.0 / rs).astype(np.float32) @ V
-
-
-def query_expand(V: sp.csr_matrix, knn: np.ndarray, k2: int) -> sp.csr_matrix:
-    if k2 == 1:
-        return V
-    n = V.shape[0]
-    A = sp.csr_matrix(
-        (np.full(n * k2, 1.0 / k2, np.float32), (np.repeat(np.arange(n), k2), knn[:, :k2].ravel())),
-        shape=(n, n),
-    )
-    return (A @ V).tocsr()
-
-
-def min_overlap(Vq: sp.csr_matrix, Vall: sp.csc_matrix, cols: slice) -> sp.csr_matrix:
-    """S[i, j] = Σ_k min(Vq[i, k], Vall[j, k]) for j in ``cols``, only where rows overlap."""
-    Vc = Vall[cols].tocsc()
-    q = Vq.tocoo()
-    counts = np.diff(Vc.indptr)[q.col]
-    starts = Vc.indptr[q.col]
-    total = int(counts.sum())
-    if total == 0:
-        return sp.csr_matrix((Vq.shape[0], Vc.shape[0]), dtype=np.float32)
-    offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    idx = np.repeat(starts, counts) + offs
-    vals = np.minimum(np.repeat(q.data, counts), Vc.data[idx])
-    return sp.csr_matrix(
-        (vals, (np.repeat(q.row, counts), Vc.indices[idx])), shape=(Vq.shape[0], Vc.shape[0])
-    )
+from ..clustering.kreciprocal import encodings, expanded_sets, min_overlap, query_expand, row_blocks
 
 
 def _combine(S: sp.csr_matrix, d_qg: np.ndarray, lam: float) -> np.ndarray:
@@ -94,14 +27,13 @@ def _combine(S: sp.csr_matrix, d_qg: np.ndarray, lam: float) -> np.ndarray:
     return (1 - lam) * J + lam * d_qg
 
 
-def _rerank(knn, pair_dist, d_qg_block, nq, n, k1, k2, lam, block=1024):
+def _rerank(knn, pair_dist, d_qg_block, nq, n, k1, k2, lam):
     V = query_expand(encodings(expanded_sets(knn, k1), pair_dist), knn, k2)
-    Vcsc = V.tocsc()
+    gallery = V[nq:].tocsc()
     out = np.empty((nq, n - nq), np.float32)
-    for s in range(0, nq, block):
-        e = min(nq, s + block)
-        S = min_overlap(V[s:e], Vcsc, slice(nq, n))
-        out[s:e] = _combine(S, d_qg_block(s, e), lam)
+    for rows in row_blocks(V[:nq], gallery):
+        S = min_overlap(V[rows], gallery)
+        out[rows] = _combine(S, d_qg_block(rows.start, rows.stop), lam)
     return out
 
 

@@ -15,6 +15,7 @@ class Method(nn.Module):
     """Base class: ``self.model`` is the network; subclasses implement ``training_step``."""
 
     name = "base"
+    unsupervised = False  # True: the engine adds the pseudo-label hook
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -1,0 +1,112 @@
+"""Clustering at scale: sparse k-reciprocal Jaccard + DBSCAN vs the dense community
+formulation (tests/reference_jaccard.py: N × N arrays, per-row loops) on clustered
+synthetic features (D = 2048), k1 = 30, k2 = 6, eps = 0.6, min_samples = 4.
+
+Each measurement runs in a fresh process so its peak RSS is its own; "algorithm memory" is
+the peak minus the RSS once the features are loaded. The dense baseline runs only where
+its three N × N float32 arrays fit comfortably in this machine's RAM.
+
+    python benchmarks/bench_cluster.py [--sizes 12000 34000 100000] [--dense-max 12000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from _common import emit, peak_rss_mb, run_child
+
+DIM = 2048
+
+
+def features(n: int, seed: int = 0) -> np.ndarray:
+    """n samples of n/20 identities, each identity 2 'views' (like front/back)."""
+    rng = np.random.default_rng(seed)
+    n_ids = max(2, n // 20)
+    centers = rng.normal(size=(n_ids, 2, DIM)).astype(np.float32)
+    pid = rng.integers(0, n_ids, n)
+    view = rng.integers(0, 2, n)
+    x = centers[pid, view] + 0.8 * rng.normal(size=(n, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def child(kind: str, n: int, out: str) -> None:
+    x = features(n)
+    base = peak_rss_mb()
+    t0 = time.perf_counter()
+    if kind == "sparse":
+        from vireid.clustering import dbscan, jaccard_distance
+
+        labels = dbscan(jaccard_distance(x, 30, 6, max_distance=0.6), 0.6)
+    else:
+        from sklearn.cluster import DBSCAN
+
+        from reference_jaccard import dense_jaccard
+
+        labels = DBSCAN(eps=0.6, min_samples=4, metric="precomputed").fit_predict(
+            dense_jaccard(x, 30, 6)
+        )
+    dt = time.perf_counter() - t0
+    np.save(out, labels)
+    print(
+        json.dumps(
+            {
+                "seconds": dt,
+                "peak_mb": peak_rss_mb(),
+                "algo_mb": peak_rss_mb() - base,
+                "clusters": len(set(labels.tolist()) - {-1}),
+                "outliers": int((labels < 0).sum()),
+            }
+        )
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="*", default=[12000, 34000, 100000])
+    ap.add_argument("--dense-max", type=int, default=12000)
+    ap.add_argument("--child", nargs=3)
+    a = ap.parse_args()
+    if a.child:
+        child(a.child[0], int(a.child[1]), a.child[2])
+        return
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in a.sizes:
+            s = run_child(__file__, "--child", "sparse", str(n), f"{tmp}/s{n}.npy")
+            row = {
+                "n": n,
+                "dim": DIM,
+                "sparse_s": s["seconds"],
+                "sparse_peak_mb": s["peak_mb"],
+                "sparse_algo_mb": s["algo_mb"],
+                "clusters": s["clusters"],
+                "outliers": s["outliers"],
+            }
+            if n <= a.dense_max:
+                d = run_child(__file__, "--child", "dense", str(n), f"{tmp}/d{n}.npy")
+                same = np.array_equal(np.load(f"{tmp}/s{n}.npy"), np.load(f"{tmp}/d{n}.npy"))
+                row.update(
+                    dense_s=d["seconds"],
+                    dense_peak_mb=d["peak_mb"],
+                    dense_algo_mb=d["algo_mb"],
+                    labels_identical=bool(same),
+                    speedup=d["seconds"] / s["seconds"],
+                    memory_ratio=d["algo_mb"] / max(s["algo_mb"], 1e-9),
+                )
+            runs.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    emit("cluster", {"k1": 30, "k2": 6, "eps": 0.6, "runs": runs})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Clustering for unsupervised VI-ReID: kNN, sparse k-reciprocal Jaccard, DBSCAN, matching,
+quality. Stable public API: ``jaccard_distance(feats, k1=30, k2=6) -> csr_matrix`` and
+``dbscan(dist, eps, min_samples=4) -> labels``."""
+
+from .dbscan import dbscan, num_clusters, relabel_contiguous
+from .jaccard import jaccard_distance
+from .knn import knn
+from .matching import adca_associate, centroids, pgm_cost, progressive_match
+from .quality import cluster_quality
+
+__all__ = [
+    "adca_associate",
+    "centroids",
+    "cluster_quality",
+    "dbscan",
+    "jaccard_distance",
+    "knn",
+    "num_clusters",
+    "pgm_cost",
+    "progressive_match",
+    "relabel_contiguous",
+]

@@ -1,0 +1,99 @@
+"""k-reciprocal Jaccard distance for clustering, as a sparse matrix.
+
+Reproduces the community function ``compute_jaccard_distance(X, k1, k2)``
+(alibaba/cluster-contrast-reid ``faiss_rerank.py``, identical in ADCA, PGM, PCLHD, PCA, MMM;
+protocols.md §5.2) including its quirks:
+
+* the k-NN list has k1 columns (self first), so R(i, k1) looks at self + k1−1 neighbours
+  (the test-time re-ranking uses k1+1 columns);
+* encodings use d = 2 − 2·xᵢ·xⱼ from dot products (the flip-averaged features are not
+  re-normalised), while the neighbour ranking is true L2;
+* query expansion averages the V rows of the first k2 neighbours (self included);
+* no λ mix: the result is the pure Jaccard distance 1 − s/(2 − s), clipped at 0.
+
+Only pairs whose expanded encodings overlap are stored; an absent entry means distance 1.
+The diagonal (0) is always stored. With ``max_distance`` only entries ≤ it are kept,
+which changes nothing for DBSCAN with eps ≤ max_distance and bounds memory.
+
+Memory model: O(N·D) features + O(N·k1) neighbour lists + O(N·k1·k2) encodings + the
+output (O(N·m), m = overlapping partners per row, typically a few hundred) + a bounded
+work buffer (``budget`` triplets of ~16 bytes). No N × N dense array is ever built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .knn import knn as knn_search
+from .kreciprocal import encodings, expanded_sets, min_overlap, query_expand, row_blocks
+
+
+def _dot_distance(x: np.ndarray, chunk_bytes: int = 64 << 20):
+    step = max(256, chunk_bytes // (8 * x.shape[1]))  # two gathered (step, D) float32 tiles
+
+    def pair(r, c):  # 2 − 2·xᵣ·x_c in float32, as the reference computes it
+        out = np.empty(len(r), np.float32)
+        for s in range(0, len(r), step):
+            e = s + step
+            out[s:e] = 2 - 2 * np.einsum("ij,ij->i", x[r[s:e]], x[c[s:e]])
+        return out
+
+    return pair
+
+
+def modality_balanced_expand(
+    V: sp.csr_matrix, knn: np.ndarray, k2: int, is_infrared: np.ndarray
+) -> sp.csr_matrix:
+    """Query expansion of MMM/PCA's ``compute_modal_invariant_jaccard_distance``: among
+    the first k2 neighbours, average the visible rows and the infrared rows separately,
+    then average the two means (or take the one that exists)."""
+    n = V.shape[0]
+    nb = knn[:, :k2]
+    ir = is_infrared[nb]
+    n_ir = ir.sum(1, keepdims=True)
+    n_vis = k2 - n_ir
+    both = (n_ir > 0) & (n_vis > 0)
+    w_ir = np.where(both, 0.5, 1.0) / np.maximum(n_ir, 1)
+    w_vis = np.where(both, 0.5, 1.0) / np.maximum(n_vis, 1)
+    w = np.where(ir, w_ir, w_vis).astype(np.float32)
+    A = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), k2), nb.ravel())), shape=(n, n))
+    return (A @ V).tocsr()
+
+
+def jaccard_distance(
+    feats,
+    k1: int = 30,
+    k2: int = 6,
+    *,
+    modality=None,
+    max_distance: float | None = None,
+    knn_backend: str = "auto",
+    budget: int = 2**24,
+) -> sp.csr_matrix:
+    """(N, N) CSR float32 k-reciprocal Jaccard distances in [0, 1]; absent entries = 1.
+
+    ``feats`` (N, D) float32, as the clustering features are (L2-normalised, possibly
+    flip-averaged without re-normalisation). ``modality`` (N,) bool "is infrared" switches
+    to the modality-balanced query expansion (MMM's joint clustering).
+    """
+    x = np.ascontiguousarray(np.asarray(feats, dtype=np.float32))
+    n = len(x)
+    if n == 0:
+        return sp.csr_matrix((0, 0), dtype=np.float32)
+    k1 = min(k1, n)
+    _, nn = knn_search(x, k1, backend=knn_backend)
+    V = encodings(expanded_sets(nn, k1), _dot_distance(x))
+    if k2 > 1 and modality is not None:
+        V = modality_balanced_expand(V, nn, min(k2, k1), np.asarray(modality, bool))
+    elif k2 > 1:
+        V = query_expand(V, nn, min(k2, k1))
+    Vc = V.tocsc()
+    parts = []
+    for rows in row_blocks(V, Vc, budget):
+        S = min_overlap(V[rows], Vc).tocoo()  # duplicates already summed by the CSR build
+        d = np.maximum(1 - S.data / (2 - S.data), 0).astype(np.float32)
+        keep = slice(None) if max_distance is None else d <= max_distance
+        # built from coordinates so exact 0.0 distances (the diagonal) stay stored
+        parts.append(sp.csr_matrix((d[keep], (S.row[keep], S.col[keep])), shape=S.shape))
+    return sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]

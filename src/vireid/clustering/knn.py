@@ -1,0 +1,70 @@
+"""Exact k-nearest neighbours by L2 distance, one signature for every backend.
+
+``knn(feats, k)`` returns ``(dist2, idx)``: (N, k) squared L2 distances (float32) and
+indices (int64), ascending, the query itself normally in column 0.
+
+Backends:
+* ``faiss``: ``IndexFlatL2`` on CPU (GPU when the installed faiss has GPUs). faiss keeps
+  the N × D database plus (block × k) results: O(N·D + N·k) memory.
+* ``torch``: blocked matrix products on the tensor's device (CUDA when given a CUDA
+  tensor or ``device="cuda"``): a (block × N) distance tile at a time, so memory is
+  O(N·D + block·N + N·k).
+
+Ties are broken by the smaller index in the torch backend (stable top-k on a sorted
+tile); faiss's order among exact ties is implementation-defined.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    index = faiss.IndexFlatL2(x.shape[1])
+    if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
+        index = faiss.index_cpu_to_all_gpus(index)
+    index.add(x)
+    d, i = index.search(x, k)
+    return d, i.astype(np.int64)
+
+
+def _torch_knn(x: torch.Tensor, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    n = x.shape[0]
+    sq = (x * x).sum(1)
+    out_d = torch.empty(n, k, dtype=torch.float32)
+    out_i = torch.empty(n, k, dtype=torch.int64)
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        d = (sq[s:e, None] + sq[None] - 2 * x[s:e] @ x.T).clamp_min_(0)
+        # full stable sort of the tile keeps index order among ties (top-k does not)
+        vals, idx = torch.sort(d, dim=1, stable=True)
+        out_d[s:e] = vals[:, :k].float().cpu()
+        out_i[s:e] = idx[:, :k].cpu()
+    return out_d.numpy(), out_i.numpy()
+
+
+def knn(
+    feats, k: int, backend: str = "auto", block: int = 2048, device: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest neighbours of every row of ``feats`` (N, D) among all rows."""
+    n = len(feats)
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k}: expected 1 <= k <= N={n}")
+    if backend == "auto":
+        backend = (
+            "torch"
+            if (device or "").startswith("cuda")
+            or (isinstance(feats, torch.Tensor) and feats.is_cuda)
+            else "faiss"
+        )
+    if backend == "faiss":
+        x = feats.detach().cpu().numpy() if isinstance(feats, torch.Tensor) else feats
+        return _faiss_knn(np.ascontiguousarray(x, dtype=np.float32), k)
+    if backend == "torch":
+        x = feats if isinstance(feats, torch.Tensor) else torch.from_numpy(np.asarray(feats))
+        x = x.to(device or x.device, dtype=torch.float32)
+        return _torch_knn(x, k, block)
+    raise ValueError(f"knn backend {backend!r}: expected auto, faiss or torch")

@@ -1,0 +1,111 @@
+"""Sparse k-reciprocal building blocks (Zhong et al., CVPR 2017), shared by test-time
+re-ranking (``vireid.evaluation.rerank``) and the clustering Jaccard distance
+(``vireid.clustering.jaccard``).
+
+Every N × N object is a scipy sparse matrix: the k-reciprocal sets R and expanded sets E
+(O(N·k1) entries), the encodings V (softmax of −d over E) and their query-expanded V'
+(O(N·k1·k2)), and the min-overlap Σ_k min(V'_ik, V'_jk) only where two rows overlap.
+``knn`` holds each row's nearest neighbours in ascending distance, itself first; the
+number of columns it has is part of the definition (see ``expanded_sets``).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import scipy.sparse as sp
+
+ROW_BLOCK = 65536  # rows per block for the O(rows · k²) temporaries
+
+
+def _krecip_mask(knn: np.ndarray, k: int) -> np.ndarray:
+    """(N, k+1) bool: forward neighbour knn[i, r] is k-reciprocal (i is in its top k+1).
+    Columns beyond ``knn``'s width are silently dropped (the community's quirk)."""
+    fwd = knn[:, : k + 1]
+    out = np.empty(fwd.shape, dtype=bool)
+    for s in range(0, len(knn), ROW_BLOCK):  # (block, k+1, k+1) at a time
+        back = knn[fwd[s : s + ROW_BLOCK], : k + 1]
+        out[s : s + ROW_BLOCK] = (back == np.arange(s, s + len(back))[:, None, None]).any(-1)
+    return out
+
+
+def _set_matrix(knn: np.ndarray, mask: np.ndarray, n: int) -> sp.csr_matrix:
+    rows = np.repeat(np.arange(len(knn)), mask.sum(1))
+    cols = knn[:, : mask.shape[1]][mask]
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(knn), n))
+
+
+def expanded_sets(knn: np.ndarray, k1: int) -> sp.csr_matrix:
+    """E_i = R(i, k1) ∪ {R(c, round(k1/2)) : c ∈ R(i, k1), |R(c)∩R(i)| > 2/3 |R(c)|}."""
+    n = len(knn)
+    h = int(np.around(k1 / 2))
+    R = _set_matrix(knn, _krecip_mask(knn, k1), n)
+    H = _set_matrix(knn, _krecip_mask(knn, h), n)
+    size = np.asarray(H.sum(1)).ravel()
+    rows, cols = [], []
+    for s in range(0, n, ROW_BLOCK):
+        Rb = R[s : s + ROW_BLOCK]
+        # (i, c) → |R(c, h) ∩ R(i, k1)|, kept only for candidates c ∈ R(i, k1)
+        ov = (Rb @ H.T).multiply(Rb).tocoo()
+        keep = ov.data > (2.0 / 3.0) * size[ov.col]
+        rows.append(ov.row[keep] + s)
+        cols.append(ov.col[keep])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    C = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, n))
+    E = (R + C @ H).tocsr()
+    E.data[:] = 1.0
+    return E
+
+
+def encodings(E: sp.csr_matrix, pair_dist) -> sp.csr_matrix:
+    """V[i, e] = exp(-D[i, e]) / Σ_e exp(-D[i, e]) over e ∈ E_i (float32)."""
+    E = E.tocoo()
+    d = pair_dist(E.row, E.col).astype(np.float32)
+    w = np.exp(-d)
+    V = sp.csr_matrix((w, (E.row, E.col)), shape=E.shape)
+    rs = np.asarray(V.sum(1)).ravel()
+    return sp.diags(1.0 / rs).astype(np.float32) @ V
+
+
+def query_expand(V: sp.csr_matrix, knn: np.ndarray, k2: int) -> sp.csr_matrix:
+    if k2 == 1:
+        return V
+    n = V.shape[0]
+    A = sp.csr_matrix(
+        (np.full(n * k2, 1.0 / k2, np.float32), (np.repeat(np.arange(n), k2), knn[:, :k2].ravel())),
+        shape=(n, n),
+    )
+    return (A @ V).tocsr()
+
+
+def min_overlap(Vq: sp.csr_matrix, other: sp.csc_matrix) -> sp.csr_matrix:
+    """S[i, j] = Σ_k min(Vq[i, k], other[j, k]), stored only where the rows overlap.
+
+    ``other`` is in CSC form (its columns are the encoding dimensions k), so the items j
+    sharing dimension k are one slice. Work and memory are Σ_i Σ_{k ∈ row i} nnz(col k).
+    """
+    q = Vq.tocoo()
+    counts = np.diff(other.indptr)[q.col]
+    starts = other.indptr[q.col]
+    total = int(counts.sum())
+    if total == 0:
+        return sp.csr_matrix((Vq.shape[0], other.shape[0]), dtype=np.float32)
+    offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx = np.repeat(starts, counts) + offs
+    vals = np.minimum(np.repeat(q.data, counts), other.data[idx])
+    return sp.csr_matrix(
+        (vals, (np.repeat(q.row, counts), other.indices[idx])), shape=(Vq.shape[0], other.shape[0])
+    )
+
+
+def row_blocks(V: sp.csr_matrix, other: sp.csc_matrix, budget: int = 2**24) -> list[slice]:
+    """Split V's rows into blocks whose ``min_overlap`` work stays under ``budget``
+    triplets (about 16 bytes each), bounding the temporary memory."""
+    col_nnz = np.diff(other.indptr).astype(np.int64)
+    ones = V.copy()
+    ones.data[:] = 1
+    cost = np.asarray(ones @ col_nnz).ravel()
+    block_id = np.maximum(np.cumsum(cost) - 1, 0) // budget
+    cuts = [0, *(np.flatnonzero(np.diff(block_id)) + 1).tolist(), len(cost)]
+    return [slice(a, b) for a, b in itertools.pairwise(cuts) if b > a]

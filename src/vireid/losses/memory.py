@@ -1,0 +1,96 @@
+"""Cluster memory and the ClusterNCE loss (Cluster-Contrast, Dai et al. 2022;
+alibaba/cluster-contrast-reid ``models/cm.py``), with the memory update made an explicit
+step after the optimiser (the community hides it inside ``backward``).
+
+The memory holds one L2-normalised vector per cluster. Each epoch it is reset to the
+normalised cluster centroids; after every optimiser step ``update`` moves the entries of
+the batch's clusters towards their samples:
+
+* ``mean``: for every sample in batch order, M[y] ← normalise(m·M[y] + (1−m)·x) — the
+  community's sequential per-sample update. Vectorised exactly by applying the r-th
+  occurrence of every label in round r.
+* ``hard``: per cluster, only the least similar sample of the batch (CM_Hard).
+
+Under DDP, ``update`` all-gathers features and labels first so every rank applies the
+same update.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+
+def _gather(t: torch.Tensor) -> torch.Tensor:
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return t
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
+def occurrence_rounds(labels: torch.Tensor) -> torch.Tensor:
+    """For each position, how many earlier positions carry the same label (0-based)."""
+    n = len(labels)
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    start = torch.ones(n, dtype=torch.bool, device=labels.device)
+    start[1:] = sorted_labels[1:] != sorted_labels[:-1]
+    idx = torch.arange(n, device=labels.device)
+    group_start = torch.cummax(torch.where(start, idx, torch.zeros_like(idx)), 0).values
+    rounds = torch.empty_like(idx)
+    rounds[order] = idx - group_start
+    return rounds
+
+
+class ClusterMemory(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        num_clusters: int,
+        temp: float = 0.05,
+        momentum: float = 0.1,
+        mode: str = "mean",
+    ) -> None:
+        super().__init__()
+        if mode not in ("mean", "hard"):
+            raise ValueError(f"memory mode {mode!r}: expected 'mean' or 'hard'")
+        self.temp, self.momentum, self.mode = temp, momentum, mode
+        self.register_buffer("features", torch.zeros(num_clusters, dim))
+
+    @property
+    def num_clusters(self) -> int:
+        return self.features.shape[0]
+
+    @torch.no_grad()
+    def reset(self, centroids: torch.Tensor) -> None:
+        """New clusters: (C, D) centroids (normalised here)."""
+        self.features = F.normalize(centroids.float(), dim=1).to(self.features.device)
+
+    def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """ClusterNCE: CE(normalise(f) · Mᵀ / τ, y). ``feats`` (B, D), ``labels`` (B,)."""
+        logits = F.normalize(feats, dim=1) @ self.features.T / self.temp
+        return F.cross_entropy(logits, labels)
+
+    @torch.no_grad()
+    def update(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
+        x = _gather(F.normalize(feats.detach().float(), dim=1))
+        y = _gather(labels)
+        m = self.momentum
+        if self.mode == "hard":
+            # least similar sample of each cluster: sort by similarity, then (stably)
+            # by label, and keep the first row of every label group
+            sim = (x * self.features[y]).sum(1)
+            order = torch.argsort(sim, stable=True)
+            order = order[torch.argsort(y[order], stable=True)]
+            ys = y[order]
+            first = torch.ones_like(ys, dtype=torch.bool)
+            first[1:] = ys[1:] != ys[:-1]
+            x, y = x[order[first]], ys[first]
+        rounds = occurrence_rounds(y)
+        for r in range(int(rounds.max()) + 1 if len(y) else 0):
+            sel = rounds == r  # at most one sample per label in each round
+            ys = y[sel]
+            self.features[ys] = F.normalize(m * self.features[ys] + (1 - m) * x[sel], dim=1)
