@@ -52,7 +52,7 @@ def test_modality_balanced_variant_equals_dense_reference():
 
 @pytest.mark.parametrize("eps", [0.3, 0.6])
 def test_dbscan_labels_equal_on_sparse_and_dense(eps):
-    x, pid = blobs(400, 30, seed=7)
+    x, _ = blobs(400, 30, seed=7)
     J = dense_jaccard(x, 30, 6)
     ref = DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(J)
     ours = dbscan(jaccard_distance(x, 30, 6), eps)

@@ -70,5 +70,6 @@ def test_cluster_features_handles_tiny_inputs():
 def test_cross_modality_ari():
     labels = {0: np.array([0, 1, -1]), 1: np.array([1, 0])}
     pids = {0: np.array([7, 8, 9]), 1: np.array([8, 7])}
-    assert cross_modality_ari(labels, pids, np.array([1, 0])) == 1.0
+    assert cross_modality_ari(labels, pids, np.array([0, 1])) == 1.0  # right partners
+    assert cross_modality_ari(labels, pids, np.array([1, 0])) < 0  # swapped partners
     assert cross_modality_ari(labels, pids, None) is None
