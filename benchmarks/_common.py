@@ -35,6 +35,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> float:
+    """Reset the kernel's peak-RSS mark (Linux ``clear_refs``) and return the current RSS in
+    MB, so ``peak_rss_mb_since_reset() - reset_peak_rss()`` is one call's own peak."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
+
+
+def peak_rss_mb_since_reset() -> float:
+    return _status_mb("VmHWM")
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
 def run_child(script: str, *args: str, timeout: int = 3600) -> dict:
     """Run ``script`` with ``args`` in a fresh interpreter (so its peak memory is its own)
     and return the JSON object it prints on its last line."""

@@ -2,8 +2,8 @@
 formulation (tests/reference_jaccard.py: N × N arrays, per-row loops) on clustered
 synthetic features (D = 2048), k1 = 30, k2 = 6, eps = 0.6, min_samples = 4.
 
-Each measurement runs in a fresh process so its peak RSS is its own; "algorithm memory" is
-the peak minus the RSS once the features are loaded. The dense baseline runs only where
+Each measurement runs in a fresh process; "algorithm memory" is the peak RSS during the
+call minus the RSS just before it (libraries and features loaded; Linux ``clear_refs``). The dense baseline runs only where
 its three N × N float32 arrays fit comfortably in this machine's RAM.
 
     python benchmarks/bench_cluster.py [--sizes 12000 34000 100000] [--dense-max 12000]
@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from _common import emit, peak_rss_mb, run_child
+from _common import emit, peak_rss_mb_since_reset, reset_peak_rss, run_child  # noqa: E402
 
 DIM = 2048
 
@@ -40,34 +40,26 @@ def features(n: int, seed: int = 0) -> np.ndarray:
 
 
 def child(kind: str, n: int, out: str) -> None:
+    # libraries first: "algorithm memory" excludes them and the features
+    from reference_jaccard import dense_jaccard
+    from sklearn.cluster import DBSCAN
+
+    from vireid.clustering import dbscan, jaccard_distance
+
     x = features(n)
-    base = peak_rss_mb()
+    base = reset_peak_rss()  # current RSS with libraries and features loaded
     t0 = time.perf_counter()
     if kind == "sparse":
-        from vireid.clustering import dbscan, jaccard_distance
-
         labels = dbscan(jaccard_distance(x, 30, 6, max_distance=0.6), 0.6)
     else:
-        from sklearn.cluster import DBSCAN
-
-        from reference_jaccard import dense_jaccard
-
-        labels = DBSCAN(eps=0.6, min_samples=4, metric="precomputed").fit_predict(
-            dense_jaccard(x, 30, 6)
-        )
+        dense = dense_jaccard(x, 30, 6)
+        labels = DBSCAN(eps=0.6, min_samples=4, metric="precomputed").fit_predict(dense)
     dt = time.perf_counter() - t0
+    peak = peak_rss_mb_since_reset()
     np.save(out, labels)
-    print(
-        json.dumps(
-            {
-                "seconds": dt,
-                "peak_mb": peak_rss_mb(),
-                "algo_mb": peak_rss_mb() - base,
-                "clusters": len(set(labels.tolist()) - {-1}),
-                "outliers": int((labels < 0).sum()),
-            }
-        )
-    )
+    print(json.dumps({"seconds": dt, "peak_mb": peak, "algo_mb": peak - base,
+                      "clusters": int(len(set(labels.tolist()) - {-1})),
+                      "outliers": int((labels < 0).sum())}))
 
 
 def main() -> None:

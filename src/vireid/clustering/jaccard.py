@@ -26,10 +26,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from .knn import knn as knn_search
-from .kreciprocal import encodings, expanded_sets, min_overlap, query_expand, row_blocks
+from .kreciprocal import (TRIPLET_BUDGET, encodings, expanded_sets, min_overlap,
+                          query_expand, row_blocks)
 
 
-def _dot_distance(x: np.ndarray, chunk_bytes: int = 64 << 20):
+def _dot_distance(x: np.ndarray, chunk_bytes: int = 16 << 20):
     step = max(256, chunk_bytes // (8 * x.shape[1]))  # two gathered (step, D) float32 tiles
 
     def pair(r, c):  # 2 − 2·xᵣ·x_c in float32, as the reference computes it
@@ -69,7 +70,7 @@ def jaccard_distance(
     modality=None,
     max_distance: float | None = None,
     knn_backend: str = "auto",
-    budget: int = 2**24,
+    budget: int = TRIPLET_BUDGET,
 ) -> sp.csr_matrix:
     """(N, N) CSR float32 k-reciprocal Jaccard distances in [0, 1]; absent entries = 1.
 

@@ -4,8 +4,8 @@
 indices (int64), ascending, the query itself normally in column 0.
 
 Backends:
-* ``faiss``: ``IndexFlatL2`` on CPU (GPU when the installed faiss has GPUs). faiss keeps
-  the N × D database plus (block × k) results: O(N·D + N·k) memory.
+* ``faiss``: exact brute-force search (``faiss.knn`` on CPU, reading the array in place;
+  a flat GPU index when the installed faiss has GPUs): O(N·D + N·k) memory.
 * ``torch``: blocked matrix products on the tensor's device (CUDA when given a CUDA
   tensor or ``device="cuda"``): a (block × N) distance tile at a time, so memory is
   O(N·D + block·N + N·k).
@@ -23,12 +23,19 @@ import torch
 def _faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
-    index = faiss.IndexFlatL2(x.shape[1])
     if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_all_gpus(index)
-    index.add(x)
-    d, i = index.search(x, k)
-    return d, i.astype(np.int64)
+        index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatL2(x.shape[1]))
+        index.add(x)
+        d, i = index.search(x, k)
+        return d, i.astype(np.int64)
+    # brute-force search reading the array in place (no index copy of the N × D data),
+    # queries in blocks so faiss's (block × N) distance tile stays near 32 MB
+    step = max(64, (32 << 20) // (4 * len(x)))
+    d = np.empty((len(x), k), np.float32)
+    i = np.empty((len(x), k), np.int64)
+    for s in range(0, len(x), step):
+        d[s : s + step], i[s : s + step] = faiss.knn(x[s : s + step], x, k)
+    return d, i
 
 
 def _torch_knn(x: torch.Tensor, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +54,7 @@ def _torch_knn(x: torch.Tensor, k: int, block: int) -> tuple[np.ndarray, np.ndar
 
 
 def knn(
-    feats, k: int, backend: str = "auto", block: int = 2048, device: str | None = None
+    feats, k: int, backend: str = "auto", block: int = 1024, device: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours of every row of ``feats`` (N, D) among all rows."""
     n = len(feats)

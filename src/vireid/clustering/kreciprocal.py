@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 import scipy.sparse as sp
 
-ROW_BLOCK = 65536  # rows per block for the O(rows · k²) temporaries
+ROW_BLOCK = 4096  # rows per block for the O(rows · k²) temporaries
 
 
 def _krecip_mask(knn: np.ndarray, k: int) -> np.ndarray:
@@ -79,33 +79,65 @@ def query_expand(V: sp.csr_matrix, knn: np.ndarray, k2: int) -> sp.csr_matrix:
     return (A @ V).tocsr()
 
 
+DENSE_ACCUMULATOR_BYTES = 16 << 20  # per row block, when rows × N fits (see min_overlap)
+TRIPLET_BUDGET = 1 << 20  # (i, j, value) triplets per row block: ~40 MB of temporaries
+
+
 def min_overlap(Vq: sp.csr_matrix, other: sp.csc_matrix) -> sp.csr_matrix:
-    """S[i, j] = Σ_k min(Vq[i, k], other[j, k]), stored only where the rows overlap.
+    """S[i, j] = Σ_k min(Vq[i, k], other[j, k]) (float32), stored only where the rows
+    overlap.
 
     ``other`` is in CSC form (its columns are the encoding dimensions k), so the items j
-    sharing dimension k are one slice. Work and memory are Σ_i Σ_{k ∈ row i} nnz(col k).
+    sharing dimension k are one slice: every nonzero (i, k) of ``Vq`` expands into the
+    triplets (i, j, min(Vq[i, k], other[j, k])). Work and memory are the number of triplets,
+    Σ_i Σ_{k ∈ row i} nnz(col k); callers bound it with ``row_blocks``. Triplets are summed
+    in a dense (rows × M) accumulator when it fits ``DENSE_ACCUMULATOR_BYTES`` (no sort),
+    otherwise through a sparse matrix build (sorts the triplets).
     """
+    rows, n_other = Vq.shape[0], other.shape[0]
     q = Vq.tocoo()
     counts = np.diff(other.indptr)[q.col]
-    starts = other.indptr[q.col]
     total = int(counts.sum())
     if total == 0:
-        return sp.csr_matrix((Vq.shape[0], other.shape[0]), dtype=np.float32)
+        return sp.csr_matrix((rows, n_other), dtype=np.float32)
     offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    idx = np.repeat(starts, counts) + offs
+    idx = np.repeat(other.indptr[q.col], counts) + offs
+    del offs
     vals = np.minimum(np.repeat(q.data, counts), other.data[idx])
-    return sp.csr_matrix(
-        (vals, (np.repeat(q.row, counts), other.indices[idx])), shape=(Vq.shape[0], other.shape[0])
-    )
+    r = np.repeat(q.row, counts)
+    c = other.indices[idx]
+    del idx
+    if rows * n_other * 8 <= DENSE_ACCUMULATOR_BYTES:
+        keys = r.astype(np.int64) * n_other + c
+        acc = np.bincount(keys, weights=vals, minlength=rows * n_other)
+        touched = np.zeros(rows * n_other, dtype=bool)
+        touched[keys] = True
+        flat = np.flatnonzero(touched)  # ascending: row-major, i.e. already CSR order
+        indptr = np.zeros(rows + 1, np.int64)
+        np.cumsum(np.bincount(flat // n_other, minlength=rows), out=indptr[1:])
+        return sp.csr_matrix((acc[flat].astype(np.float32), flat % n_other, indptr),
+                             shape=(rows, n_other))
+    return sp.csr_matrix((vals, (r, c)), shape=(rows, n_other))
 
 
-def row_blocks(V: sp.csr_matrix, other: sp.csc_matrix, budget: int = 2**24) -> list[slice]:
-    """Split V's rows into blocks whose ``min_overlap`` work stays under ``budget``
-    triplets (about 16 bytes each), bounding the temporary memory."""
+def row_blocks(V: sp.csr_matrix, other: sp.csc_matrix, budget: int = TRIPLET_BUDGET
+               ) -> list[slice]:
+    """Split V's rows into blocks of at most ``budget`` ``min_overlap`` triplets, and of
+    few enough rows for the dense accumulator when the other side is not huge."""
     col_nnz = np.diff(other.indptr).astype(np.int64)
     ones = V.copy()
     ones.data[:] = 1
     cost = np.asarray(ones @ col_nnz).ravel()
+    max_rows = DENSE_ACCUMULATOR_BYTES // (8 * max(other.shape[0], 1))
+    if max_rows < 32:  # other side too large for a useful dense block: sparse path only
+        max_rows = len(cost)
+    cuts, start = [0], 0
     block_id = np.maximum(np.cumsum(cost) - 1, 0) // budget
-    cuts = [0, *(np.flatnonzero(np.diff(block_id)) + 1).tolist(), len(cost)]
+    for b in (np.flatnonzero(np.diff(block_id)) + 1).tolist() + [len(cost)]:
+        while b - start > max_rows:  # split long runs of cheap rows
+            start += max_rows
+            cuts.append(start)
+        if b > start:
+            cuts.append(b)
+            start = b
     return [slice(a, b) for a, b in itertools.pairwise(cuts) if b > a]
