@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from _common import emit, peak_rss_mb_since_reset, reset_peak_rss, run_child  # noqa: E402
+from _common import emit, peak_rss_mb_since_reset, reset_peak_rss, run_child
 
 DIM = 2048
 
@@ -41,9 +41,9 @@ def features(n: int, seed: int = 0) -> np.ndarray:
 
 def child(kind: str, n: int, out: str) -> None:
     # libraries first: "algorithm memory" excludes them and the features
-    from reference_jaccard import dense_jaccard
     from sklearn.cluster import DBSCAN
 
+    from reference_jaccard import dense_jaccard
     from vireid.clustering import dbscan, jaccard_distance
 
     x = features(n)
@@ -57,9 +57,17 @@ def child(kind: str, n: int, out: str) -> None:
     dt = time.perf_counter() - t0
     peak = peak_rss_mb_since_reset()
     np.save(out, labels)
-    print(json.dumps({"seconds": dt, "peak_mb": peak, "algo_mb": peak - base,
-                      "clusters": int(len(set(labels.tolist()) - {-1})),
-                      "outliers": int((labels < 0).sum())}))
+    print(
+        json.dumps(
+            {
+                "seconds": dt,
+                "peak_mb": peak,
+                "algo_mb": peak - base,
+                "clusters": len(set(labels.tolist()) - {-1}),
+                "outliers": int((labels < 0).sum()),
+            }
+        )
+    )
 
 
 def main() -> None:

@@ -79,3 +79,14 @@ def test_relabel_and_quality():
     q = cluster_quality(np.array([0, 0, 1, 1, -1]), np.array([7, 7, 8, 8, 8]))
     assert q["ARI"] == 1.0 and q["purity"] == 1.0 and q["outlier_ratio"] == 0.2
     assert q["clusters"] == 2
+
+
+def test_sparse_accumulation_path_equals_dense_path(monkeypatch):
+    from vireid.clustering import kreciprocal
+
+    x, _ = blobs(250, seed=9)
+    a = jaccard_distance(x, 20, 6)
+    monkeypatch.setattr(kreciprocal, "DENSE_ACCUMULATOR_BYTES", 0)  # force the CSR build
+    b = jaccard_distance(x, 20, 6, budget=3000)
+    np.testing.assert_allclose(a.toarray(), b.toarray(), atol=1e-6)
+    assert a.nnz == b.nnz

@@ -106,3 +106,17 @@ def test_every_shipped_recipe_validates(path):
     if "_base_" in path.parts:
         pytest.skip("partial base file")
     load_config(path)
+
+
+def test_switching_a_union_member_replaces_the_base_section(tmp_path):
+    write(tmp_path, "base.yaml", "method: {name: cluster_contrast, cross: pgm}\n")
+    child = write(tmp_path, "child.yaml", "_base_: base.yaml\nmethod: {name: mmm}\n")
+    cfg = load_config(child)
+    assert cfg.method.name == "mmm"  # 'cross' (a cluster_contrast key) did not leak in
+    same = write(
+        tmp_path,
+        "same.yaml",
+        "_base_: base.yaml\nmethod: {name: cluster_contrast, momentum: 0.2}\n",
+    )
+    cfg = load_config(same)
+    assert cfg.method.cross == "pgm" and cfg.method.momentum == 0.2

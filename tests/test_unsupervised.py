@@ -5,7 +5,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from vireid.cli import app
-from vireid.engine.pseudo_labels import cluster_features, cross_modality_ari
+from vireid.clustering import cluster_labels as cluster_features
+from vireid.clustering import cross_modality_ari
 
 INSTANT = Path(__file__).parents[1] / "configs" / "tests" / "instant_usl.yaml"
 runner = CliRunner()

@@ -6,12 +6,15 @@ from .dbscan import dbscan, num_clusters, relabel_contiguous
 from .jaccard import jaccard_distance
 from .knn import knn
 from .matching import adca_associate, centroids, pgm_cost, progressive_match
-from .quality import cluster_quality
+from .pseudo_labels import cluster_labels
+from .quality import cluster_quality, cross_modality_ari
 
 __all__ = [
     "adca_associate",
     "centroids",
+    "cluster_labels",
     "cluster_quality",
+    "cross_modality_ari",
     "dbscan",
     "jaccard_distance",
     "knn",

@@ -26,8 +26,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from .knn import knn as knn_search
-from .kreciprocal import (TRIPLET_BUDGET, encodings, expanded_sets, min_overlap,
-                          query_expand, row_blocks)
+from .kreciprocal import (
+    TRIPLET_BUDGET,
+    encodings,
+    expanded_sets,
+    min_overlap,
+    query_expand,
+    row_blocks,
+)
 
 
 def _dot_distance(x: np.ndarray, chunk_bytes: int = 16 << 20):

@@ -115,13 +115,13 @@ def min_overlap(Vq: sp.csr_matrix, other: sp.csc_matrix) -> sp.csr_matrix:
         flat = np.flatnonzero(touched)  # ascending: row-major, i.e. already CSR order
         indptr = np.zeros(rows + 1, np.int64)
         np.cumsum(np.bincount(flat // n_other, minlength=rows), out=indptr[1:])
-        return sp.csr_matrix((acc[flat].astype(np.float32), flat % n_other, indptr),
-                             shape=(rows, n_other))
+        return sp.csr_matrix(
+            (acc[flat].astype(np.float32), flat % n_other, indptr), shape=(rows, n_other)
+        )
     return sp.csr_matrix((vals, (r, c)), shape=(rows, n_other))
 
 
-def row_blocks(V: sp.csr_matrix, other: sp.csc_matrix, budget: int = TRIPLET_BUDGET
-               ) -> list[slice]:
+def row_blocks(V: sp.csr_matrix, other: sp.csc_matrix, budget: int = TRIPLET_BUDGET) -> list[slice]:
     """Split V's rows into blocks of at most ``budget`` ``min_overlap`` triplets, and of
     few enough rows for the dense accumulator when the other side is not huge."""
     col_nnz = np.diff(other.indptr).astype(np.int64)
@@ -133,7 +133,7 @@ def row_blocks(V: sp.csr_matrix, other: sp.csc_matrix, budget: int = TRIPLET_BUD
         max_rows = len(cost)
     cuts, start = [0], 0
     block_id = np.maximum(np.cumsum(cost) - 1, 0) // budget
-    for b in (np.flatnonzero(np.diff(block_id)) + 1).tolist() + [len(cost)]:
+    for b in [*(np.flatnonzero(np.diff(block_id)) + 1).tolist(), len(cost)]:
         while b - start > max_rows:  # split long runs of cheap rows
             start += max_rows
             cuts.append(start)

@@ -27,3 +27,22 @@ def cluster_quality(pseudo_labels: np.ndarray, true_pids: np.ndarray) -> dict[st
         np.add.at(counts, (inv, tinv), 1)
         out["purity"] = float(counts.max(1).sum() / m.sum())
     return out
+
+
+def cross_modality_ari(labels: dict, pids: dict, v2i: np.ndarray | None) -> float | None:
+    """ARI against the true identities of the joint labelling in which every visible
+    cluster takes its infrared partner's label (``v2i``: visible cluster → infrared
+    cluster, −1 = unmatched), over the clustered samples of both modalities. ``labels`` and
+    ``pids`` map 0 (visible) and 1 (infrared) to per-sample arrays."""
+    if v2i is None:
+        return None
+    lv, li = np.asarray(labels[0]), np.asarray(labels[1])
+    v2i = np.asarray(v2i)
+    n_i = int(li.max()) + 1 if (li >= 0).any() else 0
+    # an unmatched visible cluster keeps an id of its own, outside the infrared range
+    partner = np.where(v2i >= 0, v2i, n_i + np.arange(len(v2i)))
+    joint_v = np.where(lv >= 0, partner[np.maximum(lv, 0)], -1)
+    lab = np.concatenate([joint_v, li])
+    true = np.concatenate([pids[0], pids[1]])
+    m = lab >= 0
+    return float(adjusted_rand_score(true[m], lab[m])) if m.sum() > 1 else None

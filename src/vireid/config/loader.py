@@ -38,10 +38,18 @@ def _read_yaml(path: Path) -> dict:
 
 
 def deep_merge(base: dict, over: dict) -> dict:
+    """Merge ``over`` into ``base`` key by key. A section that switches to another ``name``
+    (e.g. ``method: {name: mmm}`` over a ``cluster_contrast`` base) replaces the base
+    section instead of merging with it: the other member's keys would not be valid."""
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
+        old = out.get(k)
+        if (
+            isinstance(v, dict)
+            and isinstance(old, dict)
+            and ("name" not in v or "name" not in old or v["name"] == old["name"])
+        ):
+            out[k] = deep_merge(old, v)
         else:
             out[k] = v
     return out

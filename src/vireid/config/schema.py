@@ -136,8 +136,42 @@ class ClusterContrastMethodCfg(Strict):
     adca_threshold: float = Field(0.5, description="ADCA: cosine threshold of voting pairs")
 
 
+class MMMMethodCfg(Strict):
+    """MMM (Shi et al., ECCV 2024). Defaults follow the paper; ``configs/unsupervised/
+    mmm_official_*.yaml`` sets the official code's choices (docs/methods/mmm.md)."""
+
+    name: Literal["mmm"] = "mmm"
+    unsupervised: ClassVar[bool] = True
+    temp: float = Field(0.05, gt=0)
+    momentum: float = Field(0.1, ge=0, lt=1)
+    cluster: ClusterCfg = Field(default_factory=ClusterCfg)
+    joint_k1: int = Field(40, ge=2, description="joint clustering: 40 SYSU, 38 RegDB")
+    joint_k2: int = Field(32, ge=1, description="joint clustering: 32 SYSU, 18 RegDB")
+    use_joint: bool = Field(True, description="CMC's mixed memory and L_VR")
+    mmlm: bool = Field(True, description="multi-memory matching (off: CMC-only baseline)")
+    num_memories: int = Field(4, ge=1)
+    kmeans_n_init: int = Field(10, ge=1, description="10 = scikit-learn 1.3's default (MMM)")
+    cost: Literal["visible", "infrared", "symmetric"] = Field(
+        "visible", description="paper sums over visible memories; code over infrared"
+    )
+    matching: Literal["hungarian", "greedy"] = "hungarian"
+    schedule: Literal["per_epoch", "once"] = Field(
+        "per_epoch", description="once: match at match_epoch, then freeze labels (code)"
+    )
+    match_epoch: int = Field(1, ge=1, description="1-based epoch of the first matching")
+    lambda_intra: float = Field(0.5, ge=0)
+    lambda_inter: float = Field(0.05, ge=0)
+    intra_loss: Literal["l2sq", "l1"] = Field("l2sq", description="paper l2sq; code l1")
+    intra_start_epoch: int = Field(1, ge=1, description="1-based; paper 1")
+    inter_start_epoch: int = Field(15, ge=1, description="1-based; paper 15, code 5")
+    inter_feature: Literal["pool", "feat"] = Field("pool", description="code: pre-BN pool")
+    confidence: bool = Field(True, description="GMM confidence for memories (SCA)")
+    compat_skip_last_cluster: bool = Field(False, description="restore the code's off-by-one")
+
+
 MethodCfg = Annotated[
-    AGWMethodCfg | CAJMethodCfg | ClusterContrastMethodCfg, Field(discriminator="name")
+    AGWMethodCfg | CAJMethodCfg | ClusterContrastMethodCfg | MMMMethodCfg,
+    Field(discriminator="name"),
 ]
 
 

@@ -30,8 +30,13 @@ class ImageDataset(Dataset):
         transforms,
         labels: Sequence[int] | None = None,
         images: np.ndarray | None = None,
+        index_offset: int = 0,
+        image_index: Sequence[int] | None = None,
     ) -> None:
         self.samples = list(samples)
+        # row of ``images`` holding sample i (a shard reads the full cache without copying)
+        self.image_index = image_index
+        self.index_offset = index_offset  # reported index = offset + position (concatenations)
         self.labels = list(labels) if labels is not None else [s.pid for s in self.samples]
         self.images = images
         self.transforms = transforms
@@ -50,9 +55,10 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int):
         s = self.samples[i]
         # copy out of the read-only memory map: transforms may write in place
-        img = np.array(self.images[i]) if self.images is not None else load_rgb(s.path)
+        row = i if self.image_index is None else self.image_index[i]
+        img = np.array(self.images[row]) if self.images is not None else load_rgb(s.path)
         views = [tf(img) for tf in self._pick(s)]
-        return views, self.labels[i], s.camid, MODALITY_INDEX[s.modality], i
+        return views, self.labels[i], s.camid, MODALITY_INDEX[s.modality], i + self.index_offset
 
 
 def collate_views(batch) -> dict[str, torch.Tensor]:

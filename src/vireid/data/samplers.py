@@ -68,7 +68,8 @@ class CrossModalitySampler(_EpochBatches):
     ) -> None:
         by = {m: defaultdict(list) for m in Modality}
         for i, (y, m) in enumerate(zip(labels, modalities, strict=True)):
-            by[m][int(y)].append(i)
+            if y >= 0:  # −1: an outlier / unmatched sample, never drawn
+                by[m][int(y)].append(i)
         self.vis, self.ir = by[Modality.VISIBLE], by[Modality.INFRARED]
         self.ids = sorted(set(self.vis) & set(self.ir))
         if len(self.ids) < num_ids:

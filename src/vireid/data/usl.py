@@ -1,6 +1,13 @@
-"""Training data for unsupervised VI-ReID: one visible and one infrared stream, each
-sampled by pseudo-label (P clusters × K instances, other cameras first), zipped into one
-batch per iteration (the two-loader loop of ADCA/PGM/MMM)."""
+"""Training data for unsupervised VI-ReID: one stream of images per modality, with the
+current pseudo-labels. Two ways to batch them:
+
+* ``paired_loader``: per modality P clusters × K instances (other cameras first), one
+  visible and one infrared batch zipped per iteration (ADCA/PGM's two loaders);
+* ``cross_loader``: P cross-modality identities × (K visible + K infrared), for methods
+  whose labels already link the modalities (MMM after matching).
+
+Batch indices are global: visible samples first, then infrared (``offset``).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.utils.data import ConcatDataset
 
 from .loader import ImageDataset, make_loader
 from .records import Modality, Sample
-from .samplers import PseudoLabelSampler
+from .samplers import CrossModalitySampler, PseudoLabelSampler
 
 
 @dataclass
@@ -23,44 +31,79 @@ class ModalityStream:
     samples: list[Sample]
     transforms: dict
     images: np.ndarray | None = None
+    offset: int = 0
     labels: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.labels is None:
             self.labels = np.full(len(self.samples), -1, np.int64)
 
-    def loader(
-        self,
-        num_ids: int,
-        num_instances: int,
-        iters: int,
-        seed: int,
-        workers: int,
-        rank: int = 0,
-        world_size: int = 1,
-    ):
-        ds = ImageDataset(self.samples, self.transforms, self.labels.tolist(), self.images)
+    def dataset(self, labels: np.ndarray | None = None) -> ImageDataset:
+        lab = self.labels if labels is None else labels
+        return ImageDataset(
+            self.samples, self.transforms, lab.tolist(), self.images, index_offset=self.offset
+        )
+
+
+def _loader(dataset, sampler, seed: int, workers: int):
+    return make_loader(
+        dataset,
+        batch_sampler=sampler,
+        workers=workers,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def paired_loader(
+    streams: dict,
+    num_ids: dict,
+    num_instances: int,
+    iters: int,
+    seed: int,
+    workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> PairedLoader:
+    loaders = {}
+    for m, st in streams.items():
         sampler = PseudoLabelSampler(
-            self.labels,
-            [s.camid for s in self.samples],
-            num_ids,
+            st.labels,
+            [s.camid for s in st.samples],
+            num_ids[m],
             num_instances,
             iters,
-            seed,
+            seed + 7919 * m,
             rank,
             world_size,
         )
-        return make_loader(
-            ds,
-            batch_sampler=sampler,
-            workers=workers,
-            generator=torch.Generator().manual_seed(seed),
-        )
+        loaders[m] = _loader(st.dataset(), sampler, seed + m, workers)
+    return PairedLoader(loaders[0], loaders[1])
+
+
+def cross_loader(
+    streams: dict,
+    labels: dict,
+    num_ids: int,
+    num_instances: int,
+    iters: int,
+    seed: int,
+    workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+):
+    order = sorted(streams)
+    ds = ConcatDataset([streams[m].dataset(labels[m]) for m in order])
+    all_labels = np.concatenate([labels[m] for m in order])
+    mods = [streams[m].modality for m in order for _ in streams[m].samples]
+    sampler = CrossModalitySampler(
+        all_labels, mods, num_ids, num_instances, iters, seed, rank, world_size
+    )
+    return _loader(ds, sampler, seed, workers)
 
 
 class PairedLoader:
-    """Yields ``iters`` batches, each the concatenation of one visible and one infrared
-    batch (visible first). ``set_epoch`` reseeds both samplers."""
+    """Yields one batch per iteration: a visible batch concatenated with an infrared batch
+    (visible first). ``set_epoch`` reseeds both samplers."""
 
     def __init__(self, visible, infrared) -> None:
         self.visible, self.infrared = visible, infrared

@@ -109,12 +109,17 @@ def build_streams(cfg: RunCfg, splits: DatasetSplits) -> dict[int, ModalityStrea
     they only feed the cluster-quality diagnostics."""
     images = train_images(cfg, splits.train)
     tf = train_transforms(cfg)
-    out = {}
-    for m in Modality:
+    out, offset = {}, 0
+    for m in Modality:  # visible first: batch indices are global, visible then infrared
         idx = [i for i, s in enumerate(splits.train) if s.modality is m]
         out[MODALITY_INDEX[m]] = ModalityStream(
-            m, [splits.train[i] for i in idx], tf, None if images is None else images[idx]
+            m,
+            [splits.train[i] for i in idx],
+            tf,
+            None if images is None else images[idx],
+            offset=offset,
         )
+        offset += len(idx)
     return out
 
 
@@ -137,7 +142,7 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
     """
     flip = cfg.method.cluster.flip if clustering else cfg.eval.flip
 
-    def featurize(samples):
+    def featurize(samples, images=None):
         idx = shard_indices(len(samples), info.rank, info.world_size)
         local = extract_features(
             model,
@@ -150,6 +155,8 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
             device=device,
             amp=cfg.train.amp,
             desc="clustering features" if clustering else "features",
+            images=images,
+            image_index=idx,
         )
         return gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
 

@@ -11,11 +11,9 @@ warning (the previous epoch's weights are kept).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score
 
-from ..clustering import cluster_quality, dbscan, jaccard_distance, num_clusters
-from ..clustering.dbscan import relabel_contiguous
-from ..data.usl import ModalityStream, PairedLoader
+from ..clustering import cluster_labels, cluster_quality, cross_modality_ari, num_clusters
+from ..data.usl import ModalityStream, cross_loader, paired_loader
 from ..utils.logging import get_logger
 from .distributed import DistInfo, broadcast_object
 from .hooks import Hook
@@ -24,30 +22,16 @@ log = get_logger(__name__)
 VIS, IR = 0, 1
 
 
-def cluster_features(
-    feats: np.ndarray, k1: int, k2: int, eps: float, min_samples: int, knn_backend: str = "auto"
-) -> np.ndarray:
-    """Contiguous pseudo-labels (−1 = outlier) of one modality's features."""
-    if len(feats) < 2:
-        return np.full(len(feats), -1, np.int64)
-    dist = jaccard_distance(feats, k1, k2, max_distance=eps, knn_backend=knn_backend)
-    return relabel_contiguous(dbscan(dist, eps, min_samples))
-
-
-def cross_modality_ari(labels: dict, pids: dict, v2i: np.ndarray | None) -> float | None:
-    """ARI of the joint labelling (visible clusters renamed to their infrared partner)
-    against the true identities, over clustered samples of both modalities."""
-    if v2i is None:
-        return None
-    lv, li = labels[VIS], labels[IR]
-    joint_v = np.where(lv >= 0, v2i[np.maximum(lv, 0)], -1)
-    lab = np.concatenate([joint_v, li])
-    true = np.concatenate([pids[VIS], pids[IR]])
-    m = lab >= 0
-    return float(adjusted_rand_score(true[m], lab[m])) if m.sum() > 1 else None
-
-
 class PseudoLabelHook(Hook):
+    """Re-clusters at the start of every epoch and hands the method its new clusters.
+
+    The method answers ``on_clusters(epoch, feats, labels) -> extras`` and may set
+    ``sampling = "cross"`` with ``sampling_labels`` (labels linking the modalities), in
+    which case batches hold P identities × (K visible + K infrared); otherwise each modality
+    is sampled by its own clusters. ``method.freeze_labels`` (offline pseudo-labels) stops
+    re-clustering once labels exist.
+    """
+
     def __init__(
         self,
         method,
@@ -64,23 +48,26 @@ class PseudoLabelHook(Hook):
         self.c, self.b = cluster_cfg, batch_cfg
         self.iters, self.seed, self.workers, self.info = iters, seed, workers, info
 
-    def before_epoch(self, trainer) -> None:
-        feats = {m: self.featurize(s.samples) for m, s in self.streams.items()}
+    def _cluster(self, feats) -> dict[int, np.ndarray]:
         labels = None
         if self.info.is_main:
             labels = {
-                m: cluster_features(
+                m: cluster_labels(
                     f, self.c.k1, self.c.k2, self.c.eps, self.c.min_samples, self.c.knn_backend
                 )
                 for m, f in feats.items()
             }
-        labels = broadcast_object(labels)
+        return broadcast_object(labels)
+
+    def before_epoch(self, trainer) -> None:
+        if getattr(self.method, "freeze_labels", False) and trainer.loader is not None:
+            return  # offline pseudo-labels: computed once, kept for the whole run
+        feats = {m: self.featurize(s.samples, s.images) for m, s in self.streams.items()}
+        labels = self._cluster(feats)
         pids = {m: np.array([x.pid for x in s.samples]) for m, s in self.streams.items()}
-        extras = {}
         for m, tag in ((VIS, "visible"), (IR, "infrared")):
             q = cluster_quality(labels[m], pids[m])
-            extras.update({f"{tag}_{k}": v for k, v in q.items() if k != "true_ids"})
-        trainer.epoch_extras.update(extras)
+            trainer.epoch_extras.update({f"{tag}_{k}": v for k, v in q.items() if k != "true_ids"})
         empty = [
             tag for m, tag in ((VIS, "visible"), (IR, "infrared")) if num_clusters(labels[m]) == 0
         ]
@@ -93,24 +80,35 @@ class PseudoLabelHook(Hook):
             trainer.skip_epoch = True
             return
         trainer.epoch_extras.update(self.method.on_clusters(trainer.epoch, feats, labels))
-        ari = cross_modality_ari(labels, pids, (self.method.cross_labels() or {}).get(VIS))
-        if ari is not None:
-            trainer.epoch_extras["cross_ARI"] = ari
-        loaders = {}
-        for m, stream in self.streams.items():
-            stream.labels = labels[m]
-            p = (
-                self.b.num_ids
-                if m == VIS or self.b.num_ids_infrared is None
-                else self.b.num_ids_infrared
-            )
-            loaders[m] = stream.loader(
-                p,
-                self.b.num_instances,
+        # correspondence quality of every association the method offers (diagnostic only)
+        for key, v2i in (self.method.cross_labels() or {}).items():
+            ari = cross_modality_ari(labels, pids, v2i)
+            if ari is not None:
+                trainer.epoch_extras["cross_ARI" + ("" if key == "matched" else f"_{key}")] = ari
+        for m, st in self.streams.items():
+            st.labels = labels[m]
+        b, info = self.b, self.info
+        if getattr(self.method, "sampling", "paired") == "cross":
+            trainer.loader = cross_loader(
+                self.streams,
+                self.method.sampling_labels,
+                b.num_ids,
+                b.num_instances,
                 self.iters,
-                self.seed + 7919 * m,
+                self.seed,
                 self.workers,
-                self.info.rank,
-                self.info.world_size,
+                info.rank,
+                info.world_size,
             )
-        trainer.loader = PairedLoader(loaders[VIS], loaders[IR])
+        else:
+            p = {VIS: b.num_ids, IR: b.num_ids_infrared or b.num_ids}
+            trainer.loader = paired_loader(
+                self.streams,
+                p,
+                b.num_instances,
+                self.iters,
+                self.seed,
+                self.workers,
+                info.rank,
+                info.world_size,
+            )

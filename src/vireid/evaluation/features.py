@@ -35,6 +35,8 @@ def extract_features(
     which: str = "feat",
     desc: str = "features",
     renormalize: bool = True,
+    images: np.ndarray | None = None,
+    image_index: Sequence[int] | None = None,
 ) -> np.ndarray:
     """(N, D) float32 L2-normalised features of ``samples`` in order. ``flip`` averages
     the normalised features of the image and its mirror, then re-normalises (USL test
@@ -43,7 +45,10 @@ def extract_features(
     was_training = model.training
     model.eval()
     loader = make_loader(
-        ImageDataset(samples, build_test_transform(height, width)),
+        # ``images``: the decoded-image cache of these samples, when the caller has one
+        ImageDataset(
+            samples, build_test_transform(height, width), images=images, image_index=image_index
+        ),
         batch_size=batch_size,
         workers=workers,
     )

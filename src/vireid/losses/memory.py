@@ -75,8 +75,15 @@ class ClusterMemory(nn.Module):
         return F.cross_entropy(logits, labels)
 
     @torch.no_grad()
-    def update(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
-        x = _gather(F.normalize(feats.detach().float(), dim=1))
+    def update(
+        self, feats: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> None:
+        """``weights`` (B,) in [0, 1] scale each sample's pull (MMM's confidence-weighted
+        update); None = the plain update."""
+        x = F.normalize(feats.detach().float(), dim=1)
+        if weights is not None:
+            x = x * weights.float()[:, None]
+        x = _gather(x)
         y = _gather(labels)
         m = self.momentum
         if self.mode == "hard":

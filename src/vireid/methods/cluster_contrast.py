@@ -81,9 +81,9 @@ class ClusterContrast(Method):
             extras["cross_pairs"] = float(min(cost.shape))
         return extras
 
-    def cross_labels(self) -> dict[int, np.ndarray] | None:
+    def cross_labels(self) -> dict[str, np.ndarray] | None:
         """Visible cluster → infrared cluster, when the method associates them."""
-        return None if self.v2i is None else {VIS: self.v2i.cpu().numpy()}
+        return None if self.v2i is None else {"matched": self.v2i.cpu().numpy()}
 
     def training_step(self, batch):
         out = self.model(batch["images"], batch["modality"])

@@ -1,0 +1,116 @@
+"""Multi-memory learning and matching (MMM, Shi et al., ECCV 2024).
+
+Each cluster is split by k-means into ``n`` sub-clusters whose centres are the cluster's
+memories (front/back appearances of one person end up in different memories). The cost
+between a visible cluster p and an infrared cluster q is the sum of nearest-memory
+distances, M(p, q) = Σ_i min_j ‖K_V[p, i] − K_R[q, j]‖₂ (the paper's formula, summing over
+visible memories); ``direction="infrared"`` sums over infrared memories (the official
+code, ``mmlm.py``) and ``"symmetric"`` averages both (a Chamfer distance).
+
+A cluster with fewer than ``n`` samples uses each sample as a memory (what k-means with k =
+size would return). Its nearest-memory terms are then averaged and scaled by ``n`` so its
+costs stay comparable with full clusters.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from .matching import progressive_match
+
+
+def cluster_memories(
+    feats: np.ndarray, labels: np.ndarray, n: int = 4, n_init: int = 10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C, n, D) memories (padded with NaN) and (C,) memory counts for clusters 0..C−1."""
+    labels = np.asarray(labels)
+    c = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    mem = np.full((c, n, feats.shape[1]), np.nan, np.float32)
+    count = np.zeros(c, np.int64)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(c + 1))
+    for p in range(c):
+        x = feats[order[bounds[p] : bounds[p + 1]]]
+        if len(x) <= n:  # small cluster: every sample is a memory
+            mem[p, : len(x)] = x
+            count[p] = len(x)
+            continue
+        with warnings.catch_warnings():  # duplicate points: fewer distinct centres is fine
+            warnings.simplefilter("ignore")
+            km = KMeans(n_clusters=n, n_init=n_init, random_state=seed).fit(x)
+        mem[p] = km.cluster_centers_
+        count[p] = n
+    return mem, count
+
+
+def _nearest_sums(
+    a: np.ndarray, ca: np.ndarray, b: np.ndarray, cb: np.ndarray, n: int, block: int = 256
+) -> np.ndarray:
+    """(A, B): Σ over a's memories of the distance to b's nearest memory (scaled to n)."""
+    A, B = len(a), len(b)
+    fb = np.nan_to_num(b.reshape(B * n, -1), nan=0.0).astype(np.float64)
+    sq_b = (fb**2).sum(1)
+    valid_b = (np.arange(n)[None, :] < cb[:, None]).reshape(-1)
+    out = np.empty((A, B))
+    for s in range(0, A, block):
+        fa = np.nan_to_num(a[s : s + block].reshape(-1, a.shape[2]), nan=0.0).astype(np.float64)
+        d2 = (fa**2).sum(1)[:, None] + sq_b[None] - 2 * fa @ fb.T
+        d = np.sqrt(np.maximum(d2, 0))
+        d[:, ~valid_b] = np.inf
+        d = d.reshape(-1, n, B, n).min(axis=3)  # nearest memory of each b cluster
+        va = np.arange(n)[None, :] < ca[s : s + block, None]  # (rows, n) real memories
+        d = np.where(va[:, :, None], d, 0.0).sum(1)  # (rows, B)
+        out[s : s + block] = d * (n / ca[s : s + block, None])
+    return out
+
+
+def multi_memory_cost(mem_v, count_v, mem_r, count_r, direction: str = "visible") -> np.ndarray:
+    """(Cv, Cr) matching cost between visible and infrared clusters."""
+    n = mem_v.shape[1]
+    if direction == "visible":
+        return _nearest_sums(mem_v, count_v, mem_r, count_r, n)
+    if direction == "infrared":
+        return _nearest_sums(mem_r, count_r, mem_v, count_v, n).T
+    if direction == "symmetric":
+        return 0.5 * (
+            _nearest_sums(mem_v, count_v, mem_r, count_r, n)
+            + _nearest_sums(mem_r, count_r, mem_v, count_v, n).T
+        )
+    raise ValueError(f"cost direction {direction!r}: expected visible, infrared or symmetric")
+
+
+def greedy_match(cost: np.ndarray, skip_last: bool = False) -> np.ndarray:
+    """The official code's matching: every visible cluster takes its cheapest infrared
+    cluster (many-to-one, infrared clusters may stay unmatched). ``skip_last`` restores
+    its off-by-one: the last visible cluster is left unmatched (−1)."""
+    v2r = cost.argmin(axis=1) if cost.shape[1] else np.full(len(cost), -1)
+    if skip_last and len(v2r):
+        v2r = v2r.copy()
+        v2r[-1] = -1
+    return v2r
+
+
+def match_clusters(
+    cost: np.ndarray, method: str = "hungarian", skip_last: bool = False
+) -> np.ndarray:
+    """Visible cluster → infrared cluster (−1 = unmatched)."""
+    if method == "hungarian":
+        return progressive_match(cost)[0]
+    if method == "greedy":
+        return greedy_match(cost, skip_last)
+    raise ValueError(f"matching {method!r}: expected hungarian or greedy")
+
+
+def transfer_labels(
+    labels_v: np.ndarray, labels_r: np.ndarray, v2r: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unified labels: infrared clusters keep their id; a matched visible cluster takes its
+    infrared partner's id (Y^v := Q·Y^r); an unmatched visible cluster gets a fresh id
+    after all infrared ids (so it never collides with an unrelated infrared identity)."""
+    c_r = int(labels_r.max()) + 1 if (labels_r >= 0).any() else 0
+    lut = np.where(v2r >= 0, v2r, c_r + np.arange(len(v2r)))
+    unified_v = np.where(labels_v >= 0, lut[np.maximum(labels_v, 0)], -1)
+    return unified_v, labels_r.copy()
