@@ -3,8 +3,9 @@ formulation (tests/reference_jaccard.py: N × N arrays, per-row loops) on cluste
 synthetic features (D = 2048), k1 = 30, k2 = 6, eps = 0.6, min_samples = 4.
 
 Each measurement runs in a fresh process; "algorithm memory" is the peak RSS during the
-call minus the RSS just before it (libraries and features loaded; Linux ``clear_refs``). The dense baseline runs only where
-its three N × N float32 arrays fit comfortably in this machine's RAM.
+call minus the RSS just before it (libraries and features loaded; Linux ``clear_refs``).
+The dense baseline runs only where its three N × N float32 arrays fit comfortably in this
+machine's RAM.
 
     python benchmarks/bench_cluster.py [--sizes 12000 34000 100000] [--dense-max 12000]
 """
