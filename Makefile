@@ -7,6 +7,8 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 DEMO_DIR ?= outputs/demo
+# any recipe of configs/quickstart/, e.g. cluster_contrast_synth.yaml or mmm_synth.yaml
+DEMO_CONFIG ?= configs/quickstart/agw_synth.yaml
 PYTEST_ARGS ?= -n 2
 
 .PHONY: test demo install lint format bench clean
@@ -33,7 +35,7 @@ test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m vireid demo --out $(DEMO_DIR)
+	$(PY) -m vireid demo --out $(DEMO_DIR) --config $(DEMO_CONFIG)
 
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -75,6 +75,30 @@ def rows() -> list[str]:
                     f"{r['sparse_s']:.1f} s, peak {r['sparse_peak_mb']:.0f} MB | "
                     f"{dense} | {cpu(c)} |"
                 )
+    if st := _load("mmm_step"):
+        out.append(
+            f"| MMM pseudo-label step, {st['visible']:,} + {st['infrared']:,} × "
+            f"{st['dim']} (3 clusterings, k-means n_init {st['kmeans_n_init']}, "
+            f"matching) | {st['total_s']:.0f} s, peak {st['peak_algo_mb']:.0f} MB | – |"
+            f" {cpu(st)} |"
+        )
+    return out
+
+
+def ablation_rows() -> list[str]:
+    ab = _load("mmm_ablation")
+    if not ab:
+        return []
+    out = [
+        "| MMM ablation (synthetic) | R1 | mAP | mINP | cross ARI | single-memory ARI |",
+        "|---|---|---|---|---|---|",
+    ]
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in ab["rows"]:
+        out.append(
+            f"| {r['row']} | {r['R1']:.2f} | {r['mAP']:.2f} | {r['mINP']:.2f} | "
+            f"{fmt(r.get('cross_ARI'))} | {fmt(r.get('cross_ARI_single_memory'))} |"
+        )
     return out
 
 
@@ -82,7 +106,10 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     a, b = text.index(START) + len(START), text.index(END)
-    readme.write_text(text[:a] + "\n" + "\n".join(rows()) + "\n" + text[b:])
+    table = rows()
+    if ab := ablation_rows():
+        table += ["", *ab]
+    readme.write_text(text[:a] + "\n" + "\n".join(table) + "\n" + text[b:])
 
 
 if __name__ == "__main__":

@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["bench_eval.py", "bench_data.py", "bench_train.py", "bench_cluster.py"]
+SCRIPTS = [
+    "bench_eval.py",
+    "bench_data.py",
+    "bench_train.py",
+    "bench_cluster.py",
+    "bench_mmm_step.py",
+    "bench_mmm_ablation.py",
+    "bench_synth_calibration.py",
+]
 
 if __name__ == "__main__":
     for s in SCRIPTS:
