@@ -28,30 +28,30 @@ from _common import emit, peak_rss_mb_since_reset, reset_peak_rss, run_child
 DIM = 2048
 
 
-def features(n: int, seed: int = 0) -> np.ndarray:
+def features(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
     """n samples of n/20 identities, each identity 2 'views' (like front/back)."""
     rng = np.random.default_rng(seed)
     n_ids = max(2, n // 20)
-    centers = rng.normal(size=(n_ids, 2, DIM)).astype(np.float32)
+    centers = rng.normal(size=(n_ids, 2, dim)).astype(np.float32)
     pid = rng.integers(0, n_ids, n)
     view = rng.integers(0, 2, n)
-    x = centers[pid, view] + 0.8 * rng.normal(size=(n, DIM)).astype(np.float32)
+    x = centers[pid, view] + 0.8 * rng.normal(size=(n, dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x
 
 
-def child(kind: str, n: int, out: str) -> None:
+def child(kind: str, n: int, out: str, dim: int, backend: str) -> None:
     # libraries first: "algorithm memory" excludes them and the features
     from sklearn.cluster import DBSCAN
 
     from reference_jaccard import dense_jaccard
     from vireid.clustering import dbscan, jaccard_distance
 
-    x = features(n)
+    x = features(n, dim=dim)
     base = reset_peak_rss()  # current RSS with libraries and features loaded
     t0 = time.perf_counter()
     if kind == "sparse":
-        labels = dbscan(jaccard_distance(x, 30, 6, max_distance=0.6), 0.6)
+        labels = dbscan(jaccard_distance(x, 30, 6, max_distance=0.6, knn_backend=backend), 0.6)
     else:
         dense = dense_jaccard(x, 30, 6)
         labels = DBSCAN(eps=0.6, min_samples=4, metric="precomputed").fit_predict(dense)
@@ -76,17 +76,22 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[12000, 34000, 100000])
     ap.add_argument("--dense-max", type=int, default=12000)
     ap.add_argument("--child", nargs=3)
+    ap.add_argument("--dim", type=int, default=DIM)
+    ap.add_argument("--knn-backend", default="faiss", help="faiss | torch (CUDA if present)")
+    ap.add_argument("--name", default="cluster", help="results file name")
     a = ap.parse_args()
     if a.child:
-        child(a.child[0], int(a.child[1]), a.child[2])
+        child(a.child[0], int(a.child[1]), a.child[2], a.dim, a.knn_backend)
         return
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in a.sizes:
-            s = run_child(__file__, "--child", "sparse", str(n), f"{tmp}/s{n}.npy")
+            extra = ["--dim", str(a.dim), "--knn-backend", a.knn_backend]
+            s = run_child(__file__, "--child", "sparse", str(n), f"{tmp}/s{n}.npy", *extra)
             row = {
                 "n": n,
-                "dim": DIM,
+                "dim": a.dim,
+                "knn_backend": a.knn_backend,
                 "sparse_s": s["seconds"],
                 "sparse_peak_mb": s["peak_mb"],
                 "sparse_algo_mb": s["algo_mb"],
@@ -94,7 +99,7 @@ def main() -> None:
                 "outliers": s["outliers"],
             }
             if n <= a.dense_max:
-                d = run_child(__file__, "--child", "dense", str(n), f"{tmp}/d{n}.npy")
+                d = run_child(__file__, "--child", "dense", str(n), f"{tmp}/d{n}.npy", *extra)
                 same = np.array_equal(np.load(f"{tmp}/s{n}.npy"), np.load(f"{tmp}/d{n}.npy"))
                 row.update(
                     dense_s=d["seconds"],
@@ -106,7 +111,7 @@ def main() -> None:
                 )
             runs.append(row)
             print(json.dumps(row), file=sys.stderr)
-    emit("cluster", {"k1": 30, "k2": 6, "eps": 0.6, "runs": runs})
+    emit(a.name, {"k1": 30, "k2": 6, "eps": 0.6, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -47,13 +47,13 @@ def measure(device: str, amp: str, channels_last: bool, steps: int, p: int, k: i
         method, opt, None, epochs=1, device=dev, hooks=[], amp=amp, channels_last=channels_last
     )
     batch = make_batch(p, k, cfg.data.height, cfg.data.width, dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     warm = 2 if dev.type == "cpu" else 5
     for i in range(warm + steps):
         if i == warm:
             if dev.type == "cuda":
                 torch.cuda.synchronize()
+                # steady state: cuDNN's autotuner workspaces of the warm-up steps excluded
+                torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
         out = trainer.train_step(batch)
     float(out["loss"])  # waits for the device

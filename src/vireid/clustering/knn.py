@@ -10,14 +10,17 @@ Backends:
   tensor or ``device="cuda"``): a (block × N) distance tile at a time, so memory is
   O(N·D + block·N + N·k).
 
-Ties are broken by the smaller index in the torch backend (stable top-k on a sorted
-tile); faiss's order among exact ties is implementation-defined.
+Ties are broken by the smaller index in the torch backend up to ``STABLE_SORT_MAX`` points
+(stable sort of each tile); above it, and in faiss, the order among exact ties is
+implementation-defined.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+STABLE_SORT_MAX = 65536  # above this many points the torch backend uses top-k per tile
 
 
 def _faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,10 +49,14 @@ def _torch_knn(x: torch.Tensor, k: int, block: int) -> tuple[np.ndarray, np.ndar
     for s in range(0, n, block):
         e = min(n, s + block)
         d = (sq[s:e, None] + sq[None] - 2 * x[s:e] @ x.T).clamp_min_(0)
-        # full stable sort of the tile keeps index order among ties (top-k does not)
-        vals, idx = torch.sort(d, dim=1, stable=True)
-        out_d[s:e] = vals[:, :k].float().cpu()
-        out_i[s:e] = idx[:, :k].cpu()
+        if n <= STABLE_SORT_MAX:
+            # full stable sort keeps index order among ties (top-k does not)
+            vals, idx = torch.sort(d, dim=1, stable=True)
+            vals, idx = vals[:, :k], idx[:, :k]
+        else:  # large N: top-k (ties in arbitrary order, like faiss)
+            vals, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
+        out_d[s:e] = vals.float().cpu()
+        out_i[s:e] = idx.cpu()
     return out_d.numpy(), out_i.numpy()
 
 

@@ -88,11 +88,29 @@ class PseudoLabelHook(Hook):
         for m, st in self.streams.items():
             st.labels = labels[m]
         b, info = self.b, self.info
+        shared = 0
         if getattr(self.method, "sampling", "paired") == "cross":
+            lab = self.method.sampling_labels
+            shared = len(np.intersect1d(lab[VIS][lab[VIS] >= 0], lab[IR][lab[IR] >= 0]))
+            if shared == 0:
+                log.warning(
+                    "epoch %d: no identity links the modalities; sampling each "
+                    "modality by its own clusters",
+                    trainer.epoch + 1,
+                )
+        if shared:
+            if shared < b.num_ids:
+                log.warning(
+                    "epoch %d: only %d cross-modality identities; batches use %d instead of %d",
+                    trainer.epoch + 1,
+                    shared,
+                    shared,
+                    b.num_ids,
+                )
             trainer.loader = cross_loader(
                 self.streams,
                 self.method.sampling_labels,
-                b.num_ids,
+                min(b.num_ids, shared),
                 b.num_instances,
                 self.iters,
                 self.seed,
