@@ -141,6 +141,13 @@ def test_eval_features_file(tmp_path, sysu_root):
     assert len(res["trials"]) == 3 and res["mean"]["mAP"] > 20
     for f in ("index.html", "ranks.csv", "cmc.png", "distances.png"):
         assert (tmp_path / "rep" / f).is_file()
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "rep" / "ranks.csv").open()))
+    cam3 = [r for r in rows if r["camid"] == "3"]
+    assert cam3 and len(rows) == len(set(r["query"] for r in rows))
+    # the report shows the list the metrics use: no cam2 gallery image for cam3 queries
+    assert not any("/cam2/" in r[k] for r in cam3 for k in r if k.startswith("rank"))
     r = runner.invoke(
         app,
         [

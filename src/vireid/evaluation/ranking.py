@@ -46,7 +46,7 @@ class EvalResult:
         return out
 
 
-def _keep_mask(rule: str, q_pid, q_cam, gp, gc) -> np.ndarray | None:
+def keep_mask(rule: str, q_pid, q_cam, gp, gc) -> np.ndarray | None:
     """Gallery items (in ranked order, rows × ng) that stay in the list; None = all."""
     if rule == "sysu":
         # SYSU-MM01: cam3 (IR) is in cam2's room, so cam3 probes skip every cam2 image,
@@ -75,7 +75,7 @@ def _unique_id_rank(
 def _score_block(dist, q_pid, q_cam, g_pid, g_cam, g_dense, n_ids, rule, max_rank, sort_kind):
     order = np.argsort(dist, axis=1, kind=sort_kind)
     gp = g_pid[order]
-    keep = _keep_mask(rule, q_pid, q_cam, gp, g_cam[order])
+    keep = keep_mask(rule, q_pid, q_cam, gp, g_cam[order])
     match = gp == q_pid[:, None]
     if keep is not None:
         match &= keep

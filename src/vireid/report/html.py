@@ -18,7 +18,9 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..data.cache import load_rgb
+from ..data.protocols import get_protocol
 from ..evaluation.evaluator import ProtocolResult, TrialResult
+from ..evaluation.ranking import keep_mask
 from .plots import plot_cmc, plot_distance_histogram
 
 
@@ -33,11 +35,19 @@ def _thumb(path: str, height: int = 64) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _rank_rows(t: TrialResult, topk: int):
+def _rank_rows(t: TrialResult, topk: int, rule: str):
+    """Each query's top-k *after* the protocol's removals, so the report shows the list
+    the metrics were computed on (e.g. no cam2 images for SYSU cam3 queries)."""
     dist = -(t.q_feats.astype(np.float64) @ t.g_feats.astype(np.float64).T)
-    order = np.argsort(dist, axis=1)[:, :topk]
+    order = np.argsort(dist, axis=1)
+    q_pid = np.array([q.pid for q in t.query])
+    q_cam = np.array([q.camid for q in t.query])
+    g_pid = np.array([g.pid for g in t.gallery])
+    g_cam = np.array([g.camid for g in t.gallery])
+    keep = keep_mask(rule, q_pid, q_cam, g_pid[order], g_cam[order])
     for i, q in enumerate(t.query):
-        items = [(t.gallery[j], float(dist[i, j])) for j in order[i]]
+        ranked = order[i] if keep is None else order[i][keep[i]]
+        items = [(t.gallery[j], float(dist[i, j])) for j in ranked[:topk]]
         yield i, q, items, float(t.result.ap[i])
 
 
@@ -51,7 +61,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = result.trials[trial_index]
-    rows = list(_rank_rows(t, topk))
+    rows = list(_rank_rows(t, topk, get_protocol(result.protocol).rule))
     with (out / "ranks.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
