@@ -158,3 +158,19 @@ def test_caj_and_regdb_instant(regdb_root, tmp_path):
     assert [t["trial"] for t in ev["trials"]] == [3]  # a RegDB model: its own split only
     assert ev["trials"][0]["num_query"] == 6 * 4
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in out["history"])
+
+
+def test_select_on_test_is_labelled(sysu_root, tmp_path):
+    out = train(
+        cfg_for(
+            sysu_root,
+            tmp_path / "sel",
+            "train.epochs=2",
+            "eval.every=1",
+            "eval.select_on_test=true",
+        )
+    )
+    assert out["eval"]["selected_on_test_epoch"] in (1, 2)
+    assert all("val_mAP" in h for h in out["history"])
+    plain = train(cfg_for(sysu_root, tmp_path / "plain", "train.epochs=1"))
+    assert plain["eval"]["selected_on_test_epoch"] is None

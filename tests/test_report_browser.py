@@ -21,7 +21,7 @@ def _chromium() -> str:
     pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
-def test_report_loads_counts_and_sorts(sysu_root, tmp_path):  # noqa: PLR0915
+def test_report_loads_counts_and_sorts(sysu_root, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(100, 8))

@@ -209,7 +209,9 @@ class EvalCfg(Strict):
     rerank: bool = False
     batch_size: int = Field(128, ge=1)
     select_on_test: bool = Field(
-        False, description="PAPER REPRODUCTION ONLY: keep the best-on-test checkpoint"
+        False,
+        description="PAPER REPRODUCTION ONLY: report the epoch with the best trial-0 test mAP "
+        "(needs eval.every > 0); results.json records the epoch",
     )
     report: bool = True
 

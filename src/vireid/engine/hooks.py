@@ -56,19 +56,20 @@ class MetricsHook(Hook):
         self.sums: dict[str, float] = defaultdict(float)
         self.count = 0
         self.images = 0
-        self.t0 = time.perf_counter()
+        self.t0 = self.t_last = time.perf_counter()
 
     def after_step(self, trainer, outputs) -> None:
         for k, v in outputs.items():
             self.sums[k] += float(v)
         self.count += 1
         self.images += trainer.last_batch_size
+        self.t_last = time.perf_counter()  # evaluation after the epoch is not training time
         if self.tb is not None and trainer.step % self.log_every == 0:
             for k, v in outputs.items():
                 self.tb.add_scalar(f"train/{k}", float(v), trainer.step)
 
     def after_epoch(self, trainer) -> None:
-        dt = time.perf_counter() - self.t0
+        dt = self.t_last - self.t0
         row = {
             "epoch": trainer.epoch,
             "step": trainer.step,
@@ -113,13 +114,32 @@ class CheckpointHook(Hook):
 
 
 class EvalHook(Hook):
-    """Trial-0 evaluation every ``every`` epochs (monitoring only: the reported number is
-    the last epoch's full evaluation, never a best-on-test pick unless ``select_on_test``)."""
+    """Trial-0 evaluation every ``every`` epochs. Monitoring only: the reported number is
+    the last epoch's full evaluation. ``select_on_test`` (paper reproduction only) also keeps
+    the weights of the epoch with the best trial-0 mAP, as the community scripts do with
+    ``model_best.pth``; the final evaluation then uses them and says so."""
 
-    def __init__(self, every: int, evaluate_fn) -> None:
-        self.every, self.evaluate_fn = every, evaluate_fn
+    def __init__(self, every: int, evaluate_fn, select_on_test: bool = False) -> None:
+        self.every, self.evaluate_fn, self.select_on_test = every, evaluate_fn, select_on_test
+        self.best_map = -1.0
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
 
     def after_epoch(self, trainer) -> None:
-        if self.every and trainer.epoch % self.every == 0 and trainer.epoch < trainer.epochs:
-            table = self.evaluate_fn(trainer, quick=True)
-            trainer.epoch_extras.update({f"val_{k}": v["mean"] for k, v in table.items()})
+        last = trainer.epoch == trainer.epochs
+        if not self.every or (trainer.epoch % self.every and not last):
+            return
+        if last and not self.select_on_test:
+            return  # the final full evaluation follows anyway
+        table = self.evaluate_fn(trainer, quick=True)
+        trainer.epoch_extras.update({f"val_{k}": v["mean"] for k, v in table.items()})
+        if self.select_on_test and table["mAP"]["mean"] > self.best_map:
+            self.best_map, self.best_epoch = table["mAP"]["mean"], trainer.epoch
+            self.best_state = {
+                k: v.detach().clone() for k, v in trainer.method.state_dict().items()
+            }
+
+    def after_train(self, trainer) -> None:
+        if self.select_on_test and self.best_state is not None:
+            trainer.method.load_state_dict(self.best_state)
+            trainer.selected_epoch = self.best_epoch

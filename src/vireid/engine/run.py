@@ -132,9 +132,10 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
                 info,
             )
         )
+    # evaluation before metrics, so an epoch's row carries its monitoring numbers
     hooks += [
+        EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test),
         MetricsHook(run_dir, t.log_every),
-        EvalHook(cfg.eval.every, quick_eval),
         CheckpointHook(
             run_dir,
             t.checkpoint_every,
@@ -163,6 +164,14 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
             resume_from(trainer, path, fingerprint)
     trainer.fit()
     result = run_evaluation(model, cfg, device, info, eval_trials(cfg))
+    selected = getattr(trainer, "selected_epoch", None)
+    if selected is not None:
+        result.selected_on_test = selected
+        log.warning(
+            "eval.select_on_test: reporting epoch %d, chosen on the TEST set (paper "
+            "reproduction only; not a valid model selection)",
+            selected,
+        )
     out = {"run_dir": str(run_dir), "history": trainer.history, "eval": result.to_json()}
     if info.is_main:
         write_results(run_dir, result)

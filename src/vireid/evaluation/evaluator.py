@@ -31,6 +31,7 @@ class ProtocolResult:
     protocol: str
     trials: list[TrialResult]
     rerank: bool = False
+    selected_on_test: int | None = None  # epoch picked on the test set (paper reproduction)
 
     def table(self) -> dict[str, dict[str, float]]:
         """metric → {"mean", "std"} over trials, in percent (as papers report)."""
@@ -46,6 +47,7 @@ class ProtocolResult:
         return {
             "protocol": self.protocol,
             "rerank": self.rerank,
+            "selected_on_test_epoch": self.selected_on_test,
             "trials": [
                 {
                     "trial": t.trial,

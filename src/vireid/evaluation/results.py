@@ -16,6 +16,11 @@ def results_table(result: ProtocolResult, title: str | None = None) -> Table:
         title=title
         or f"{result.protocol}: mean ± std over {n} trial(s)"
         + (" (re-ranked)" if result.rerank else "")
+        + (
+            f" [epoch {result.selected_on_test} SELECTED ON THE TEST SET]"
+            if result.selected_on_test is not None
+            else ""
+        )
     )
     for m in METRICS:
         table.add_column(m, justify="right")
