@@ -155,3 +155,18 @@ def test_folder_tree_and_manifest(tmp_path):
     manifest.write_text("split,path,pid\n")
     with pytest.raises(DatasetError, match="missing columns"):
         read_manifest(manifest)
+
+
+@given(st.text(max_size=60))
+def test_path_and_modality_parsers_never_crash(text):
+    from vireid.data.datasets.llcm import camid_from_relpath
+
+    try:
+        cam = camid_from_relpath(text)
+        assert isinstance(cam, int) and cam >= 0
+    except DatasetError as e:
+        assert "cam<N>" in str(e)
+    try:
+        Modality.parse(text)
+    except ValueError as e:
+        assert "unknown modality" in str(e)
