@@ -90,9 +90,12 @@ def min_overlap(Vq: sp.csr_matrix, other: sp.csc_matrix) -> sp.csr_matrix:
     ``other`` is in CSC form (its columns are the encoding dimensions k), so the items j
     sharing dimension k are one slice: every nonzero (i, k) of ``Vq`` expands into the
     triplets (i, j, min(Vq[i, k], other[j, k])). Work and memory are the number of triplets,
-    Σ_i Σ_{k ∈ row i} nnz(col k); callers bound it with ``row_blocks``. Triplets are summed
-    in a dense (rows × M) accumulator when it fits ``DENSE_ACCUMULATOR_BYTES`` (no sort),
-    otherwise through a sparse matrix build (sorts the triplets).
+    Σ_i Σ_{k ∈ row i} nnz(col k); callers bound it with ``row_blocks``.
+
+    Summation without sorting: the j actually touched by the block are compacted to local
+    columns 0..m−1 (a mark array of length M, then its nonzeros, already in order), and the
+    triplets are summed by ``bincount`` into a dense (rows × m) accumulator. When even that
+    exceeds ``DENSE_ACCUMULATOR_BYTES`` the triplets go through a sparse build (a sort).
     """
     rows, n_other = Vq.shape[0], other.shape[0]
     q = Vq.tocoo()
@@ -107,37 +110,33 @@ def min_overlap(Vq: sp.csr_matrix, other: sp.csc_matrix) -> sp.csr_matrix:
     r = np.repeat(q.row, counts)
     c = other.indices[idx]
     del idx
-    if rows * n_other * 8 <= DENSE_ACCUMULATOR_BYTES:
-        keys = r.astype(np.int64) * n_other + c
-        acc = np.bincount(keys, weights=vals, minlength=rows * n_other)
-        touched = np.zeros(rows * n_other, dtype=bool)
-        touched[keys] = True
-        flat = np.flatnonzero(touched)  # ascending: row-major, i.e. already CSR order
-        indptr = np.zeros(rows + 1, np.int64)
-        np.cumsum(np.bincount(flat // n_other, minlength=rows), out=indptr[1:])
-        return sp.csr_matrix(
-            (acc[flat].astype(np.float32), flat % n_other, indptr), shape=(rows, n_other)
-        )
-    return sp.csr_matrix((vals, (r, c)), shape=(rows, n_other))
+    mark = np.zeros(n_other, dtype=bool)
+    mark[c] = True
+    cols = np.flatnonzero(mark)  # the touched columns, ascending
+    m = len(cols)
+    if rows * m * 8 > DENSE_ACCUMULATOR_BYTES:
+        return sp.csr_matrix((vals, (r, c)), shape=(rows, n_other))
+    local = np.empty(n_other, np.int64)
+    local[cols] = np.arange(m)
+    keys = r.astype(np.int64) * m + local[c]
+    acc = np.bincount(keys, weights=vals, minlength=rows * m)
+    touched = np.zeros(rows * m, dtype=bool)
+    touched[keys] = True
+    flat = np.flatnonzero(touched)  # row-major and ascending in local (= global) column
+    indptr = np.zeros(rows + 1, np.int64)
+    np.cumsum(np.bincount(flat // m, minlength=rows), out=indptr[1:])
+    return sp.csr_matrix(
+        (acc[flat].astype(np.float32), cols[flat % m], indptr), shape=(rows, n_other)
+    )
 
 
 def row_blocks(V: sp.csr_matrix, other: sp.csc_matrix, budget: int = TRIPLET_BUDGET) -> list[slice]:
-    """Split V's rows into blocks of at most ``budget`` ``min_overlap`` triplets, and of
-    few enough rows for the dense accumulator when the other side is not huge."""
+    """Split V's rows into consecutive blocks of at most ``budget`` ``min_overlap``
+    triplets (a single row costing more stays alone)."""
     col_nnz = np.diff(other.indptr).astype(np.int64)
     ones = V.copy()
     ones.data[:] = 1
     cost = np.asarray(ones @ col_nnz).ravel()
-    max_rows = DENSE_ACCUMULATOR_BYTES // (8 * max(other.shape[0], 1))
-    if max_rows < 32:  # other side too large for a useful dense block: sparse path only
-        max_rows = len(cost)
-    cuts, start = [0], 0
     block_id = np.maximum(np.cumsum(cost) - 1, 0) // budget
-    for b in [*(np.flatnonzero(np.diff(block_id)) + 1).tolist(), len(cost)]:
-        while b - start > max_rows:  # split long runs of cheap rows
-            start += max_rows
-            cuts.append(start)
-        if b > start:
-            cuts.append(b)
-            start = b
+    cuts = [0, *(np.flatnonzero(np.diff(block_id)) + 1).tolist(), len(cost)]
     return [slice(a, b) for a, b in itertools.pairwise(cuts) if b > a]
