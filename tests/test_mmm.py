@@ -165,11 +165,22 @@ def test_instant_mmm_run_through_the_cli(sysu_root, tmp_path):
 
 def test_official_code_options_run_and_freeze_labels(sysu_root, tmp_path):
     out = tmp_path / "official"
-    r = CliRunner().invoke(app, [
-        "train", str(INSTANT), f"data.dataset.root={sysu_root}", f"output_dir={out}",
-        f"data.cache_dir={tmp_path / 'c'}", "method.schedule=once", "method.matching=greedy",
-        "method.cost=infrared", "method.intra_loss=l1", "method.compat_skip_last_cluster=true",
-        "method.inter_start_epoch=1"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(INSTANT),
+            f"data.dataset.root={sysu_root}",
+            f"output_dir={out}",
+            f"data.cache_dir={tmp_path / 'c'}",
+            "method.schedule=once",
+            "method.matching=greedy",
+            "method.cost=infrared",
+            "method.intra_loss=l1",
+            "method.compat_skip_last_cluster=true",
+            "method.inter_start_epoch=1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert "cross_ARI" in rows[0] and "inter" in rows[0]

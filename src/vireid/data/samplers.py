@@ -7,7 +7,8 @@
 
 Both are batch samplers yielding lists of dataset indices. Batches are generated from
 ``seed + epoch`` identically on every rank; rank r keeps batches r, r + world, … so ranks
-never overlap (the distributed variant is the same class with ``rank``/``world_size``).
+never overlap (the distributed variant is the same class with ``rank``/``world_size``), and
+the count is padded to a multiple of the world size so all ranks take equally many steps.
 """
 
 from __future__ import annotations
@@ -37,12 +38,18 @@ class _EpochBatches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def total_batches(self) -> int:
+        """Batches generated per epoch: rounded up to a multiple of the world size, so every
+        rank runs the same number of steps (DDP's collectives would hang otherwise)."""
+        return -(-self.num_batches // self.world_size) * self.world_size
+
     def __len__(self) -> int:
-        return len(range(self.rank, self.num_batches, self.world_size))
+        return self.total_batches // self.world_size
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        for b in range(self.num_batches):
+        for b in range(self.total_batches):
             batch = self._batch(rng)
             if b % self.world_size == self.rank:
                 yield batch
