@@ -9,19 +9,17 @@ class DatasetError(ValueError):
     """A dataset file or folder is missing or malformed."""
 
 
+def _require(path: Path, what: str, want_dir: bool) -> Path:
+    if path.is_dir() if want_dir else path.is_file():
+        return path
+    kind, other = ("a directory", "a file") if want_dir else ("a file", "a directory")
+    found = other if path.exists() else "nothing"
+    raise DatasetError(f"{what}: expected {kind} at {path}, found {found}")
+
+
 def require_dir(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise DatasetError(
-            f"{what}: expected a directory at {path}, found "
-            f"{'a file' if path.exists() else 'nothing'}"
-        )
-    return path
+    return _require(path, what, want_dir=True)
 
 
 def require_file(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise DatasetError(
-            f"{what}: expected a file at {path}, found "
-            f"{'a directory' if path.exists() else 'nothing'}"
-        )
-    return path
+    return _require(path, what, want_dir=False)
