@@ -61,20 +61,19 @@ def rows() -> list[str]:
                 f"{r['images_per_s']:.0f} images/s, peak {r['peak_gpu_mem_mb']:.0f} MB"
                 f" | – | {r['gpu']} |"
             )
-    for name in ("cluster",):
-        if c := _load(name):
-            for r in c["runs"]:
-                dense = (
-                    f"dense {r['dense_s']:.1f} s, {r['dense_peak_mb']:.0f} MB; labels "
-                    f"identical: {r['labels_identical']}"
-                    if r.get("dense_s")
-                    else "dense: does not fit / not run"
-                )
-                out.append(
-                    f"| Jaccard + DBSCAN, N = {r['n']:,}, D = {r['dim']} | "
-                    f"{r['sparse_s']:.1f} s, peak {r['sparse_peak_mb']:.0f} MB | "
-                    f"{dense} | {cpu(c)} |"
-                )
+    if c := _load("cluster"):
+        for r in c["runs"]:
+            dense = (
+                f"dense {r['dense_s']:.1f} s, +{r['dense_algo_mb']:.0f} MB; labels "
+                f"identical: {r['labels_identical']}"
+                if r.get("dense_s")
+                else "dense: 3 × N² float32 arrays, not run"
+            )
+            out.append(
+                f"| Jaccard + DBSCAN, N = {r['n']:,}, D = {r['dim']} | "
+                f"{r['sparse_s']:.1f} s, +{r['sparse_algo_mb']:.0f} MB (peak RSS "
+                f"{r['sparse_peak_mb']:.0f} MB incl. features) | {dense} | {cpu(c)} |"
+            )
     if st := _load("mmm_step"):
         out.append(
             f"| MMM pseudo-label step, {st['visible']:,} + {st['infrared']:,} × "
