@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conftest import write_image
@@ -74,6 +74,7 @@ def test_bad_id_line(sysu_copy):
 
 
 @given(st.text(max_size=60))
+@example("1,²")  # "²".isdigit() is True but int("²") fails
 def test_id_line_parser_never_crashes(text):
     import tempfile
 
@@ -90,6 +91,7 @@ def test_id_line_parser_never_crashes(text):
 
 
 @given(st.text(max_size=80))
+@example("Visible/1/a.bmp ¹")
 def test_list_line_parser_never_crashes(line):
     try:
         rel, label = parse_list_line(line, Path("idx/x.txt"), 1)

@@ -17,7 +17,7 @@ from .common import console, friendly_errors
 def _parse_trials(text: str) -> str | int:
     if text == "all":
         return "all"
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValueError(f"--trials {text!r}: expected 'all' or a number")
     return int(text)
 

@@ -72,7 +72,7 @@ def map_resnet_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if head in stem:
             for s in (0, 1):
                 out[f"stems.{s}.{stem[head]}.{rest}"] = v
-        elif head.startswith("layer") and head[5:].isdigit():
+        elif head.startswith("layer") and head[5:].isascii() and head[5:].isdigit():
             out[f"layers.{int(head[5:]) - 1}.{rest}"] = v
     return out
 

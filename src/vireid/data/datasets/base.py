@@ -45,7 +45,7 @@ def parse_id_line(path: Path) -> list[int]:
         tok = tok.strip()
         if not tok:
             continue
-        if not tok.isdigit():
+        if not (tok.isascii() and tok.isdigit()):  # "²".isdigit() is True
             raise DatasetError(
                 f"{path}: item {k + 1} is {tok!r}; expected a non-negative integer id"
             )

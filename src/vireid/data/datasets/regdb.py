@@ -10,6 +10,7 @@ visible images get camid 1 and thermal images camid 2 (as ``eval_regdb`` assumes
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ...registry import DATASETS
@@ -40,7 +41,7 @@ def check_trial(trial: int | None) -> int:
 
 def parse_list_line(line: str, list_file: Path, lineno: int) -> tuple[str, int]:
     parts = line.split()
-    if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+    if len(parts) != 2 or not re.fullmatch(r"-?[0-9]+", parts[1]):
         raise DatasetError(
             f"{list_file}:{lineno}: {line.strip()!r}; expected '<relative path> <integer label>'"
         )
