@@ -57,6 +57,10 @@ def gather_ordered(local: torch.Tensor, n: int, world: int) -> torch.Tensor:
     return stacked.reshape(-1, *local.shape[1:])[:n]
 
 
+def get_rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def broadcast_object(obj, src: int = 0):
     if not (dist.is_available() and dist.is_initialized()):
         return obj

@@ -110,12 +110,12 @@ class MMM(Method):
         joint = np.where(np.isin(joint, both[both >= 0]), joint, -1)
         return relabel_contiguous(joint)
 
-    @torch.no_grad()
-    def on_clusters(self, epoch: int, feats: dict, labels: dict) -> dict[str, float]:
-        c, dev = self.cfg, self._device()
-        self.epoch = epoch
-        extras: dict[str, float] = {}
-        conf, centres = {}, {}
+    def plan(self, epoch: int, feats: dict, labels: dict) -> dict:
+        """Everything the epoch's clusters imply, as NumPy arrays (GMM confidences, weighted
+        centres, joint clusters, matching). Computed once (rank 0 under DDP) and broadcast,
+        so every rank trains on identical memories and labels."""
+        c = self.cfg
+        p: dict = {"extras": {}, "conf": {}, "centres": {}}
         for m in (VIS, IR):
             cent = centroids(feats[m], labels[m])
             w = np.zeros(len(labels[m]))
@@ -124,45 +124,63 @@ class MMM(Method):
                 w[ok] = gmm_confidence(per_sample_nce(feats[m], labels[m], cent, c.temp)[ok])
             else:
                 w[ok] = 1.0
-            conf[m] = w
-            centres[m] = weighted_centres(feats[m], labels[m], w)
-            extras[f"{'visible' if m == VIS else 'infrared'}_confidence"] = float(w[ok].mean())
-        self.memories = {"v": self._memory(centres[VIS]), "r": self._memory(centres[IR])}
-        self._centres = {
-            m: F.normalize(torch.from_numpy(centres[m]), dim=1).to(dev) for m in (VIS, IR)
-        }
-        joint = np.full(len(labels[VIS]) + len(labels[IR]), -1, np.int64)
+            p["conf"][m] = w
+            p["centres"][m] = weighted_centres(feats[m], labels[m], w)
+            tag = "visible" if m == VIS else "infrared"
+            p["extras"][f"{tag}_confidence"] = float(w[ok].mean())
+        nv = len(labels[VIS])
+        p["joint"] = np.full(nv + len(labels[IR]), -1, np.int64)
+        p["joint_centres"] = None
         if c.use_joint:
-            joint = self._joint_labels(feats, labels)
-            nv = len(labels[VIS])
+            joint = p["joint"] = self._joint_labels(feats, labels)
             if (joint >= 0).any():
                 jv = centroids(feats[VIS], joint[:nv])
                 jr = centroids(feats[IR], joint[nv:])
-                self.memories["vr"] = self._memory(0.5 * (jv + jr))
-            extras["joint_clusters"] = float(len(np.unique(joint[joint >= 0])))
-        unified = {VIS: labels[VIS], IR: labels[IR]}
-        self.v2r = None
+                p["joint_centres"] = 0.5 * (jv + jr)
+            p["extras"]["joint_clusters"] = float(len(np.unique(joint[joint >= 0])))
+        p["unified"] = {VIS: labels[VIS], IR: labels[IR]}
+        p["v2r"] = p["v2r_single"] = None
         if c.mmlm and epoch + 1 >= c.match_epoch:
             mv, cv = cluster_memories(feats[VIS], labels[VIS], c.num_memories, c.kmeans_n_init)
             mr, cr = cluster_memories(feats[IR], labels[IR], c.num_memories, c.kmeans_n_init)
             cost = multi_memory_cost(mv, cv, mr, cr, c.cost)
-            self.v2r = match_clusters(cost, c.matching, c.compat_skip_last_cluster)
-            unified[VIS], unified[IR] = transfer_labels(labels[VIS], labels[IR], self.v2r)
+            p["v2r"] = match_clusters(cost, c.matching, c.compat_skip_last_cluster)
+            p["unified"] = dict(
+                zip((VIS, IR), transfer_labels(labels[VIS], labels[IR], p["v2r"]), strict=True)
+            )
             # single-memory (centroid) matching on the same features, for the diagnostic
-            self.v2r_single = progressive_match(
+            p["v2r_single"] = progressive_match(
                 pgm_cost(centroids(feats[VIS], labels[VIS]), centroids(feats[IR], labels[IR]))
             )[0]
-            self.freeze_labels = c.schedule == "once"
+        return p
+
+    @torch.no_grad()
+    def on_clusters(self, epoch: int, feats: dict, labels: dict) -> dict[str, float]:
+        from ..engine.distributed import broadcast_object, get_rank
+
+        p = broadcast_object(self.plan(epoch, feats, labels) if get_rank() == 0 else None)
+        dev = self._device()
+        self.epoch = epoch
+        centres = p["centres"]
+        self.memories = {"v": self._memory(centres[VIS]), "r": self._memory(centres[IR])}
+        if p["joint_centres"] is not None:
+            self.memories["vr"] = self._memory(p["joint_centres"])
+        self._centres = {
+            m: F.normalize(torch.from_numpy(centres[m]), dim=1).to(dev) for m in (VIS, IR)
+        }
+        self.v2r, self.v2r_single = p["v2r"], p["v2r_single"]
+        if self.v2r is not None:
+            self.freeze_labels = self.cfg.schedule == "once"
         self.sampling = "cross" if self.v2r is not None else "paired"
-        self.sampling_labels = unified
+        self.sampling_labels = p["unified"]
         cat = np.concatenate
         self._arrays = {
             "intra": torch.from_numpy(cat([labels[VIS], labels[IR]])).to(dev),
-            "joint": torch.from_numpy(joint).to(dev),
-            "unified": torch.from_numpy(cat([unified[VIS], unified[IR]])).to(dev),
-            "conf": torch.from_numpy(cat([conf[VIS], conf[IR]])).float().to(dev),
+            "joint": torch.from_numpy(p["joint"]).to(dev),
+            "unified": torch.from_numpy(cat([p["unified"][VIS], p["unified"][IR]])).to(dev),
+            "conf": torch.from_numpy(cat([p["conf"][VIS], p["conf"][IR]])).float().to(dev),
         }
-        return extras
+        return p["extras"]
 
     def cross_labels(self) -> dict[str, np.ndarray] | None:
         """Visible → infrared cluster maps: the multi-memory matching and, for comparison,
