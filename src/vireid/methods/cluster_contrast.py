@@ -60,13 +60,15 @@ class ClusterContrast(Method):
         self, epoch: int, feats: dict[int, np.ndarray], labels: dict[int, np.ndarray]
     ) -> dict[str, float]:
         """New pseudo-labels for this epoch (contiguous 0..C−1, −1 = outlier)."""
+        from ..engine.distributed import broadcast_object, get_rank
+
         self.epoch = epoch
         self.memories = {m: self._memory(feats[m], labels[m]) for m in (VIS, IR)}
         extras: dict[str, float] = {}
+        # the association is computed once (rank 0 under DDP) and broadcast
+        assoc = broadcast_object(self._associate(feats, labels) if get_rank() == 0 else None)
         if self.cross == "adca":
-            pairs = adca_associate(
-                feats[VIS], labels[VIS], feats[IR], labels[IR], self.adca_threshold
-            )
+            pairs = assoc
             if pairs:
                 v, i = (torch.tensor(x) for x in zip(*pairs, strict=True))
                 mv, mi = self.memories[VIS].features, self.memories[IR].features
@@ -74,12 +76,23 @@ class ClusterContrast(Method):
                 mv[v] = self.adca_lambda * mv[v] + (1 - self.adca_lambda) * mi[i]
             extras["cross_pairs"] = float(len(pairs))
         elif self.cross == "pgm":
-            cost = pgm_cost(centroids(feats[VIS], labels[VIS]), centroids(feats[IR], labels[IR]))
-            v2i, i2v = progressive_match(cost)
+            v2i, i2v = assoc
             dev = next(self.model.parameters()).device
             self.v2i, self.i2v = torch.from_numpy(v2i).to(dev), torch.from_numpy(i2v).to(dev)
-            extras["cross_pairs"] = float(min(cost.shape))
+            extras["cross_pairs"] = float(min(len(v2i), len(i2v)))
         return extras
+
+    def _associate(self, feats, labels):
+        """ADCA: one-to-one label pairs; PGM: (visible → infrared, infrared → visible)."""
+        if self.cross == "adca":
+            return adca_associate(
+                feats[VIS], labels[VIS], feats[IR], labels[IR], self.adca_threshold
+            )
+        if self.cross == "pgm":
+            return progressive_match(
+                pgm_cost(centroids(feats[VIS], labels[VIS]), centroids(feats[IR], labels[IR]))
+            )
+        return None
 
     def cross_labels(self) -> dict[str, np.ndarray] | None:
         """Visible cluster → infrared cluster, when the method associates them."""
