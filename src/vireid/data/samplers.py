@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .records import Modality, Sample
+from .records import Modality
 
 
 def _pick(rng: np.random.Generator, pool: Sequence[int], k: int) -> list[int]:
@@ -142,7 +142,3 @@ class PseudoLabelSampler(_EpochBatches):
     def _batch(self, rng):
         ids = rng.choice(self.ids, self.P, replace=False)
         return [i for y in ids for i in self._instances(rng, self.index[y])]
-
-
-def records_labels(samples: Sequence[Sample], mapping: dict[int, int]) -> list[int]:
-    return [mapping[s.pid] for s in samples]

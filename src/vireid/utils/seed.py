@@ -1,4 +1,5 @@
-"""One call seeds Python, NumPy and torch (CPU and CUDA)."""
+"""One call seeds Python, NumPy and torch (CPU and CUDA). RNG states for resuming are
+saved and restored by ``vireid.engine.checkpoint`` (in a ``weights_only``-safe form)."""
 
 from __future__ import annotations
 
@@ -20,29 +21,3 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-
-
-def rng_state() -> dict:
-    """Every RNG state needed to resume a run bit for bit."""
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(_as_python_state(state["python"]))
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_python_state(state):
-    # Checkpoints round-trip tuples as lists; random.setstate insists on tuples.
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
