@@ -74,6 +74,9 @@ def rows() -> list[str]:
                 f"{r['sparse_s']:.1f} s, +{r['sparse_algo_mb']:.0f} MB (peak RSS "
                 f"{r['sparse_peak_mb']:.0f} MB incl. features) | {dense} | {cpu(c)} |"
             )
+    for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048"):
+        if c := _load(name):
+            out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
     if st := _load("mmm_step"):
         out.append(
             f"| MMM pseudo-label step, {st['visible']:,} + {st['infrared']:,} × "
@@ -82,6 +85,22 @@ def rows() -> list[str]:
             f" {cpu(st)} |"
         )
     return out
+
+
+def _gpu_cluster_row(r: dict, machine: dict) -> str:
+    st = r["stages_s"]
+    stages = ", ".join(f"{k} {v:.0f}" if v >= 10 else f"{k} {v:.1f}" for k, v in st.items())
+    ref = []
+    if "host_s" in r:
+        ref.append(f"host path {r['host_s']:.1f} s, labels identical: {r['labels_equal_host']}")
+    if r.get("dense_s"):
+        ref.append(f"dense {r['dense_s']:.1f} s, labels identical: {r['labels_identical']}")
+    return (
+        f"| Jaccard + DBSCAN on the GPU, N = {r['n']:,}, D = {r['dim']} | "
+        f"{r['sparse_s']:.1f} s ({stages}), GPU peak {r['gpu_peak_mb']:,.0f} MB, host "
+        f"peak RSS {r['sparse_peak_mb']:,.0f} MB incl. features | {'; '.join(ref) or '–'} | "
+        f"{machine['gpu']} + {machine['cores']} CPU cores |"
+    )
 
 
 def ablation_rows() -> list[str]:

@@ -233,3 +233,29 @@ def test_train_bad_config_and_missing_weights(sysu_root, tmp_path):
         ],
     )
     assert r.exit_code == 2 and "nope.pth does not exist" in r.output.replace("\n", "")
+
+
+def test_eval_folder_protocol_from_manifest(tmp_path):
+    """The folder protocol reads its query/gallery from a CSV manifest, not only a tree:
+    the query ids' features equal their gallery match, so R1 is 100 %."""
+    from conftest import write_image
+    from vireid.data.records import Modality, Sample
+    from vireid.evaluation.features import save_features
+
+    rows, samples = ["split,path,pid,camid,modality"], []
+    for pid in range(4):
+        for split, mod, cam in [("query", "ir", 2), ("gallery", "rgb", 1)]:
+            rel = f"imgs/{split}_{pid}.png"
+            write_image(tmp_path / rel)
+            rows.append(f"{split},{rel},{pid},{cam},{mod}")
+            m = Modality.INFRARED if mod == "ir" else Modality.VISIBLE
+            samples.append(Sample(str(tmp_path / rel), pid, cam, m))
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    feats = np.repeat(np.eye(4, dtype=np.float32), 2, axis=0)
+    path = save_features(tmp_path / "f.npz", feats, samples)
+    args = ["eval", "--features", str(path), "--protocol", "folder", "--out", str(tmp_path)]
+    r = runner.invoke(app, [*args, "--manifest", str(tmp_path / "m.csv")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "results.json").read_text())["mean"]["R1"] == 100.0
+    r = runner.invoke(app, [*args, "--manifest", str(tmp_path / "missing.csv")])
+    assert r.exit_code == 2 and "missing.csv" in r.output

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.cluster import DBSCAN
 
 from reference_jaccard import dense_jaccard
@@ -88,5 +89,71 @@ def test_sparse_accumulation_path_equals_dense_path(monkeypatch):
     a = jaccard_distance(x, 20, 6)
     monkeypatch.setattr(kreciprocal, "DENSE_ACCUMULATOR_BYTES", 0)  # force the CSR build
     b = jaccard_distance(x, 20, 6, budget=3000)
+    # both paths sum the triplets in float64: the results are identical, not just close
+    assert_same_csr(a, b)
+
+
+def assert_same_csr(a, b):
+    a, b = a.tocsr(), b.tocsr()
+    assert a.has_sorted_indices and b.has_sorted_indices
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+    assert a.dtype == b.dtype == np.float32
+
+
+def encodings_of(x, k1, k2, is_infrared=None):
+    from vireid.clustering import kreciprocal as kr
+    from vireid.clustering.jaccard import _dot_distance, modality_balanced_expand
+
+    _, nn = knn(x, k1, backend="faiss")
+    V = kr.encodings(kr.expanded_sets(nn, k1), _dot_distance(x))
+    if is_infrared is not None:
+        return modality_balanced_expand(V, nn, k2, is_infrared)
+    return kr.query_expand(V, nn, k2)
+
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("balanced", [False, True])
+@pytest.mark.parametrize("max_distance", [None, 0.6])
+def test_torch_overlap_equals_numpy_path(device, balanced, max_distance):
+    """From the same encodings, the device overlap (run here with torch on the CPU) gives
+    the NumPy path's CSR bit for bit, over several row blocks, for both query expansions
+    and with pruning; end to end (pair distances on the device too) the distances agree to
+    float32 rounding and DBSCAN's labels are identical."""
+    from vireid.clustering.jaccard import _host_overlap
+    from vireid.clustering.overlap_torch import jaccard_from_encodings
+
+    x, _ = blobs(300, seed=11)
+    ir = np.random.default_rng(2).random(300) < 0.5 if balanced else None
+    V = encodings_of(x, 20, 6, ir)
+    host = _host_overlap(V, max_distance, budget=3000, workers=2)
+    dev = jaccard_from_encodings(V, device, max_distance, budget=4000)
+    assert_same_csr(host, dev)
+
+    kw = dict(modality=ir, max_distance=max_distance, knn_backend="faiss")
+    a = jaccard_distance(x, 20, 6, **kw)
+    b = jaccard_distance(x, 20, 6, device=device, **kw)
     np.testing.assert_allclose(a.toarray(), b.toarray(), atol=1e-6)
-    assert a.nnz == b.nnz
+    np.testing.assert_array_equal(dbscan(a, 0.5), dbscan(b, 0.5))
+    coo = dev.tocoo()
+    assert (coo.row == coo.col).sum() == 300  # the diagonal is stored, also where it is 0.0
+    assert np.all(dev.diagonal() < 1e-6)
+
+
+def test_cluster_device_setting():
+    from vireid.clustering.pseudo_labels import overlap_device
+
+    assert overlap_device("cpu") is None
+    assert overlap_device("auto") == ("cuda" if torch.cuda.is_available() else None)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            overlap_device("cuda")

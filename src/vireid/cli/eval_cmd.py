@@ -22,7 +22,7 @@ def _parse_trials(text: str) -> str | int:
     return int(text)
 
 
-def _from_features(path: Path, protocol: str, root, trials) -> ProtocolResult:
+def _from_features(path: Path, protocol: str, root, trials, manifest=None) -> ProtocolResult:
     data = load_features(path)
     samples = samples_from_features(data)
     spec = get_protocol(protocol)
@@ -46,7 +46,7 @@ def _from_features(path: Path, protocol: str, root, trials) -> ProtocolResult:
             )
         return feats[[row[s.path] for s in needed]]
 
-    return evaluate_protocol(spec.name, root, trials, featurize)
+    return evaluate_protocol(spec.name, root, trials, featurize, manifest=manifest)
 
 
 @friendly_errors
@@ -57,6 +57,7 @@ def eval_cmd(
         None, help="e.g. sysu/all/single (default: the checkpoint's eval.protocol)"
     ),
     root: Path = typer.Option(None, envvar="VIREID_DATA", help="dataset root"),
+    manifest: Path = typer.Option(None, help="folder protocol: CSV manifest instead of a tree"),
     trials: str = typer.Option("all", help="'all' or the number of trials"),
     trial: int = typer.Option(None, help="RegDB: the split (must match the model)"),
     rerank: bool = typer.Option(False, help="k-reciprocal re-ranking"),
@@ -72,7 +73,7 @@ def eval_cmd(
             raise ValueError("--protocol is required with --features")
         spec = get_protocol(protocol)
         chosen = [trial] if spec.trial_is_split and trial else resolve_trials(protocol, n_trials)
-        result = _from_features(features, protocol, root, chosen)
+        result = _from_features(features, protocol, root, chosen, manifest)
     else:
         from ..engine.builders import pick_device
         from ..engine.distributed import DistInfo
@@ -94,7 +95,9 @@ def eval_cmd(
             chosen = resolve_trials(spec.name, n_trials)
         device = pick_device(cfg.train.device)
         model.to(device)
-        result = run_evaluation(model, cfg, device, DistInfo(), chosen, rerank, root=root)
+        result = run_evaluation(
+            model, cfg, device, DistInfo(), chosen, rerank, root=root, manifest=manifest
+        )
     console.print(results_table(result))
     console.print("csv: " + result.csv_line(), highlight=False)
     if out:

@@ -43,11 +43,12 @@ def expanded_sets(knn: np.ndarray, k1: int) -> sp.csr_matrix:
     R = _set_matrix(knn, _krecip_mask(knn, k1), n)
     H = _set_matrix(knn, _krecip_mask(knn, h), n)
     size = np.asarray(H.sum(1)).ravel()
+    HT = H.T.tocsr()  # once: a product with the CSC view would convert it in every block
     rows, cols = [], []
     for s in range(0, n, ROW_BLOCK):
         Rb = R[s : s + ROW_BLOCK]
         # (i, c) → |R(c, h) ∩ R(i, k1)|, kept only for candidates c ∈ R(i, k1)
-        ov = (Rb @ H.T).multiply(Rb).tocoo()
+        ov = (Rb @ HT).multiply(Rb).tocoo()
         keep = ov.data > (2.0 / 3.0) * size[ov.col]
         rows.append(ov.row[keep] + s)
         cols.append(ov.col[keep])
@@ -114,8 +115,9 @@ def min_overlap(Vq: sp.csr_matrix, other: sp.csc_matrix) -> sp.csr_matrix:
     mark[c] = True
     cols = np.flatnonzero(mark)  # the touched columns, ascending
     m = len(cols)
-    if rows * m * 8 > DENSE_ACCUMULATOR_BYTES:
-        return sp.csr_matrix((vals, (r, c)), shape=(rows, n_other))
+    if rows * m * 8 > DENSE_ACCUMULATOR_BYTES:  # summed in float64 like bincount below
+        S = sp.csr_matrix((vals.astype(np.float64), (r, c)), shape=(rows, n_other))
+        return S.astype(np.float32)
     local = np.empty(n_other, np.int64)
     local[cols] = np.arange(m)
     keys = r.astype(np.int64) * m + local[c]

@@ -117,6 +117,9 @@ class ClusterCfg(Strict):
     eps: float = Field(0.6, gt=0, lt=1, description="0.6 SYSU-MM01, 0.3 RegDB (ADCA/MMM)")
     min_samples: int = Field(4, ge=1)
     knn_backend: Literal["auto", "faiss", "torch"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where kNN + Jaccard overlap run; auto = the GPU when present"
+    )
     flip: bool = Field(True, description="flip-averaged clustering features (not re-normalised)")
 
 

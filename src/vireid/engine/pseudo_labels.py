@@ -53,7 +53,13 @@ class PseudoLabelHook(Hook):
         if self.info.is_main:
             labels = {
                 m: cluster_labels(
-                    f, self.c.k1, self.c.k2, self.c.eps, self.c.min_samples, self.c.knn_backend
+                    f,
+                    self.c.k1,
+                    self.c.k2,
+                    self.c.eps,
+                    self.c.min_samples,
+                    self.c.knn_backend,
+                    device=self.c.device,
                 )
                 for m, f in feats.items()
             }

@@ -39,7 +39,7 @@ log = get_logger(__name__)
 
 
 def run_evaluation(
-    model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False, root=None
+    model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False, root=None, manifest=None
 ) -> ProtocolResult:
     spec = get_protocol(cfg.eval.protocol)
     if spec.dataset != cfg.data.dataset.name:
@@ -48,7 +48,9 @@ def run_evaluation(
             f"was trained on data.dataset.name={cfg.data.dataset.name}"
         )
     root = root or cfg.data.dataset.root
-    return evaluate_protocol(spec.name, root, trials, featurizer(model, cfg, device, info), rerank)
+    manifest = manifest or getattr(cfg.data.dataset, "manifest", None)
+    featurize = featurizer(model, cfg, device, info)
+    return evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
 
 
 def eval_trials(cfg: RunCfg, trials=None) -> list[int]:

@@ -100,11 +100,12 @@ def evaluate_protocol(
     trials: Sequence[int],
     featurize: Callable[[list[Sample]], np.ndarray],
     rerank: bool = False,
+    manifest=None,
 ) -> ProtocolResult:
     """``featurize(samples) -> (N, D)`` is called once on every distinct image of all
     trials, so query features are shared across gallery draws (as AGW's ``test.py``)."""
     spec = get_protocol(protocol)
-    lists = {t: query_gallery(spec, root, t) for t in trials}
+    lists = {t: query_gallery(spec, root, t, manifest) for t in trials}
     unique: dict[str, Sample] = {}
     for q, g in lists.values():
         for s in (*q, *g):

@@ -104,6 +104,7 @@ class MMM(Method):
             c.cluster.min_samples,
             c.cluster.knn_backend,
             modality=is_ir,
+            device=c.cluster.device,
         )
         # only joint clusters holding both modalities feed L_VR (MMM's associated clusters)
         both = np.intersect1d(joint[~is_ir], joint[is_ir])

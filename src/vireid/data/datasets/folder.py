@@ -87,14 +87,24 @@ def read_manifest(path: Path) -> dict[str, list[Sample]]:
     return out
 
 
+def folder_root(root=None, manifest=None) -> Path:
+    """The dataset root; with a manifest and no root, the manifest's folder."""
+    if manifest is not None and root is None:
+        return Path(manifest).parent
+    return resolve_root(root, "folder")
+
+
 def load_folder_splits(root=None, manifest=None) -> dict[str, list[Sample]]:
-    root = resolve_root(root, "folder")
-    splits = read_manifest(Path(manifest)) if manifest else read_tree(root)
+    if manifest is not None:
+        splits = read_manifest(Path(manifest))
+        where = f"{manifest}: no train or query rows; expected"
+    else:
+        root = resolve_root(root, "folder")
+        splits = read_tree(root)
+        where = f"{root}: no images found; expected {root}/<split>/<modality>/cam<N>/<pid>/"
+        where += "<image> or"
     if not splits["train"] and not splits["query"]:
-        raise DatasetError(
-            f"{root}: no images found; expected {root}/<split>/<modality>/"
-            "cam<N>/<pid>/<image> or a manifest"
-        )
+        raise DatasetError(f"{where} a manifest with rows split,path,pid,camid,modality")
     return splits
 
 
@@ -102,4 +112,4 @@ def load_folder_splits(root=None, manifest=None) -> dict[str, list[Sample]]:
 def load_folder(root=None, manifest=None) -> DatasetSplits:
     splits = load_folder_splits(root, manifest)
     test_ids = sorted({s.pid for s in splits["query"]})
-    return DatasetSplits("folder", resolve_root(root, "folder"), splits["train"], test_ids)
+    return DatasetSplits("folder", folder_root(root, manifest), splits["train"], test_ids)

@@ -82,15 +82,23 @@ def llcm_sampled(root: Path, modality: Modality, ids: list[int], trial: int) -> 
 
 
 def query_gallery(
-    protocol: str | ProtocolSpec, root, trial: int
+    protocol: str | ProtocolSpec, root, trial: int, manifest=None
 ) -> tuple[list[Sample], list[Sample]]:
     """Query and gallery ``Sample`` lists of ``protocol`` for ``trial``, in the community's
-    order. ``trial`` is a gallery seed (SYSU, LLCM: 0..9) or a split (RegDB: 1..10)."""
+    order. ``trial`` is a gallery seed (SYSU, LLCM: 0..9) or a split (RegDB: 1..10).
+    ``manifest``: the ``folder`` protocol's CSV manifest (then ``root`` is not needed)."""
     spec = get_protocol(protocol) if isinstance(protocol, str) else protocol
     if trial not in spec.trials:
         raise DatasetError(
             f"protocol {spec.name}: trial {trial} not in {spec.trials[0]}..{spec.trials[-1]}"
         )
+    if spec.dataset == "folder":
+        from ..datasets.folder import load_folder_splits
+
+        splits = load_folder_splits(root, manifest)
+        return splits["query"], splits["gallery"]
+    if manifest is not None:
+        raise DatasetError(f"protocol {spec.name}: a manifest is only read by 'folder'")
     root = resolve_root(root, spec.dataset)
     if spec.dataset == "sysu_mm01":
         return sysu_query(root), sysu_gallery(root, spec.mode, trial, spec.shots)
@@ -111,9 +119,4 @@ def query_gallery(
             llcm_sampled(root, Modality.INFRARED, ids, trial),
             llcm_all(root, Modality.VISIBLE, ids),
         )
-    if spec.dataset == "folder":
-        from ..datasets.folder import load_folder_splits
-
-        splits = load_folder_splits(root)
-        return splits["query"], splits["gallery"]
     raise DatasetError(f"protocol {spec.name}: no list builder for dataset {spec.dataset}")
