@@ -186,3 +186,31 @@ def test_official_code_options_run_and_freeze_labels(sysu_root, tmp_path):
     assert "cross_ARI" in rows[0] and "inter" in rows[0]
     assert "visible_clusters" not in rows[1]  # labels frozen after the first matching
     assert "loss" in rows[1]
+
+
+def test_frozen_labels_survive_a_resume(sysu_root, tmp_path):
+    """`schedule: once`: a run stopped after epoch 2 and resumed trains epoch 3 on the
+    frozen labels and memories from the checkpoint, ending with the uninterrupted run's
+    weights and memories (it used to re-cluster from the resumed weights)."""
+    from vireid.config import load_config
+    from vireid.engine.checkpoint import load_checkpoint
+    from vireid.engine.run import train
+
+    def cfg(out, epochs):
+        over = [f"data.dataset.root={sysu_root}", f"output_dir={out}", f"train.epochs={epochs}"]
+        over += [f"data.cache_dir={tmp_path / 'c'}", "method.schedule=once"]
+        return load_config(INSTANT, over)
+
+    train(cfg(tmp_path / "straight", 3))
+    train(cfg(tmp_path / "resumed", 2))
+    mid = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert set(mid["extra"]["memories"]) >= {"v", "r"}  # frozen state is checkpointed
+    train(cfg(tmp_path / "resumed", 3), resume="auto")
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k, f in a["extra"]["memories"].items():
+        assert torch.equal(f, b["extra"]["memories"][k]), k
+    rows = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert "visible_clusters" not in json.loads(rows[-1])  # no re-clustering after resume

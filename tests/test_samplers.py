@@ -2,6 +2,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from vireid.data.records import Modality
 from vireid.data.samplers import CrossModalitySampler, PseudoLabelSampler
@@ -77,3 +78,33 @@ def test_small_clusters_sample_with_replacement():
     s = PseudoLabelSampler([0, 0, 1], [1, 2, 1], num_ids=2, num_instances=4, num_batches=3)
     for b in s:
         assert len(b) == 8 and np.isin(b, [0, 1, 2]).all()
+
+
+class _RandomImages(torch.utils.data.Dataset):
+    """Every item draws from the worker's torch RNG, like a random augmentation."""
+
+    def __len__(self):
+        return 24
+
+    def __getitem__(self, i):
+        return (torch.rand(1, 2, 2),), i % 6, 1, 0, i
+
+
+def test_epoch_loader_randomness_depends_on_seed_and_epoch_only():
+    """Epoch 2 of a loader that already ran epochs 0 and 1 equals epoch 2 of a loader built
+    fresh (as after a resume), with worker processes; other epochs and ranks differ."""
+    from vireid.data.loader import make_loader
+
+    def loader(rank=0):
+        sampler = PseudoLabelSampler([i % 6 for i in range(24)], [1] * 24, 3, 2, 2, seed=5)
+        return make_loader(_RandomImages(), batch_sampler=sampler, workers=2, seed=5, rank=rank)
+
+    def epoch(ld, e):
+        ld.set_epoch(e)
+        return torch.cat([b["images"] for b in ld])
+
+    long_run = loader()
+    e0, _, e2 = (epoch(long_run, e) for e in range(3))
+    assert torch.equal(e2, epoch(loader(), 2))
+    assert not torch.equal(e0, e2)
+    assert not torch.equal(epoch(loader(rank=1), 2), e2)

@@ -87,23 +87,46 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
+class EpochLoader(DataLoader):
+    """A training loader whose randomness is a function of (seed, epoch) only.
+
+    ``set_epoch`` reseeds the batch sampler and the loader's own generator (it draws the
+    workers' base seed), so epoch e gives the same batches and augmentations whether the
+    loader object has run e − 1 epochs before or was rebuilt after a resume. ``rank``
+    keeps DDP ranks' augmentation streams apart."""
+
+    def __init__(self, dataset, *, seed: int, rank: int = 0, **kwargs) -> None:
+        super().__init__(dataset, generator=torch.Generator().manual_seed(seed), **kwargs)
+        self.seed, self.rank = seed, rank
+
+    def set_epoch(self, epoch: int) -> None:
+        key = [self.seed, self.rank, epoch]
+        mixed = np.random.SeedSequence(key).generate_state(1, np.uint64)[0]
+        self.generator.manual_seed(int(mixed))
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+
+
 def make_loader(
     dataset: Dataset,
     *,
     batch_sampler=None,
     batch_size: int = 64,
     workers: int = 0,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    rank: int = 0,
 ) -> DataLoader:
+    """A training loader (``EpochLoader``) when ``seed`` is given, else a plain one."""
     kwargs = dict(
         num_workers=workers,
         collate_fn=collate_views,
         worker_init_fn=_seed_worker,
         persistent_workers=False,
-        generator=generator,
     )
     if workers:
         kwargs["prefetch_factor"] = 4
     if batch_sampler is not None:
+        if seed is not None:
+            return EpochLoader(dataset, seed=seed, rank=rank, batch_sampler=batch_sampler, **kwargs)
         return DataLoader(dataset, batch_sampler=batch_sampler, **kwargs)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, **kwargs)

@@ -47,10 +47,7 @@ class ModalityStream:
 
 def _loader(dataset, sampler, seed: int, workers: int):
     return make_loader(
-        dataset,
-        batch_sampler=sampler,
-        workers=workers,
-        generator=torch.Generator().manual_seed(seed),
+        dataset, batch_sampler=sampler, workers=workers, seed=seed, rank=sampler.rank
     )
 
 
@@ -103,14 +100,14 @@ def cross_loader(
 
 class PairedLoader:
     """Yields one batch per iteration: a visible batch concatenated with an infrared batch
-    (visible first). ``set_epoch`` reseeds both samplers."""
+    (visible first). ``set_epoch`` reseeds both loaders."""
 
     def __init__(self, visible, infrared) -> None:
         self.visible, self.infrared = visible, infrared
 
     def set_epoch(self, epoch: int) -> None:
         for ld in (self.visible, self.infrared):
-            ld.batch_sampler.set_epoch(epoch)
+            ld.set_epoch(epoch)
 
     def __len__(self) -> int:
         return min(len(self.visible), len(self.infrared))

@@ -98,9 +98,11 @@ def build_train_data(cfg: RunCfg, info: DistInfo, splits: DatasetSplits) -> Trai
         rank=info.rank,
         world_size=info.world_size,
     )
-    gen = torch.Generator().manual_seed(cfg.train.seed)
     return TrainData(
-        make_loader(dataset, batch_sampler=sampler, workers=d.workers, generator=gen), len(mapping)
+        make_loader(
+            dataset, batch_sampler=sampler, workers=d.workers, seed=cfg.train.seed, rank=info.rank
+        ),
+        len(mapping),
     )
 
 

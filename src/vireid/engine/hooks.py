@@ -110,6 +110,7 @@ class CheckpointHook(Hook):
                 config=self.config,
                 fingerprint=self.fingerprint,
                 trial=self.trial,
+                extra=trainer.method.extra_state(),
             )
 
 

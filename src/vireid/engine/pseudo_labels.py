@@ -66,8 +66,12 @@ class PseudoLabelHook(Hook):
         return broadcast_object(labels)
 
     def before_epoch(self, trainer) -> None:
-        if getattr(self.method, "freeze_labels", False) and trainer.loader is not None:
-            return  # offline pseudo-labels: computed once, kept for the whole run
+        if getattr(self.method, "freeze_labels", False):
+            # offline pseudo-labels: computed once, kept for the whole run; a resumed run
+            # finds them (and the memories) restored from the checkpoint by the method
+            if trainer.loader is None:
+                self._build_loader(trainer, self.method.frozen["labels"])
+            return
         feats = {m: self.featurize(s.samples, s.images) for m, s in self.streams.items()}
         labels = self._cluster(feats)
         pids = {m: np.array([x.pid for x in s.samples]) for m, s in self.streams.items()}
@@ -91,6 +95,9 @@ class PseudoLabelHook(Hook):
             ari = cross_modality_ari(labels, pids, v2i)
             if ari is not None:
                 trainer.epoch_extras["cross_ARI" + ("" if key == "matched" else f"_{key}")] = ari
+        self._build_loader(trainer, labels)
+
+    def _build_loader(self, trainer, labels: dict[int, np.ndarray]) -> None:
         for m, st in self.streams.items():
             st.labels = labels[m]
         b, info = self.b, self.info

@@ -80,6 +80,7 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
     if trainer.scaler is not None and state.get("scaler"):
         trainer.scaler.load_state_dict(state["scaler"])
     trainer.epoch, trainer.step = state["epoch"], state["step"]
+    trainer.method.load_extra_state(state.get("extra") or {})
     restore_rng(state)
     log.info("resumed from %s at epoch %d", path, trainer.epoch)
 

@@ -28,6 +28,14 @@ class Method(nn.Module):
         # DDP only synchronises gradients of calls that go through forward()
         return self.training_step(batch)
 
+    def extra_state(self) -> dict:
+        """State outside ``state_dict`` that a resumed run needs (tensors, numbers and
+        strings only: checkpoints are loaded with ``weights_only=True``)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Inverse of ``extra_state``, called after the weights are restored."""
+
     def param_groups(self, lr: float, backbone_lr_mult: float) -> list[dict]:
         """Backbone (stems + residual layers) at ``lr × backbone_lr_mult``; new layers
         (non-local, BNNeck, classifier) at ``lr`` — CAJ/MMM's split."""

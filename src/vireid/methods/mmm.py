@@ -40,6 +40,7 @@ from ..losses.confidence import gmm_confidence
 from ..losses.memory import ClusterMemory
 from ..losses.mmd import inter_modality_mmd
 from ..registry import METHODS
+from ..utils.io import arrays_to_tensors, tensors_to_arrays
 from .base import Method
 
 VIS, IR = 0, 1
@@ -78,6 +79,7 @@ class MMM(Method):
         self.sampling = "paired"
         self.sampling_labels: dict[int, np.ndarray] = {}
         self.freeze_labels = False
+        self.frozen: dict | None = None  # epoch, plan and labels of `schedule: once`
         self.epoch = 0
         self._arrays: dict[str, torch.Tensor] = {}
         self._centres: dict[int, torch.Tensor] = {}
@@ -160,6 +162,29 @@ class MMM(Method):
         from ..engine.distributed import broadcast_object, get_rank
 
         p = broadcast_object(self.plan(epoch, feats, labels) if get_rank() == 0 else None)
+        self._use_plan(epoch, p, labels)
+        if self.freeze_labels:  # `schedule: once`: kept, and checkpointed, from here on
+            self.frozen = {"epoch": epoch, "plan": p, "labels": labels}
+        return p["extras"]
+
+    def extra_state(self) -> dict:
+        if not self.freeze_labels:
+            return {}  # per-epoch labels and memories are rebuilt from the weights
+        return {
+            "frozen": arrays_to_tensors(self.frozen),
+            "memories": {k: m.features.detach().cpu() for k, m in self.memories.items()},
+        }
+
+    def load_extra_state(self, state: dict) -> None:
+        if "frozen" not in state:
+            return
+        self.frozen = tensors_to_arrays(state["frozen"])
+        self._use_plan(self.frozen["epoch"], self.frozen["plan"], self.frozen["labels"])
+        for k, f in state["memories"].items():
+            self.memories[k].features.copy_(f)
+
+    @torch.no_grad()
+    def _use_plan(self, epoch: int, p: dict, labels: dict) -> None:
         dev = self._device()
         self.epoch = epoch
         centres = p["centres"]
@@ -181,7 +206,6 @@ class MMM(Method):
             "unified": torch.from_numpy(cat([p["unified"][VIS], p["unified"][IR]])).to(dev),
             "conf": torch.from_numpy(cat([p["conf"][VIS], p["conf"][IR]])).float().to(dev),
         }
-        return p["extras"]
 
     def cross_labels(self) -> dict[str, np.ndarray] | None:
         """Visible → infrared cluster maps: the multi-memory matching and, for comparison,

@@ -40,3 +40,31 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).write_text(text)
 
     return atomic_write(path, _w)
+
+
+def arrays_to_tensors(obj):
+    """NumPy arrays → tensors, recursively through dicts/lists (for checkpoints, which
+    are loaded with ``weights_only=True`` and so cannot hold NumPy objects)."""
+    import numpy as np
+    import torch
+
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        return {k: arrays_to_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(arrays_to_tensors(v) for v in obj)
+    return obj
+
+
+def tensors_to_arrays(obj):
+    """Inverse of ``arrays_to_tensors``."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu().numpy()
+    if isinstance(obj, dict):
+        return {k: tensors_to_arrays(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(tensors_to_arrays(v) for v in obj)
+    return obj
