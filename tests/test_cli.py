@@ -21,6 +21,8 @@ COMMANDS = [
     ["eval"],
     ["train"],
     ["export"],
+    ["index"],
+    ["search"],
     ["demo"],
 ]
 

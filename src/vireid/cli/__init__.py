@@ -11,7 +11,9 @@ from . import (
     env_cmd,
     eval_cmd,
     export_cmd,
+    index_cmd,
     list_cmd,
+    search_cmd,
     synth_cmd,
     train_cmd,
 )
@@ -30,6 +32,8 @@ app.command("synth")(synth_cmd.synth_cmd)
 app.command("eval")(eval_cmd.eval_cmd)
 app.command("train")(train_cmd.train_cmd)
 app.command("export")(export_cmd.export_cmd)
+app.command("index")(index_cmd.index_cmd)
+app.command("search")(search_cmd.search_cmd)
 app.command("demo")(demo_cmd.demo_cmd)
 
 

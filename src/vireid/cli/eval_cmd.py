@@ -11,15 +11,8 @@ from ..data.protocols import get_protocol
 from ..evaluation.evaluator import ProtocolResult, TrialResult, resolve_trials, score
 from ..evaluation.features import load_features, samples_from_features
 from ..evaluation.results import results_table, write_results
+from .checkpoint_args import checkpoint_trials, load_model, parse_trials
 from .common import console, friendly_errors
-
-
-def _parse_trials(text: str) -> str | int:
-    if text == "all":
-        return "all"
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"--trials {text!r}: expected 'all' or a number")
-    return int(text)
 
 
 def _from_features(path: Path, protocol: str, root, trials, manifest=None) -> ProtocolResult:
@@ -67,7 +60,7 @@ def eval_cmd(
     """Evaluate a checkpoint or a features file on a protocol; mean ± std over trials."""
     if (checkpoint is None) == (features is None):
         raise ValueError("give exactly one of CHECKPOINT or --features FILE")
-    n_trials = _parse_trials(trials)
+    n_trials = parse_trials(trials)
     if features is not None:
         if protocol is None:
             raise ValueError("--protocol is required with --features")
@@ -75,26 +68,14 @@ def eval_cmd(
         chosen = [trial] if spec.trial_is_split and trial else resolve_trials(protocol, n_trials)
         result = _from_features(features, protocol, root, chosen, manifest)
     else:
-        from ..engine.builders import pick_device
         from ..engine.distributed import DistInfo
-        from ..engine.restore import model_from_checkpoint
         from ..engine.run import run_evaluation
 
-        model, cfg, state = model_from_checkpoint(checkpoint)
+        model, cfg, state, device = load_model(checkpoint)
         if protocol:
             cfg.eval.protocol = protocol
         spec = get_protocol(cfg.eval.protocol)
-        if spec.trial_is_split:
-            if trial is not None and trial != state.get("trial"):
-                raise ValueError(
-                    f"{checkpoint} was trained on RegDB trial {state.get('trial')}"
-                    f"; evaluating it on trial {trial} would test on training ids"
-                )
-            chosen = [state.get("trial")]
-        else:
-            chosen = resolve_trials(spec.name, n_trials)
-        device = pick_device(cfg.train.device)
-        model.to(device)
+        chosen = checkpoint_trials(spec, checkpoint, state, trial, n_trials)
         result = run_evaluation(
             model, cfg, device, DistInfo(), chosen, rerank, root=root, manifest=manifest
         )

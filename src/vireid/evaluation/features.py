@@ -78,7 +78,10 @@ def save_features(
     feats: np.ndarray,
     samples: Sequence[Sample],
     split: Sequence[str] | None = None,
+    model_id: str | None = None,
 ) -> Path:
+    """Write a features file. ``split`` (per row "query"/"gallery") fixes an explicit
+    evaluation split; ``model_id`` records which weights produced the features."""
     arrays = {
         "feats": np.asarray(feats, np.float32),
         "pids": np.array([s.pid for s in samples], np.int64),
@@ -88,6 +91,8 @@ def save_features(
     }
     if split is not None:
         arrays["split"] = np.asarray(split)
+    if model_id is not None:
+        arrays["model_id"] = np.asarray(model_id)
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:

@@ -24,7 +24,7 @@ from ..evaluation.ranking import keep_mask
 from .plots import plot_cmc, plot_distance_histogram
 
 
-def _thumb(path: str, height: int = 64) -> str:
+def thumbnail(path: str, height: int = 64) -> str:
     try:
         im = load_rgb(path)
     except ValueError:
@@ -84,7 +84,7 @@ def write_report(
     for _, q, items, _ in shown:
         for s in (q, *(g for g, _ in items)):
             if s.path not in thumbs:
-                thumbs[s.path] = _thumb(s.path)
+                thumbs[s.path] = thumbnail(s.path)
     ids = {p: f"t{i}" for i, p in enumerate(thumbs)}
     queries = [
         {

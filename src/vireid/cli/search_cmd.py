@@ -1,0 +1,102 @@
+"""``vireid search INDEX.npz CHECKPOINT QUERY... [--top K] [--report DIR] [--json FILE]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .checkpoint_args import load_model, model_id
+from .common import console, friendly_errors
+
+
+@friendly_errors
+def search_cmd(
+    index: Path = typer.Argument(..., help="features file written by `vireid index`"),
+    checkpoint: Path = typer.Argument(..., help="the checkpoint that built the index"),
+    query: list[Path] = typer.Argument(..., help="query image files or folders"),
+    modality: str = typer.Option(
+        None, help="visible|infrared of the queries (default: from a folder name in the path)"
+    ),
+    top: int = typer.Option(10, min=1, help="matches per query"),
+    any_modality: bool = typer.Option(
+        False, help="search the whole gallery (default: the other modality only)"
+    ),
+    device: str = typer.Option(None, help="cpu, cuda, auto (default: the checkpoint's)"),
+    report: Path = typer.Option(None, help="write an HTML page with thumbnails here"),
+    json_out: Path = typer.Option(None, "--json", help="write the matches as JSON here"),
+) -> None:
+    """Find the gallery images closest to each query (cross-modality by default)."""
+
+    from ..engine.builders import featurizer
+    from ..engine.distributed import DistInfo
+    from ..evaluation.features import load_features
+    from ..search import GalleryIndex, collect_images
+    from ..utils.io import write_json
+
+    data = load_features(index)
+    model, cfg, state, dev = load_model(checkpoint, device)
+    built_with = str(data["model_id"]) if "model_id" in data else None
+    if built_with is not None and built_with != model_id(state):
+        raise ValueError(
+            f"{index} was built with other weights (model {built_with}) than {checkpoint} "
+            f"(model {model_id(state)}); run `vireid index` with this checkpoint"
+        )
+    gallery = GalleryIndex.from_file(index)
+    queries = collect_images(query, modality)
+    qf = featurizer(model, cfg, dev, DistInfo())(queries)
+    results: list = [None] * len(queries)
+    for mod in {q.modality for q in queries}:  # one batched search per query modality
+        rows = [i for i, q in enumerate(queries) if q.modality is mod]
+        found = gallery.search(qf[rows], mod, top, cross_modality=not any_modality)
+        for i, matches in zip(rows, found, strict=True):
+            results[i] = matches
+    mode = "whole gallery" if any_modality else "cross-modality"
+    for q, matches in zip(queries, results, strict=True):
+        table = Table(title=f"{q.path} ({q.modality.value}, {mode})", title_justify="left")
+        for col in ("rank", "similarity", "modality", "id", "cam"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("path", overflow="fold")  # whole paths: users copy them
+        for m in matches:
+            s = m.sample
+            pid = str(s.pid) if s.pid >= 0 else "?"
+            table.add_row(
+                str(m.rank), f"{m.similarity:.4f}", s.modality.value, pid, str(s.camid), s.path
+            )
+        console.print(table)
+    if json_out:
+        write_json(
+            json_out,
+            [
+                {
+                    "query": q.path,
+                    "modality": q.modality.value,
+                    "matches": [
+                        {
+                            "rank": m.rank,
+                            "similarity": m.similarity,
+                            "path": m.sample.path,
+                            "modality": m.sample.modality.value,
+                            "pid": m.sample.pid,
+                            "camid": m.sample.camid,
+                        }
+                        for m in matches
+                    ],
+                }
+                for q, matches in zip(queries, results, strict=True)
+            ],
+        )
+    if report:
+        from ..report.search_html import write_search_report
+
+        page = write_search_report(
+            report,
+            queries,
+            results,
+            gallery=str(index),
+            gallery_size=len(gallery.samples),
+            model=model_id(state),
+            mode=mode,
+        )
+        console.print(f"report: {page}", highlight=False)
