@@ -109,6 +109,27 @@ class CAJMethodCfg(Strict):
     triplet_weight: float = Field(1.0, ge=0)
 
 
+class MAUMMethodCfg(Strict):
+    """MAUM (no public code): every open choice is a key; docs/methods/maum.md."""
+
+    name: Literal["maum"] = "maum"
+    unsupervised: ClassVar[bool] = False
+    temp: float = Field(0.05, gt=0, description="cosine-proxy temperature")
+    ms_weight: float = Field(1.0, ge=0, description="modality-specific proxy CE")
+    uni_weight: float = Field(1.0, ge=0, description="both unidirectional metrics")
+    uni_start_epoch: int = Field(
+        0, ge=0, description="epoch (0-based) the unidirectional terms start; 0 = one stage"
+    )
+    memory_size: int = Field(
+        1, ge=1, description="reference sets per modality: current proxies + older copies"
+    )
+    triplet: Literal["wrt", "batch_hard"] = "wrt"
+    margin: float = Field(0.3, ge=0, description="batch-hard margin (unused by WRT)")
+    triplet_weight: float = Field(1.0, ge=0, description="AGW substrate's triplet; 0 = off")
+    shared_ce_weight: float = Field(0.0, ge=0, description="the shared classifier; 0 = off")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
 class ClusterCfg(Strict):
     """Per-epoch pseudo-labels: k-reciprocal Jaccard + DBSCAN, per modality."""
 
@@ -173,7 +194,7 @@ class MMMMethodCfg(Strict):
 
 
 MethodCfg = Annotated[
-    AGWMethodCfg | CAJMethodCfg | ClusterContrastMethodCfg | MMMMethodCfg,
+    AGWMethodCfg | CAJMethodCfg | MAUMMethodCfg | ClusterContrastMethodCfg | MMMMethodCfg,
     Field(discriminator="name"),
 ]
 

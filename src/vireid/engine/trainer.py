@@ -76,6 +76,7 @@ class Trainer:
 
     def train_epoch(self) -> None:
         self.method.train()
+        self.method.set_epoch(self.epoch)
         total = self.iters_per_epoch or len(self.loader)
         with progress_bar(f"epoch {self.epoch + 1}/{self.epochs}", total) as advance:
             for batch in self._batches():

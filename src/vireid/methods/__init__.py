@@ -1,9 +1,17 @@
 """Methods: each builds its losses around a model and implements ``training_step``."""
 
-from . import cluster_contrast, mmm, supervised
+from . import cluster_contrast, maum, mmm, supervised
 from .base import Method
 
-__all__ = ["Method", "build_method", "cluster_contrast", "list_methods", "mmm", "supervised"]
+__all__ = [
+    "Method",
+    "build_method",
+    "cluster_contrast",
+    "list_methods",
+    "maum",
+    "mmm",
+    "supervised",
+]
 
 
 def build_method(cfg, model) -> Method:

@@ -20,6 +20,11 @@ class Method(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each epoch (0-based), also after a resume."""
+        self.epoch = epoch
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise TypeError(f"{type(self).__name__} must implement training_step")

@@ -1,0 +1,93 @@
+"""MAUM: Memory-Augmented Unidirectional Metrics (Liu et al., CVPR 2022). No public code;
+every choice the abstract leaves open is a config key (docs/methods/maum.md).
+
+* MS-Proxies: one cosine classifier per modality (visible ``proxies[0]``, infrared
+  ``proxies[1]``), each trained only by its own modality's images (L_MS).
+* Unidirectional metrics: infrared features → visible proxies and visible features →
+  infrared proxies, with the proxies as static references (stop-gradient), so no shared
+  proxy relays the two modalities (L_Uni). Optionally from ``uni_start_epoch`` on
+  (two-phase reading of "afterward").
+* Memory augmentation: the last ``memory_size − 1`` copies of each modality's proxies
+  (one per optimiser step) join the current ones as extra reference sets.
+* Substrate: the AGW network and its triplet loss on the pooled feature (weight
+  ``triplet_weight``; 0 disables); the shared classifier is off by default
+  (``shared_ce_weight``), since it is the relay MAUM removes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses.proxy import proxy_ce, unidirectional_ce
+from ..registry import METHODS
+from .supervised import AGW
+
+VIS, IR = 0, 1
+
+
+class MAUM(AGW):
+    name = "maum"
+
+    def __init__(self, model, num_classes: int, cfg) -> None:
+        super().__init__(model, cfg.label_smoothing, cfg.triplet, cfg.margin, cfg.triplet_weight)
+        self.cfg = cfg
+        dim = model.feat_dim
+        self.proxies = nn.Parameter(0.01 * torch.randn(2, num_classes, dim))
+        # FIFO of older proxy copies: slot 0 the most recent; ``bank_count`` valid slots
+        self.register_buffer("bank", torch.zeros(max(cfg.memory_size - 1, 0), 2, num_classes, dim))
+        self.register_buffer("bank_count", torch.zeros((), dtype=torch.long))
+        if cfg.shared_ce_weight == 0:  # unused: frozen, so DDP does not wait for its grads
+            model.classifier.requires_grad_(False)
+
+    def references(self, modality: int) -> list[torch.Tensor]:
+        """The reference proxy sets of ``modality``: current, then older copies."""
+        older = [self.bank[i, modality] for i in range(int(self.bank_count))]
+        return [self.proxies[modality], *older]
+
+    def training_step(self, batch):
+        c = self.cfg
+        out = self.model(batch["images"], batch["modality"])
+        y, m = batch["labels"], batch["modality"]
+        f = out["feat"].float()
+        vis, ir = m == VIS, m == IR
+        ms = proxy_ce(f[vis], y[vis], self.proxies[VIS], c.temp)
+        ms = ms + proxy_ce(f[ir], y[ir], self.proxies[IR], c.temp)
+        parts = {"ms": ms.detach()}
+        loss = c.ms_weight * ms
+        if self.epoch >= c.uni_start_epoch:
+            uni = unidirectional_ce(f[ir], y[ir], self.references(VIS), c.temp)
+            uni = uni + unidirectional_ce(f[vis], y[vis], self.references(IR), c.temp)
+            loss = loss + c.uni_weight * uni
+            parts["uni"] = uni.detach()
+        if self.triplet_weight > 0:
+            tri = self.triplet_loss(out["pool"].float(), y)
+            loss = loss + self.triplet_weight * tri
+            parts["triplet"] = tri.detach()
+        if c.shared_ce_weight > 0:
+            ce = F.cross_entropy(out["logits"].float(), y, label_smoothing=c.label_smoothing)
+            loss = loss + c.shared_ce_weight * ce
+            parts["ce"] = ce.detach()
+        with torch.no_grad():  # accuracy of the modality's own proxies
+            own = torch.where(vis[:, None], self._cos(f, VIS), self._cos(f, IR))
+            parts["acc"] = (own.argmax(1) == y).float().mean()
+        return {"loss": loss, **parts}
+
+    def _cos(self, f: torch.Tensor, modality: int) -> torch.Tensor:
+        return F.normalize(f, dim=1) @ F.normalize(self.proxies[modality], dim=1).T
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        if len(self.bank) == 0:
+            return
+        self.bank.copy_(torch.roll(self.bank, 1, dims=0))
+        self.bank[0] = self.proxies.detach()
+        self.bank_count.fill_(min(int(self.bank_count) + 1, len(self.bank)))
+
+
+@METHODS.register("maum")
+def build_maum(cfg, model) -> MAUM:
+    if model.classifier is None:
+        raise ValueError("maum is supervised: the model needs the training identities")
+    return MAUM(model, model.classifier.out_features, cfg)
