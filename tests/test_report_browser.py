@@ -63,3 +63,37 @@ def test_report_loads_counts_and_sorts(sysu_root, tmp_path):
         assert cams and set(cams) == {cam}
         page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
         browser.close()
+
+
+def test_search_page_renders_every_thumbnail(sysu_root, tmp_path):
+    """The search page (`vireid search --report`) in a browser: one row per query, each
+    with its matches, every embedded thumbnail decodes."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from vireid.data.records import Modality
+    from vireid.report.search_html import write_search_report
+    from vireid.search import GalleryIndex, collect_images
+
+    gallery = collect_images([sysu_root / "cam1", sysu_root / "cam2"], "visible")
+    queries = collect_images([sysu_root / "cam3"], "infrared")[:5]
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=(len(gallery), 8)).astype(np.float32)
+    index = GalleryIndex(g / np.linalg.norm(g, axis=1, keepdims=True), gallery)
+    found = index.search(rng.normal(size=(5, 8)).astype(np.float32), Modality.INFRARED, 4)
+    page_path = write_search_report(
+        tmp_path / "s",
+        queries,
+        found,
+        gallery="g.npz",
+        gallery_size=len(gallery),
+        model="m",
+        mode="cross-modality",
+    )
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(page_path.as_uri())
+        assert page.locator(".row").count() == 5
+        assert page.locator(".row figure").count() == 5 * 5
+        widths = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+        assert len(widths) == 25 and min(widths) > 0
+        browser.close()

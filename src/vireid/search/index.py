@@ -61,8 +61,12 @@ class GalleryIndex:
         key = other if cross_modality else "all"
         rows, index = self._rows[key], self._index[key]
         if index.ntotal == 0:
-            where = f"{other.value} images" if cross_modality else "images"
-            raise ValueError(f"the gallery holds no {where} to search")
+            if cross_modality:
+                raise ValueError(
+                    f"the gallery holds no {other.value} images to search; "
+                    "--any-modality searches the whole gallery"
+                )
+            raise ValueError("the gallery is empty")
         sims, idx = index.search(q, min(top, index.ntotal))
         return [
             [
