@@ -130,6 +130,28 @@ class MAUMMethodCfg(Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
 
+class MUNMethodCfg(Strict):
+    """MUN (no public code): the paper's equations; gaps are keys, docs/methods/mun.md."""
+
+    name: Literal["mun"] = "mun"
+    unsupervised: ClassVar[bool] = False
+    pyramid_ratios: list[int] = Field([2, 4, 6, 12], min_length=1, description="CML pooling")
+    upsample: Literal["transposed", "bilinear"] = Field(
+        "transposed", description="CML: back to H × W by transposed convolutions (paper)"
+    )
+    layer_scale_init: float = Field(1e-6, ge=0, le=1, description="IML/CML layer scales")
+    residual: bool = Field(
+        True, description="IMLs refine their input and F^a adds the V/IR average (our reading)"
+    )
+    triplet_margin: float = Field(0.3, ge=0, description="hard-mining triplet (baseline)")
+    idc_weight: float = Field(0.25, ge=0, description="γ, identity consistency")
+    ia_weight: float = Field(0.5, ge=0, description="θ, identity alignment")
+    ia_margin: float = Field(0.55, ge=0, description="α of the identity alignment")
+    ia_normalize: bool = Field(True, description="identity centres L2-normalised")
+    ma_weight: float = Field(0.008, ge=0, description="σ, modality alignment")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
 class ClusterCfg(Strict):
     """Per-epoch pseudo-labels: k-reciprocal Jaccard + DBSCAN, per modality."""
 
@@ -194,7 +216,12 @@ class MMMMethodCfg(Strict):
 
 
 MethodCfg = Annotated[
-    AGWMethodCfg | CAJMethodCfg | MAUMMethodCfg | ClusterContrastMethodCfg | MMMMethodCfg,
+    AGWMethodCfg
+    | CAJMethodCfg
+    | MAUMMethodCfg
+    | MUNMethodCfg
+    | ClusterContrastMethodCfg
+    | MMMMethodCfg,
     Field(discriminator="name"),
 ]
 
@@ -203,7 +230,7 @@ MethodCfg = Annotated[
 class TrainCfg(Strict):
     epochs: int = Field(81, ge=1)
     iters_per_epoch: int | None = Field(None, ge=1, description="None: one pass over the data")
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(0.1, gt=0)
     backbone_lr_mult: float = Field(0.1, gt=0, description="CAJ/MMM: backbone at lr×0.1")
     momentum: float = Field(0.9, ge=0, lt=1)

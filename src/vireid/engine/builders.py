@@ -132,6 +132,8 @@ def build_optimizer(cfg: RunCfg, method) -> torch.optim.Optimizer:
         return torch.optim.SGD(
             groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov
         )
+    if t.optimizer == "adamw":  # decoupled weight decay (MUN)
+        return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
     return torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
 
 

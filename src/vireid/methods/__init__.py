@@ -1,6 +1,6 @@
 """Methods: each builds its losses around a model and implements ``training_step``."""
 
-from . import cluster_contrast, maum, mmm, supervised
+from . import cluster_contrast, maum, mmm, mun, supervised
 from .base import Method
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "list_methods",
     "maum",
     "mmm",
+    "mun",
     "supervised",
 ]
 

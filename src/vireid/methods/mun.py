@@ -1,0 +1,112 @@
+"""MUN: Modality Unifying Network (Yu et al., ICCV 2023). No public code; the paper's
+equations are followed and every gap is a config key (docs/methods/mun.md).
+
+Per batch of P identities × (K visible + K infrared) in matching order (AGW's sampler):
+the modality-specific stems give F^v, F^r; the auxiliary generator turns each visible/
+infrared pair of the same identity into an auxiliary map F^a; all three go through the
+shared residual layers, GeM and BNNeck. Losses (Eq. 17):
+L_id (visible and infrared classifiers on their own modality) + hard-mining triplet
+(visible + infrared) + γ·L_idc (both classifiers on the auxiliary features) + θ·L_ia
+(identity centre alignment, Eq. 12) + σ·L_ma (MMD between per-identity modality
+prototypes W_p^m·Z^m, Eq. 15). The auxiliary branch is training-only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import batch_hard_triplet
+from ..losses.alignment import identity_alignment_loss, modality_alignment_loss
+from ..models.auxiliary import AuxiliaryGenerator
+from ..registry import METHODS
+from .base import Method
+
+VIS, IR = 0, 1
+
+
+class MUN(Method):
+    name = "mun"
+
+    def __init__(self, model, num_classes: int, cfg) -> None:
+        super().__init__(model)
+        self.cfg = cfg
+        channels = model.stems[0][0].out_channels
+        self.generator = AuxiliaryGenerator(
+            channels, tuple(cfg.pyramid_ratios), cfg.layer_scale_init, cfg.upsample, cfg.residual
+        )
+        dim = model.feat_dim
+        self.classifiers = nn.ModuleList(nn.Linear(dim, num_classes, bias=False) for _ in "vr")
+        for c in self.classifiers:
+            nn.init.normal_(c.weight, std=0.001)
+        # W_p^m (visible, infrared, auxiliary), identity-initialised: prototypes start as
+        # the features themselves
+        self.prototypes = nn.ModuleList(nn.Linear(dim, dim, bias=False) for _ in "vra")
+        for p in self.prototypes:
+            nn.init.eye_(p.weight)
+            p.requires_grad_(cfg.ma_weight > 0)  # unused weights would stall DDP
+        model.classifier.requires_grad_(False)  # MUN classifies per modality instead
+
+    def _pairs(self, labels: torch.Tensor, modality: torch.Tensor):
+        """Visible/infrared row indices paired by position (same identity)."""
+        vis = torch.nonzero(modality == VIS).squeeze(1)
+        ir = torch.nonzero(modality == IR).squeeze(1)
+        k = len(ir)
+        if k == 0 or len(vis) < k or not torch.equal(labels[vis[:k]], labels[ir]):
+            raise ValueError(
+                "mun needs batches of P identities × (K visible + K infrared) with the same "
+                "identity order in both blocks (the supervised cross-modality sampler)"
+            )
+        return vis[:k], ir
+
+    def training_step(self, batch):
+        c, m = self.cfg, self.model
+        x, y, mod = batch["images"], batch["labels"], batch["modality"]
+        f0 = m.stem_forward(x, mod)
+        pv, pr = self._pairs(y, mod)
+        fa = self.generator(f0[pv], f0[pr])
+        pool = m.pool(m.backbone(torch.cat([f0, fa])))
+        feat = m.bottleneck(pool).float()
+        pool = pool.float()
+        n = len(x)
+        vis, ir = mod == VIS, mod == IR
+        ya = y[pr]
+        z = {"v": pool[:n][vis], "r": pool[:n][ir], "a": pool[n:]}
+        fv, fr, fa_feat = feat[:n][vis], feat[:n][ir], feat[n:]
+        cv, cr = self.classifiers
+        ls = c.label_smoothing
+        lid = F.cross_entropy(cv(fv), y[vis], label_smoothing=ls) + F.cross_entropy(
+            cr(fr), y[ir], label_smoothing=ls
+        )
+        tri = batch_hard_triplet(pool[:n], y, c.triplet_margin)
+        loss = lid + tri
+        parts = {"id": lid.detach(), "triplet": tri.detach()}
+        if c.idc_weight > 0:
+            idc = F.cross_entropy(cv(fa_feat), ya, label_smoothing=ls) + F.cross_entropy(
+                cr(fa_feat), ya, label_smoothing=ls
+            )
+            loss = loss + c.idc_weight * idc
+            parts["idc"] = idc.detach()
+        if c.ia_weight > 0:
+            ia = identity_alignment_loss(
+                z["v"], z["r"], z["a"], y[vis], y[ir], ya, c.ia_margin, c.ia_normalize
+            )
+            loss = loss + c.ia_weight * ia
+            parts["ia"] = ia.detach()
+        if c.ma_weight > 0:
+            t = {k: p(z[k]) for k, p in zip("vra", self.prototypes, strict=True)}
+            ma = modality_alignment_loss(t["v"], t["r"], t["a"], y[vis], y[ir], ya)
+            loss = loss + c.ma_weight * ma
+            parts["ma"] = ma.detach()
+        with torch.no_grad():
+            hits = torch.cat([cv(fv).argmax(1) == y[vis], cr(fr).argmax(1) == y[ir]])
+            parts["acc"] = hits.float().mean()
+        return {"loss": loss, **parts}
+
+
+@METHODS.register("mun")
+def build_mun(cfg, model) -> MUN:
+    if model.classifier is None:
+        raise ValueError("mun is supervised: the model needs the training identities")
+    return MUN(model, model.classifier.out_features, cfg)
