@@ -31,19 +31,20 @@ def search_cmd(
 
     from ..engine.builders import featurizer
     from ..engine.distributed import DistInfo
-    from ..evaluation.features import load_features
+    from ..evaluation.features import load_features, samples_from_features
     from ..search import GalleryIndex, collect_images
     from ..utils.io import write_json
 
     data = load_features(index)
     model, cfg, state, dev = load_model(checkpoint, device)
     built_with = str(data["model_id"]) if "model_id" in data else None
-    if built_with is not None and built_with != model_id(state):
+    ours = model_id(state)
+    if built_with is not None and built_with != ours:
         raise ValueError(
             f"{index} was built with other weights (model {built_with}) than {checkpoint} "
-            f"(model {model_id(state)}); run `vireid index` with this checkpoint"
+            f"(model {ours}); run `vireid index` with this checkpoint"
         )
-    gallery = GalleryIndex.from_file(index)
+    gallery = GalleryIndex(data["feats"], samples_from_features(data))
     queries = collect_images(query, modality)
     qf = featurizer(model, cfg, dev, DistInfo())(queries)
     results: list = [None] * len(queries)
@@ -96,7 +97,7 @@ def search_cmd(
             results,
             gallery=str(index),
             gallery_size=len(gallery.samples),
-            model=model_id(state),
+            model=ours,
             mode=mode,
         )
         console.print(f"report: {page}", highlight=False)
