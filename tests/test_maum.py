@@ -103,3 +103,24 @@ def test_maum_trains_through_the_cli(sysu_root, tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(k in rows[0] for k in ("ms", "uni", "triplet", "acc"))
     assert (out / "results.json").is_file()
+
+
+def test_maum_resumes_exactly_with_its_proxy_bank(sysu_root, tmp_path):
+    """The bank is a buffer: a run stopped after epoch 1 and resumed ends with the
+    uninterrupted run's weights, proxies and bank, bit for bit."""
+    from vireid.engine.checkpoint import load_checkpoint
+    from vireid.engine.run import train
+
+    def cfg(out, epochs):
+        over = [f"data.dataset.root={sysu_root}", f"output_dir={out}", f"train.epochs={epochs}"]
+        over += [f"data.cache_dir={tmp_path / 'c'}", "method.name=maum", "method.memory_size=3"]
+        return load_config(INSTANT, over)
+
+    train(cfg(tmp_path / "straight", 2))
+    train(cfg(tmp_path / "resumed", 1))
+    train(cfg(tmp_path / "resumed", 2), resume="auto")
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "resumed" / "last.pt")["model"]
+    assert {"proxies", "bank", "bank_count"} <= set(a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
