@@ -5,6 +5,7 @@ available device(s): fp32, AMP (bf16 / fp16) and channels_last on GPU.
 The input is a fixed random batch (data loading is measured by bench_data.py).
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--steps N] [--batch-ids P]
+    python benchmarks/bench_train.py --device cpu --methods agw maum mun   # step cost per method
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ def make_batch(p: int, k: int, h: int, w: int, device) -> dict:
     }
 
 
-def measure(device: str, amp: str, channels_last: bool, steps: int, p: int, k: int) -> dict:
-    cfg = load_config(None, ["model.pretrained=null"])
+def measure(
+    device: str, amp: str, channels_last: bool, steps: int, p: int, k: int, name: str = "agw"
+) -> dict:
+    cfg = load_config(None, ["model.pretrained=null", f"method.name={name}"])
     dev = torch.device(device)
     method = build_method(cfg.method, build_model(cfg.model, 200)).to(dev)
     if channels_last:
@@ -59,6 +62,7 @@ def measure(device: str, amp: str, channels_last: bool, steps: int, p: int, k: i
     float(out["loss"])  # waits for the device
     dt = time.perf_counter() - t0
     res = {
+        "method": name,
         "device": device,
         "amp": amp,
         "channels_last": channels_last,
@@ -80,8 +84,19 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch-ids", type=int, default=8)
+    ap.add_argument(
+        "--methods", nargs="+", default=None, help="compare methods' step cost (fp32, same run)"
+    )
     a = ap.parse_args()
     k = 4
+    if a.methods:
+        runs = [measure(a.device, "off", False, a.steps or 2, a.batch_ids, k, m) for m in a.methods]
+        base = runs[0]["images_per_s"]
+        for r in runs:
+            r["relative_to_first"] = r["images_per_s"] / base
+        name = f"train_methods_{a.device}"
+        emit(name, {"model": "two_stream resnet50 + non-local + GeM, 288x144", "runs": runs})
+        return
     if a.device == "cpu":
         runs = [measure("cpu", "off", False, a.steps or 3, a.batch_ids, k)]
         name = "train_cpu"

@@ -52,6 +52,13 @@ def rows() -> list[str]:
             f"| train ResNet-50 two-stream 288×144, CPU fp32 | {r['images_per_s']:.1f} "
             f"images/s, peak RSS {r['peak_rss_mb']:.0f} MB | – | {cpu(t)} |"
         )
+    if t := _load("train_methods_cpu"):
+        for r in t["runs"]:
+            out.append(
+                f"| train step cost, method `{r['method']}` (ResNet-50 288×144, batch 64, CPU"
+                f" fp32) | {r['images_per_s']:.1f} images/s | ×{r['relative_to_first']:.2f}"
+                f" of `{t['runs'][0]['method']}` in the same run | {cpu(t)} |"
+            )
     if t := _load("train_gpu"):
         for r in t["runs"]:
             mode = r["amp"] if r["amp"] != "off" else "fp32"
