@@ -40,6 +40,17 @@ def init_distributed(device_type: str = "cpu") -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def close_distributed(info: DistInfo, wait: bool = True) -> None:
+    """Leave the process group. ``wait``: first let every rank arrive (rank 0 may still be
+    writing results), so no rank tears down its communication threads while another is
+    still using them; a rank that exits with a live gloo group can die in C++ at exit."""
+    if not (info.enabled and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def shard_indices(n: int, rank: int, world: int) -> list[int]:
     """This rank's indices, padded by repeating the last so every rank has ceil(n/world)."""
     per = -(-n // world)

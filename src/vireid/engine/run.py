@@ -30,7 +30,7 @@ from .builders import (
     pick_device,
 )
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng
-from .distributed import DistInfo, init_distributed
+from .distributed import DistInfo, close_distributed, init_distributed
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
 from .pseudo_labels import PseudoLabelHook
 from .trainer import Trainer
@@ -89,6 +89,16 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
     """Train, then evaluate the last epoch on every trial. Returns the results dict."""
     device = pick_device(cfg.train.device)
     info = init_distributed(device.type)
+    try:
+        out = _train(cfg, resume, device, info)
+    except BaseException:
+        close_distributed(info, wait=False)  # torchrun stops the other ranks
+        raise
+    close_distributed(info, wait=True)
+    return out
+
+
+def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo) -> dict:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
