@@ -23,14 +23,13 @@ built.
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..utils.parallel import thread_map
 from .knn import knn as knn_search
 from .kreciprocal import (
     TRIPLET_BUDGET,
@@ -48,9 +47,12 @@ def _dot_distance(x: np.ndarray, chunk_bytes: int = 16 << 20):
 
     def pair(r, c):  # 2 − 2·xᵣ·x_c in float32, as the reference computes it
         out = np.empty(len(r), np.float32)
-        for s in range(0, len(r), step):
+
+        def chunk(s: int) -> None:
             e = s + step
             out[s:e] = 2 - 2 * np.einsum("ij,ij->i", x[r[s:e]], x[c[s:e]])
+
+        thread_map(chunk, range(0, len(r), step))
         return out
 
     return pair
@@ -171,11 +173,5 @@ def _host_overlap(
         # built from coordinates so exact 0.0 distances (the diagonal) stay stored
         return sp.csr_matrix((d[keep], (S.row[keep], S.col[keep])), shape=S.shape)
 
-    blocks = row_blocks(V, Vc, budget)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(blocks)))
-    if workers == 1:
-        parts = [block(b) for b in blocks]
-    else:  # NumPy releases the GIL in the heavy calls; blocks are independent
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(block, blocks))  # in order: the result is deterministic
+    parts = thread_map(block, row_blocks(V, Vc, budget), workers)  # in order: deterministic
     return sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]

@@ -16,6 +16,8 @@ import itertools
 import numpy as np
 import scipy.sparse as sp
 
+from ..utils.parallel import thread_map
+
 ROW_BLOCK = 4096  # rows per block for the O(rows · k²) temporaries
 
 
@@ -24,9 +26,12 @@ def _krecip_mask(knn: np.ndarray, k: int) -> np.ndarray:
     Columns beyond ``knn``'s width are silently dropped (the community's quirk)."""
     fwd = knn[:, : k + 1]
     out = np.empty(fwd.shape, dtype=bool)
-    for s in range(0, len(knn), ROW_BLOCK):  # (block, k+1, k+1) at a time
+
+    def block(s: int) -> None:  # (block, k+1, k+1) at a time
         back = knn[fwd[s : s + ROW_BLOCK], : k + 1]
         out[s : s + ROW_BLOCK] = (back == np.arange(s, s + len(back))[:, None, None]).any(-1)
+
+    thread_map(block, range(0, len(knn), ROW_BLOCK))
     return out
 
 
@@ -44,15 +49,17 @@ def expanded_sets(knn: np.ndarray, k1: int) -> sp.csr_matrix:
     H = _set_matrix(knn, _krecip_mask(knn, h), n)
     size = np.asarray(H.sum(1)).ravel()
     HT = H.T.tocsr()  # once: a product with the CSC view would convert it in every block
-    rows, cols = [], []
-    for s in range(0, n, ROW_BLOCK):
+
+    def block(s: int) -> tuple[np.ndarray, np.ndarray]:
         Rb = R[s : s + ROW_BLOCK]
         # (i, c) → |R(c, h) ∩ R(i, k1)|, kept only for candidates c ∈ R(i, k1)
         ov = (Rb @ HT).multiply(Rb).tocoo()
         keep = ov.data > (2.0 / 3.0) * size[ov.col]
-        rows.append(ov.row[keep] + s)
-        cols.append(ov.col[keep])
-    r, c = np.concatenate(rows), np.concatenate(cols)
+        return ov.row[keep] + s, ov.col[keep]
+
+    parts = thread_map(block, range(0, n, ROW_BLOCK))
+    r = np.concatenate([p[0] for p in parts])
+    c = np.concatenate([p[1] for p in parts])
     C = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, n))
     E = (R + C @ H).tocsr()
     E.data[:] = 1.0
