@@ -84,3 +84,30 @@ def llcm_root(tmp_path_factory) -> Path:
 def _torch_threads():
     torch.set_num_threads(1)
     yield
+
+
+def run_overrides(root, out, cache) -> list[str]:
+    """The config overrides every test training run needs: data, run and cache folders."""
+    return [f"data.dataset.root={root}", f"output_dir={out}", f"data.cache_dir={cache}"]
+
+
+def straight_and_resumed(recipe, root, tmp_path, epochs: int, stop: int, *overrides):
+    """Train ``epochs`` straight, and ``stop`` epochs then resume to ``epochs``; the
+    checkpoints (straight, after the stop, resumed) as loaded dicts."""
+    from vireid.config import load_config
+    from vireid.engine.checkpoint import load_checkpoint
+    from vireid.engine.run import train
+
+    def cfg(out, n):
+        over = run_overrides(root, out, tmp_path / "c")
+        return load_config(recipe, [*over, f"train.epochs={n}", *overrides])
+
+    train(cfg(tmp_path / "straight", epochs))
+    train(cfg(tmp_path / "resumed", stop))
+    mid = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    train(cfg(tmp_path / "resumed", epochs), resume="auto")
+    return (
+        load_checkpoint(tmp_path / "straight" / "last.pt"),
+        mid,
+        load_checkpoint(tmp_path / "resumed" / "last.pt"),
+    )

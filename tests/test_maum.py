@@ -9,6 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import run_overrides, straight_and_resumed
 from vireid.cli import app
 from vireid.config import load_config
 from vireid.losses.proxy import proxy_ce, unidirectional_ce
@@ -96,8 +97,8 @@ def test_two_phase_and_memory_bank():
 
 def test_maum_trains_through_the_cli(sysu_root, tmp_path):
     out = tmp_path / "run"
-    args = ["train", str(INSTANT), f"data.dataset.root={sysu_root}", f"output_dir={out}"]
-    args += [f"data.cache_dir={tmp_path / 'c'}", "method.name=maum", "method.memory_size=2"]
+    args = ["train", str(INSTANT), *run_overrides(sysu_root, out, tmp_path / "c")]
+    args += ["method.name=maum", "method.memory_size=2"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -108,19 +109,9 @@ def test_maum_trains_through_the_cli(sysu_root, tmp_path):
 def test_maum_resumes_exactly_with_its_proxy_bank(sysu_root, tmp_path):
     """The bank is a buffer: a run stopped after epoch 1 and resumed ends with the
     uninterrupted run's weights, proxies and bank, bit for bit."""
-    from vireid.engine.checkpoint import load_checkpoint
-    from vireid.engine.run import train
-
-    def cfg(out, epochs):
-        over = [f"data.dataset.root={sysu_root}", f"output_dir={out}", f"train.epochs={epochs}"]
-        over += [f"data.cache_dir={tmp_path / 'c'}", "method.name=maum", "method.memory_size=3"]
-        return load_config(INSTANT, over)
-
-    train(cfg(tmp_path / "straight", 2))
-    train(cfg(tmp_path / "resumed", 1))
-    train(cfg(tmp_path / "resumed", 2), resume="auto")
-    a = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
-    b = load_checkpoint(tmp_path / "resumed" / "last.pt")["model"]
+    over = ("method.name=maum", "method.memory_size=3")
+    a, _, b = straight_and_resumed(INSTANT, sysu_root, tmp_path, 2, 1, *over)
+    a, b = a["model"], b["model"]
     assert {"proxies", "bank", "bank_count"} <= set(a)
     for k in a:
         assert torch.equal(a[k], b[k]), k

@@ -6,6 +6,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import run_overrides, straight_and_resumed
 from vireid.cli import app
 from vireid.clustering.multi_memory import (
     cluster_memories,
@@ -142,9 +143,7 @@ def test_instant_mmm_run_through_the_cli(sysu_root, tmp_path):
         [
             "train",
             str(INSTANT),
-            f"data.dataset.root={sysu_root}",
-            f"output_dir={out}",
-            f"data.cache_dir={tmp_path / 'c'}",
+            *run_overrides(sysu_root, out, tmp_path / "c"),
         ],
     )
     assert r.exit_code == 0, r.output
@@ -170,9 +169,7 @@ def test_official_code_options_run_and_freeze_labels(sysu_root, tmp_path):
         [
             "train",
             str(INSTANT),
-            f"data.dataset.root={sysu_root}",
-            f"output_dir={out}",
-            f"data.cache_dir={tmp_path / 'c'}",
+            *run_overrides(sysu_root, out, tmp_path / "c"),
             "method.schedule=once",
             "method.matching=greedy",
             "method.cost=infrared",
@@ -192,22 +189,8 @@ def test_frozen_labels_survive_a_resume(sysu_root, tmp_path):
     """`schedule: once`: a run stopped after epoch 2 and resumed trains epoch 3 on the
     frozen labels and memories from the checkpoint, ending with the uninterrupted run's
     weights and memories (it used to re-cluster from the resumed weights)."""
-    from vireid.config import load_config
-    from vireid.engine.checkpoint import load_checkpoint
-    from vireid.engine.run import train
-
-    def cfg(out, epochs):
-        over = [f"data.dataset.root={sysu_root}", f"output_dir={out}", f"train.epochs={epochs}"]
-        over += [f"data.cache_dir={tmp_path / 'c'}", "method.schedule=once"]
-        return load_config(INSTANT, over)
-
-    train(cfg(tmp_path / "straight", 3))
-    train(cfg(tmp_path / "resumed", 2))
-    mid = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    a, mid, b = straight_and_resumed(INSTANT, sysu_root, tmp_path, 3, 2, "method.schedule=once")
     assert set(mid["extra"]["memories"]) >= {"v", "r"}  # frozen state is checkpointed
-    train(cfg(tmp_path / "resumed", 3), resume="auto")
-    a = load_checkpoint(tmp_path / "straight" / "last.pt")
-    b = load_checkpoint(tmp_path / "resumed" / "last.pt")
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     for k, f in a["extra"]["memories"].items():

@@ -8,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import run_overrides
 from vireid.cli import app
 from vireid.config import load_config
 from vireid.losses.alignment import identity_alignment_loss, modality_alignment_loss
@@ -88,8 +89,8 @@ def test_mun_refuses_unpaired_batches():
 @pytest.mark.parametrize("extra", [[], ["data.augment.channel_exchange=true"]])
 def test_mun_trains_through_the_cli(sysu_root, tmp_path, extra):
     out = tmp_path / "run"
-    args = ["train", str(INSTANT), f"data.dataset.root={sysu_root}", f"output_dir={out}"]
-    args += [f"data.cache_dir={tmp_path / 'c'}", "method.name=mun", "train.optimizer=adamw"]
+    args = ["train", str(INSTANT), *run_overrides(sysu_root, out, tmp_path / "c")]
+    args += ["method.name=mun", "train.optimizer=adamw"]
     r = CliRunner().invoke(app, [*args, "train.lr=0.002", *extra])
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_image
+from conftest import run_overrides, write_image
 from vireid.cli import app
 from vireid.data.datasets.errors import DatasetError
 from vireid.data.records import Modality, Sample
@@ -20,8 +20,8 @@ V, I = Modality.VISIBLE, Modality.INFRARED
 @pytest.fixture(scope="module")
 def checkpoint(sysu_root, tmp_path_factory):
     run = tmp_path_factory.mktemp("search") / "run"
-    args = ["train", "configs/tests/instant.yaml", f"data.dataset.root={sysu_root}"]
-    args += [f"output_dir={run}", f"data.cache_dir={run.parent / 'c'}", "train.epochs=1"]
+    args = ["train", "configs/tests/instant.yaml", *run_overrides(sysu_root, run, run.parent / "c")]
+    args += ["train.epochs=1"]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     return run / "last.pt"

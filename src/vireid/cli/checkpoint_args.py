@@ -19,8 +19,8 @@ def parse_trials(text: str) -> str | int:
 
 def load_model(checkpoint: Path, device: str | None = None):
     """(model in eval mode on its device, config, checkpoint state, device)."""
-    from ..engine.builders import pick_device
     from ..engine.restore import model_from_checkpoint
+    from ..utils.device import pick_device
 
     model, cfg, state = model_from_checkpoint(checkpoint)
     dev = pick_device(device or cfg.train.device)

@@ -27,6 +27,7 @@ def index_cmd(
     """Embed a gallery (or a protocol's test images) into a features file, for
     ``vireid search`` and ``vireid eval --features``."""
     from ..data.protocols import get_protocol
+    from ..data.records import Modality
     from ..engine.builders import featurizer
     from ..engine.distributed import DistInfo
     from ..evaluation.features import save_features
@@ -44,7 +45,7 @@ def index_cmd(
     # the evaluation's own extraction (size, flip, AMP), so eval --features agrees with it
     feats = featurizer(model, cfg, dev, DistInfo())(samples)
     path = save_features(out, feats, samples, model_id=model_id(state))
-    n_ir = sum(s.modality.value == "infrared" for s in samples)
+    n_ir = sum(s.modality is Modality.INFRARED for s in samples)
     console.print(
         f"indexed {len(samples)} images ({len(samples) - n_ir} visible, {n_ir} infrared), "
         f"D={feats.shape[1]} → {path}",

@@ -58,16 +58,15 @@ def _dot_distance(x: np.ndarray, chunk_bytes: int = 16 << 20):
     return pair
 
 
-def _dot_distance_torch(x: np.ndarray, device, chunk_bytes: int = 256 << 20):
-    """The same pair distances gathered on a torch device (the host gather of
-    N·|E| rows dominates at N = 1M, D = 2048); equal to ``_dot_distance`` up to the
-    order of the float32 dot-product sums."""
-    xt = torch.from_numpy(x).to(device)
-    step = max(256, chunk_bytes // (8 * x.shape[1]))
+def _dot_distance_torch(xt: torch.Tensor, chunk_bytes: int = 256 << 20):
+    """The same pair distances gathered from features ``xt`` on a torch device (the host
+    gather of N·|E| rows dominates at N = 1M, D = 2048); equal to ``_dot_distance`` up to
+    the order of the float32 dot-product sums."""
+    step = max(256, chunk_bytes // (8 * xt.shape[1]))
 
     def pair(r, c):
         out = np.empty(len(r), np.float32)
-        rt, ct = torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)
+        rt, ct = torch.from_numpy(r).to(xt.device), torch.from_numpy(c).to(xt.device)
         for s in range(0, len(r), step):
             dot = (xt[rt[s : s + step]] * xt[ct[s : s + step]]).sum(1)
             out[s : s + step] = (2 - 2 * dot).cpu().numpy()
@@ -128,12 +127,14 @@ def jaccard_distance(
         return sp.csr_matrix((0, 0), dtype=np.float32)
     clock = _Clock(timings)
     k1 = min(k1, n)
-    if device is not None and str(device).startswith("cuda") and knn_backend == "auto":
-        _, nn = knn_search(x, k1, backend="torch", device=str(device))
+    # on a device the features are copied there once, for the kNN and the pair distances
+    xt = None if device is None else torch.from_numpy(x).to(device)
+    if xt is not None and xt.is_cuda and knn_backend == "auto":
+        _, nn = knn_search(xt, k1, backend="torch")
     else:
         _, nn = knn_search(x, k1, backend=knn_backend)
     clock("knn")
-    pair = _dot_distance(x) if device is None else _dot_distance_torch(x, device)
+    pair = _dot_distance(x) if xt is None else _dot_distance_torch(xt)
     V = encodings(expanded_sets(nn, k1), pair)
     if k2 > 1 and modality is not None:
         V = modality_balanced_expand(V, nn, min(k2, k1), np.asarray(modality, bool))

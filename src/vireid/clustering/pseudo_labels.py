@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from ..utils.device import pick_device
 from .dbscan import dbscan, relabel_contiguous
 from .jaccard import jaccard_distance
 
 
 def overlap_device(name: str) -> str | None:
-    """Map the ``cluster.device`` setting to ``jaccard_distance``'s ``device``."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else None
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("cluster.device=cuda, but torch sees no CUDA device")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"cluster.device={name!r}: expected auto, cpu or cuda")
-    return None if name == "cpu" else name
+    """Map the ``cluster.device`` setting to ``jaccard_distance``'s ``device`` (None: the
+    NumPy host path)."""
+    dev = pick_device(name, "cluster.device")
+    return None if dev.type == "cpu" else str(dev)
 
 
 def cluster_labels(

@@ -45,57 +45,49 @@ class ModalityStream:
         )
 
 
-def _loader(dataset, sampler, seed: int, workers: int):
-    return make_loader(
-        dataset, batch_sampler=sampler, workers=workers, seed=seed, rank=sampler.rank
-    )
+@dataclass(frozen=True)
+class LoaderOpts:
+    """What every training loader of a run shares: batches per epoch, seed, worker
+    processes and the DDP rank it serves."""
+
+    iters: int
+    seed: int
+    workers: int = 0
+    rank: int = 0
+    world_size: int = 1
 
 
-def paired_loader(
-    streams: dict,
-    num_ids: dict,
-    num_instances: int,
-    iters: int,
-    seed: int,
-    workers: int,
-    rank: int = 0,
-    world_size: int = 1,
-) -> PairedLoader:
+def _loader(dataset, sampler, seed: int, o: LoaderOpts):
+    return make_loader(dataset, batch_sampler=sampler, workers=o.workers, seed=seed, rank=o.rank)
+
+
+def paired_loader(streams: dict, num_ids: dict, num_instances: int, o: LoaderOpts) -> PairedLoader:
     loaders = {}
     for m, st in streams.items():
+        cams = [s.camid for s in st.samples]
         sampler = PseudoLabelSampler(
             st.labels,
-            [s.camid for s in st.samples],
+            cams,
             num_ids[m],
             num_instances,
-            iters,
-            seed + 7919 * m,
-            rank,
-            world_size,
+            o.iters,
+            o.seed + 7919 * m,
+            o.rank,
+            o.world_size,
         )
-        loaders[m] = _loader(st.dataset(), sampler, seed + m, workers)
+        loaders[m] = _loader(st.dataset(), sampler, o.seed + m, o)
     return PairedLoader(loaders[0], loaders[1])
 
 
-def cross_loader(
-    streams: dict,
-    labels: dict,
-    num_ids: int,
-    num_instances: int,
-    iters: int,
-    seed: int,
-    workers: int,
-    rank: int = 0,
-    world_size: int = 1,
-):
+def cross_loader(streams: dict, labels: dict, num_ids: int, num_instances: int, o: LoaderOpts):
     order = sorted(streams)
     ds = ConcatDataset([streams[m].dataset(labels[m]) for m in order])
     all_labels = np.concatenate([labels[m] for m in order])
     mods = [streams[m].modality for m in order for _ in streams[m].samples]
     sampler = CrossModalitySampler(
-        all_labels, mods, num_ids, num_instances, iters, seed, rank, world_size
+        all_labels, mods, num_ids, num_instances, o.iters, o.seed, o.rank, o.world_size
     )
-    return _loader(ds, sampler, seed, workers)
+    return _loader(ds, sampler, o.seed, o)
 
 
 class PairedLoader:

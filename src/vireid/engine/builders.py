@@ -29,14 +29,6 @@ from .distributed import DistInfo, gather_ordered, shard_indices
 log = get_logger(__name__)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name} but CUDA is not available on this machine")
-    return torch.device(name)
-
-
 def dataset_fingerprint(splits: DatasetSplits) -> str:
     """Hash of the training list (relative paths, ids, cameras): a checkpoint remembers
     which dataset copy and RegDB trial it was trained on."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..clustering import cluster_labels, cluster_quality, cross_modality_ari, num_clusters
-from ..data.usl import ModalityStream, cross_loader, paired_loader
+from ..data.usl import LoaderOpts, ModalityStream, cross_loader, paired_loader
 from ..utils.logging import get_logger
 from .distributed import DistInfo, broadcast_object
 from .hooks import Hook
@@ -39,14 +39,12 @@ class PseudoLabelHook(Hook):
         featurize,
         cluster_cfg,
         batch_cfg,
-        iters: int,
-        seed: int,
-        workers: int,
+        loader_opts: LoaderOpts,
         info: DistInfo,
     ) -> None:
         self.method, self.streams, self.featurize = method, streams, featurize
         self.c, self.b = cluster_cfg, batch_cfg
-        self.iters, self.seed, self.workers, self.info = iters, seed, workers, info
+        self.opts, self.info = loader_opts, info
 
     def _cluster(self, feats) -> dict[int, np.ndarray]:
         labels = None
@@ -100,7 +98,7 @@ class PseudoLabelHook(Hook):
     def _build_loader(self, trainer, labels: dict[int, np.ndarray]) -> None:
         for m, st in self.streams.items():
             st.labels = labels[m]
-        b, info = self.b, self.info
+        b = self.b
         shared = 0
         if getattr(self.method, "sampling", "paired") == "cross":
             lab = self.method.sampling_labels
@@ -125,21 +123,8 @@ class PseudoLabelHook(Hook):
                 self.method.sampling_labels,
                 min(b.num_ids, shared),
                 b.num_instances,
-                self.iters,
-                self.seed,
-                self.workers,
-                info.rank,
-                info.world_size,
+                self.opts,
             )
         else:
             p = {VIS: b.num_ids, IR: b.num_ids_infrared or b.num_ids}
-            trainer.loader = paired_loader(
-                self.streams,
-                p,
-                b.num_instances,
-                self.iters,
-                self.seed,
-                self.workers,
-                info.rank,
-                info.world_size,
-            )
+            trainer.loader = paired_loader(self.streams, p, b.num_instances, self.opts)

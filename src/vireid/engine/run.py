@@ -11,10 +11,12 @@ import torch
 from ..config import RunCfg, dump_config
 from ..data.datasets import build_dataset
 from ..data.protocols import get_protocol
+from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
 from ..evaluation.results import write_results
 from ..methods import build_method
 from ..models import build_model
+from ..utils.device import pick_device
 from ..utils.env import collect_env
 from ..utils.io import write_json, write_text
 from ..utils.logging import get_logger
@@ -27,7 +29,6 @@ from .builders import (
     dataset_trial,
     featurizer,
     init_weights,
-    pick_device,
 )
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng
 from .distributed import DistInfo, close_distributed, init_distributed
@@ -139,9 +140,7 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
                 featurizer(model, cfg, device, info, clustering=True),
                 cfg.method.cluster,
                 b,
-                iters,
-                t.seed,
-                cfg.data.workers,
+                LoaderOpts(iters, t.seed, cfg.data.workers, info.rank, info.world_size),
                 info,
             )
         )

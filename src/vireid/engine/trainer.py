@@ -61,9 +61,8 @@ class Trainer:
         return self.history
 
     def _batches(self):
-        for obj in (self.loader, getattr(self.loader, "batch_sampler", None)):
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(self.epoch)
+        if hasattr(self.loader, "set_epoch"):  # EpochLoader / PairedLoader reseed everything
+            self.loader.set_epoch(self.epoch)
         n = 0
         while True:
             for batch in self.loader:

@@ -46,7 +46,6 @@ class ClusterContrast(Method):
         self.adca_lambda, self.adca_threshold = adca_lambda, adca_threshold
         self.memories: dict[int, ClusterMemory] = {}  # plain dict: sizes change per epoch
         self.v2i = self.i2v = None
-        self.epoch = 0
         self._last: tuple | None = None
 
     def _memory(self, feats: np.ndarray, labels: np.ndarray) -> ClusterMemory:
@@ -62,7 +61,6 @@ class ClusterContrast(Method):
         """New pseudo-labels for this epoch (contiguous 0..C−1, −1 = outlier)."""
         from ..engine.distributed import broadcast_object, get_rank
 
-        self.epoch = epoch
         self.memories = {m: self._memory(feats[m], labels[m]) for m in (VIS, IR)}
         extras: dict[str, float] = {}
         # the association is computed once (rank 0 under DDP) and broadcast

@@ -79,8 +79,7 @@ class MMM(Method):
         self.sampling = "paired"
         self.sampling_labels: dict[int, np.ndarray] = {}
         self.freeze_labels = False
-        self.frozen: dict | None = None  # epoch, plan and labels of `schedule: once`
-        self.epoch = 0
+        self.frozen: dict | None = None  # plan and labels of `schedule: once`
         self._arrays: dict[str, torch.Tensor] = {}
         self._centres: dict[int, torch.Tensor] = {}
         self._last: tuple | None = None
@@ -162,9 +161,9 @@ class MMM(Method):
         from ..engine.distributed import broadcast_object, get_rank
 
         p = broadcast_object(self.plan(epoch, feats, labels) if get_rank() == 0 else None)
-        self._use_plan(epoch, p, labels)
+        self._use_plan(p, labels)
         if self.freeze_labels:  # `schedule: once`: kept, and checkpointed, from here on
-            self.frozen = {"epoch": epoch, "plan": p, "labels": labels}
+            self.frozen = {"plan": p, "labels": labels}
         return p["extras"]
 
     def extra_state(self) -> dict:
@@ -179,14 +178,13 @@ class MMM(Method):
         if "frozen" not in state:
             return
         self.frozen = tensors_to_arrays(state["frozen"])
-        self._use_plan(self.frozen["epoch"], self.frozen["plan"], self.frozen["labels"])
+        self._use_plan(self.frozen["plan"], self.frozen["labels"])
         for k, f in state["memories"].items():
             self.memories[k].features.copy_(f)
 
     @torch.no_grad()
-    def _use_plan(self, epoch: int, p: dict, labels: dict) -> None:
+    def _use_plan(self, p: dict, labels: dict) -> None:
         dev = self._device()
-        self.epoch = epoch
         centres = p["centres"]
         self.memories = {"v": self._memory(centres[VIS]), "r": self._memory(centres[IR])}
         if p["joint_centres"] is not None:
