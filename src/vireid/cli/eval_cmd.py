@@ -56,11 +56,45 @@ def eval_cmd(
     rerank: bool = typer.Option(False, help="k-reciprocal re-ranking"),
     report: Path = typer.Option(None, help="write an HTML rank report here"),
     out: Path = typer.Option(None, help="write results.json/.csv here"),
+    corrupt: str = typer.Option(
+        None,
+        help="robustness: 'all' or TYPE[,TYPE] (vireid list corruptions); corrupts the "
+        "protocol's visible side (SYSU-MM01-C, RegDB-C, LLCM-C)",
+    ),
+    severity: str = typer.Option("1-5", help="with --corrupt: severities 1-5, N or N,M"),
+    corrupt_seed: int = typer.Option(0, help="with --corrupt: seed of every image's corruption"),
+    sweep: bool = typer.Option(
+        False, help="with --corrupt: also each type at each severity alone (table, plot)"
+    ),
+    mce_reference: Path = typer.Option(
+        None, help="with --sweep: robustness.json of a reference model, for mCE"
+    ),
 ) -> None:
     """Evaluate a checkpoint or a features file on a protocol; mean ± std over trials."""
     if (checkpoint is None) == (features is None):
         raise ValueError("give exactly one of CHECKPOINT or --features FILE")
     n_trials = parse_trials(trials)
+    if corrupt is not None:
+        if features is not None:
+            raise ValueError("--corrupt re-runs the model on corrupted images: give a CHECKPOINT")
+        return _corrupted(
+            checkpoint,
+            corrupt,
+            severity,
+            corrupt_seed,
+            sweep,
+            mce_reference,
+            protocol,
+            root,
+            manifest,
+            n_trials,
+            trial,
+            rerank,
+            report,
+            out,
+        )
+    if sweep or mce_reference is not None:
+        raise ValueError("--sweep and --mce-reference go with --corrupt")
     if features is not None:
         if protocol is None:
             raise ValueError("--protocol is required with --features")
@@ -87,3 +121,50 @@ def eval_cmd(
         from ..report import write_report
 
         console.print(f"report: {write_report(report, result)}", highlight=False)
+
+
+def _corrupted(
+    checkpoint,
+    corrupt,
+    severity,
+    seed,
+    sweep,
+    mce_reference,
+    protocol,
+    root,
+    manifest,
+    n_trials,
+    trial,
+    rerank,
+    report,
+    out,
+) -> None:
+    from ..evaluation.corruption.tables import robustness_tables
+    from ..utils.io import write_json
+    from .robust_eval import parse_plan, run_corrupted
+
+    plan = parse_plan(corrupt, severity, seed)
+    result, data = run_corrupted(
+        checkpoint,
+        plan,
+        protocol=protocol,
+        root=root,
+        manifest=manifest,
+        n_trials=n_trials,
+        trial=trial,
+        rerank=rerank,
+        sweep=sweep,
+        mce_reference=mce_reference,
+    )
+    console.print(results_table(result.clean, title=f"{result.protocol}: clean"))
+    for table in robustness_tables(data):
+        console.print(table)
+    console.print("csv: " + result.clean.csv_line(), highlight=False)
+    if out:
+        write_results(out, result.clean)  # the plain `vireid eval` files
+        write_json(Path(out) / "robustness.json", data)
+    if report:
+        from ..report import write_report
+
+        path = write_report(report, result.corrupted, robustness=data, image_for=result.mixer.image)
+        console.print(f"report: {path}", highlight=False)

@@ -37,17 +37,23 @@ def extract_features(
     renormalize: bool = True,
     images: np.ndarray | None = None,
     image_index: Sequence[int] | None = None,
+    corrupt=None,
 ) -> np.ndarray:
     """(N, D) float32 L2-normalised features of ``samples`` in order. ``flip`` averages
     the normalised features of the image and its mirror, then re-normalises (USL test
     scripts' ``extract_query_feat``); ``renormalize=False`` keeps the plain average, as the
-    unsupervised code clusters it (ADCA/PGM/MMM ``evaluators.extract_features``)."""
+    unsupervised code clusters it (ADCA/PGM/MMM ``evaluators.extract_features``).
+    ``corrupt``: a ``(sample, image) -> image`` hook before the transform (robustness)."""
     was_training = model.training
     model.eval()
     loader = make_loader(
         # ``images``: the decoded-image cache of these samples, when the caller has one
         ImageDataset(
-            samples, build_test_transform(height, width), images=images, image_index=image_index
+            samples,
+            build_test_transform(height, width),
+            images=images,
+            image_index=image_index,
+            corrupt=corrupt,
         ),
         batch_size=batch_size,
         workers=workers,
