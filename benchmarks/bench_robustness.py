@@ -93,6 +93,8 @@ def main() -> None:
                 str(work), "$RUN"
             )
             res.pop("checkpoint")
+            if res.get("mce"):
+                res["mce"]["reference"] = "AGW"
             rows[name] = res
             print(f"\n### {name}\n\n{markdown_tables(res)}", file=sys.stderr)
     emit(

@@ -127,6 +127,25 @@ def ablation_rows() -> list[str]:
     return out
 
 
+def robustness_rows() -> list[str]:
+    rb = _load("robustness")
+    if not rb:
+        return []
+    out = [
+        "| corruption robustness (synthetic, SYSU-MM01-C protocol) | clean mAP | random-mix "
+        "mAP | sweep-average mAP | mCE (mAP) vs AGW |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in rb["models"].items():
+        mce = (r.get("mce") or {}).get("mAP", {}).get("mCE")
+        out.append(
+            f"| {name} quickstart | {r['clean']['mean']['mAP']:.2f} | "
+            f"{r['corrupted']['mean']['mAP']:.2f} | {r['sweep_mean']['mAP']:.2f} | "
+            f"{'100 (reference)' if name == 'agw' else '–' if mce is None else f'{mce:.1f}'} |"
+        )
+    return out
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -134,6 +153,8 @@ def main() -> None:
     table = rows()
     if ab := ablation_rows():
         table += ["", *ab]
+    if rb := robustness_rows():
+        table += ["", *rb]
     readme.write_text(text[:a] + "\n" + "\n".join(table) + "\n" + text[b:])
 
 

@@ -17,6 +17,7 @@ SCRIPTS = [
     ["bench_mmm_step.py"],
     ["bench_mmm_ablation.py"],
     ["bench_synth_calibration.py"],
+    ["bench_robustness.py"],
 ]
 
 if __name__ == "__main__":

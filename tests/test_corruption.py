@@ -204,3 +204,21 @@ def test_mce_against_hand_computed_values():
     # a reference that corruption did not hurt: relative CE undefined, left out
     flat = {"fog": {"1": {"mAP": 60.0}, "2": {"mAP": 60.0}}}
     assert corruption_errors(mine, clean, flat, ref_clean, "mAP")["rCE"]["fog"] is None
+
+
+def test_loader_workers_do_not_change_the_corruption(sysu_root):
+    """Each image's corruption is a function of its key: two worker processes (each with
+    its own numpy state) give the batches one process gives."""
+    from vireid.data.loader import ImageDataset, make_loader
+
+    samples = _visible(sysu_root, 10)
+    plan = CorruptionPlan(("gaussian_noise", "frost", "rain", "spatter"), seed=2)
+    hook = Corruptor(plan, 64, 32, str(sysu_root))
+    tf = build_test_transform(64, 32)
+
+    def images(workers):
+        ds = ImageDataset(samples, tf, corrupt=hook)
+        loader = make_loader(ds, batch_size=3, workers=workers)
+        return torch.cat([b["images"] for b in loader])
+
+    assert torch.equal(images(0), images(2))

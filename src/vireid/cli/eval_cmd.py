@@ -77,21 +77,21 @@ def eval_cmd(
     if corrupt is not None:
         if features is not None:
             raise ValueError("--corrupt re-runs the model on corrupted images: give a CHECKPOINT")
-        return _corrupted(
+        from .robust_eval import corrupted_eval, parse_plan
+
+        return corrupted_eval(
             checkpoint,
-            corrupt,
-            severity,
-            corrupt_seed,
-            sweep,
-            mce_reference,
-            protocol,
-            root,
-            manifest,
-            n_trials,
-            trial,
-            rerank,
-            report,
-            out,
+            parse_plan(corrupt, severity, corrupt_seed),
+            sweep=sweep,
+            mce_reference=mce_reference,
+            protocol=protocol,
+            root=root,
+            manifest=manifest,
+            n_trials=n_trials,
+            trial=trial,
+            rerank=rerank,
+            report=report,
+            out=out,
         )
     if sweep or mce_reference is not None:
         raise ValueError("--sweep and --mce-reference go with --corrupt")
@@ -121,50 +121,3 @@ def eval_cmd(
         from ..report import write_report
 
         console.print(f"report: {write_report(report, result)}", highlight=False)
-
-
-def _corrupted(
-    checkpoint,
-    corrupt,
-    severity,
-    seed,
-    sweep,
-    mce_reference,
-    protocol,
-    root,
-    manifest,
-    n_trials,
-    trial,
-    rerank,
-    report,
-    out,
-) -> None:
-    from ..evaluation.corruption.tables import robustness_tables
-    from ..utils.io import write_json
-    from .robust_eval import parse_plan, run_corrupted
-
-    plan = parse_plan(corrupt, severity, seed)
-    result, data = run_corrupted(
-        checkpoint,
-        plan,
-        protocol=protocol,
-        root=root,
-        manifest=manifest,
-        n_trials=n_trials,
-        trial=trial,
-        rerank=rerank,
-        sweep=sweep,
-        mce_reference=mce_reference,
-    )
-    console.print(results_table(result.clean, title=f"{result.protocol}: clean"))
-    for table in robustness_tables(data):
-        console.print(table)
-    console.print("csv: " + result.clean.csv_line(), highlight=False)
-    if out:
-        write_results(out, result.clean)  # the plain `vireid eval` files
-        write_json(Path(out) / "robustness.json", data)
-    if report:
-        from ..report import write_report
-
-        path = write_report(report, result.corrupted, robustness=data, image_for=result.mixer.image)
-        console.print(f"report: {path}", highlight=False)

@@ -75,3 +75,30 @@ def run_corrupted(
             data, ref, ref.get("checkpoint") or str(mce_reference)
         )
     return result, data
+
+
+def corrupted_eval(checkpoint: Path, plan: CorruptionPlan, *, report, out, **kwargs) -> None:
+    """Run, print the clean table (``vireid eval``'s) and the robustness tables, write
+    ``results.json``/``.csv`` (clean) and ``robustness.json`` to ``out``, the rank report
+    of the random-mix run (corrupted thumbnails) to ``report``."""
+    from ..evaluation.corruption.tables import robustness_tables
+    from ..evaluation.results import results_table, write_results
+    from ..utils.io import write_json
+    from .common import console
+
+    result, data = run_corrupted(checkpoint, plan, **kwargs)
+    n = len(result.trials)
+    console.print(
+        results_table(result.clean, f"{result.protocol}: clean, mean ± std over {n} trial(s)")
+    )
+    for table in robustness_tables(data):
+        console.print(table)
+    console.print("csv: " + result.clean.csv_line(), highlight=False)
+    if out:
+        write_results(out, result.clean)  # the plain `vireid eval` files
+        write_json(Path(out) / "robustness.json", data)
+    if report:
+        from ..report import write_report
+
+        path = write_report(report, result.corrupted, robustness=data, image_for=result.mixer.image)
+        console.print(f"report: {path}", highlight=False)
