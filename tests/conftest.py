@@ -106,6 +106,28 @@ def checkpoint(sysu_root, tmp_path_factory) -> Path:
     return run / "last.pt"
 
 
+@pytest.fixture(scope="session")
+def fe(checkpoint):
+    """The ``FeatureExtractor`` of ``checkpoint`` on the CPU."""
+    from vireid.inference import FeatureExtractor
+
+    return FeatureExtractor(checkpoint, device="cpu")
+
+
+def index_images(checkpoint, out: Path, *images) -> Path:
+    """``vireid index CHECKPOINT --images …  --out OUT`` (modality from the folder names)."""
+    from typer.testing import CliRunner
+
+    from vireid.cli import app
+
+    args = ["index", str(checkpoint), "--out", str(out)]
+    for p in images:
+        args += ["--images", str(p)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    return out
+
+
 @pytest.fixture
 def gallery_dir(sysu_root, tmp_path) -> Path:
     """A user's folder: SYSU images re-filed under visible/ and infrared/ names."""
@@ -138,6 +160,14 @@ def straight_and_resumed(recipe, root, tmp_path, epochs: int, stop: int, *overri
         mid,
         load_checkpoint(tmp_path / "resumed" / "last.pt"),
     )
+
+
+def chromium() -> str:
+    """The Chromium binary for the browser tests (skips the test without one)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
 @contextmanager

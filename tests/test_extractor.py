@@ -3,33 +3,17 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 import vireid
-from vireid.cli import app
+from conftest import index_images
 from vireid.evaluation.features import load_features, samples_from_features
 from vireid.inference import FeatureExtractor
 
-runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def fe(checkpoint):
-    return FeatureExtractor(checkpoint, device="cpu")
-
-
-def _index(checkpoint, out, *images):
-    args = ["index", str(checkpoint), "--out", str(out)]
-    for p in images:
-        args += ["--images", str(p)]
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, r.output
-    return load_features(out)
-
 
 def test_paths_pil_and_arrays_equal_the_index_file(fe, checkpoint, gallery_dir, tmp_path):
-    data = _index(checkpoint, tmp_path / "ir.npz", gallery_dir / "ir")
+    data = load_features(index_images(checkpoint, tmp_path / "ir.npz", gallery_dir / "ir"))
     paths = [str(p) for p in data["paths"]]
     want = data["feats"]
     assert vireid.FeatureExtractor is FeatureExtractor
@@ -52,7 +36,7 @@ def test_paths_pil_and_arrays_equal_the_index_file(fe, checkpoint, gallery_dir, 
 
 
 def test_mixed_modality_samples_equal_the_index_file(fe, checkpoint, gallery_dir, tmp_path):
-    data = _index(checkpoint, tmp_path / "all.npz", gallery_dir)
+    data = load_features(index_images(checkpoint, tmp_path / "all.npz", gallery_dir))
     samples = samples_from_features(data)
     assert {s.modality.value for s in samples} == {"visible", "infrared"}
     np.testing.assert_array_equal(fe.embed_samples(samples), data["feats"])
@@ -83,3 +67,11 @@ def test_batch_size_and_preprocess(checkpoint, gallery_dir, fe):
         FeatureExtractor(checkpoint, batch_size=0)
     x = fe.preprocess(paths[:3])
     assert x.shape == (3, 3, fe.height, fe.width) and x.dtype == np.float32
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_features_agree_with_the_cpu(checkpoint, gallery_dir, fe):
+    paths = sorted(str(p) for p in (gallery_dir / "ir").rglob("*.jpg"))
+    gpu = FeatureExtractor(checkpoint, device="cuda")
+    np.testing.assert_allclose(gpu(paths, "infrared"), fe(paths, "infrared"), atol=1e-4)

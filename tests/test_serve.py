@@ -9,9 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import live_server
+from conftest import index_images, live_server
 from vireid.cli import app
-from vireid.inference import FeatureExtractor
 from vireid.search import GalleryIndex
 from vireid.serve import GalleryService, create_app
 
@@ -21,23 +20,9 @@ runner = CliRunner()
 LIMIT_MB = 0.05
 
 
-@pytest.fixture(scope="module")
-def fe(checkpoint):
-    return FeatureExtractor(checkpoint, device="cpu")
-
-
-def _index(checkpoint, out, *images):
-    args = ["index", str(checkpoint), "--out", str(out)]
-    for p in images:
-        args += ["--images", str(p)]
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, r.output
-    return out
-
-
 @pytest.fixture
 def index_file(checkpoint, gallery_dir, tmp_path):
-    return _index(checkpoint, tmp_path / "g.npz", gallery_dir)  # 12 visible + 12 infrared
+    return index_images(checkpoint, tmp_path / "g.npz", gallery_dir)  # 12 visible + 12 infrared
 
 
 @pytest.fixture
@@ -131,7 +116,7 @@ def test_bad_input_gets_a_4xx_json_error_and_the_service_goes_on(client, service
 
 
 def test_cross_modality_needs_the_other_modality(fe, checkpoint, gallery_dir, tmp_path):
-    only_vis = _index(checkpoint, tmp_path / "v.npz", gallery_dir / "visible")
+    only_vis = index_images(checkpoint, tmp_path / "v.npz", gallery_dir / "visible")
     client = TestClient(create_app(GalleryService(only_vis, fe, read_only=True)))
     img = sorted((gallery_dir / "visible").rglob("*.jpg"))[0].read_bytes()
     r = _search(client, img, "visible")

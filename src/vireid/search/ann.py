@@ -2,9 +2,10 @@
 product over L2-normalised features (= cosine similarity).
 
 * ``flat`` (default): ``IndexFlatIP``, exact; a query costs N × D multiply-adds.
-* ``ivf``: ``IndexIVFFlat`` — k-means cells (``nlist``, trained on the vectors the index
-  is built with), a query scans its ``nprobe`` nearest cells. Build cost one k-means plus
-  an assignment of every vector; memory as flat (+ 8 bytes of id per vector).
+* ``ivf``: ``IndexIVFFlat`` — k-means cells (``nlist``, trained on up to 64 vectors per
+  cell of those the index is built with), a query scans its ``nprobe`` nearest cells.
+  Build cost one k-means plus an assignment of every vector; memory as flat (+ 8 bytes of
+  id per vector).
 * ``hnsw``: ``IndexHNSWFlat`` — a navigable small-world graph of ``hnsw_m`` links per
   node (``ef_construction`` candidates while inserting, ``ef_search`` while searching).
   No training; slower to build, fastest to query; + ~2 × hnsw_m × 4 bytes per vector.
@@ -23,6 +24,7 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+TRAIN_PER_CELL = 64
 # parameters that shape the built structure; the rest are search-time knobs
 BUILD_KEYS = ("kind", "nlist", "hnsw_m", "ef_construction")
 
@@ -70,6 +72,9 @@ def build_index(spec: IndexSpec, feats: np.ndarray) -> faiss.Index:
         if nlist > len(feats):
             raise ValueError(f"ivf index: nlist={nlist} cells for {len(feats)} vectors")
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        # k-means on at most 64 vectors per cell (faiss' default 256): 4x faster to build
+        # at a million images, and cells this well sampled already
+        index.cp.max_points_per_centroid = TRAIN_PER_CELL
         index.train(feats)
     else:
         index = faiss.IndexHNSWFlat(dim, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)

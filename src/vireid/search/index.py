@@ -27,7 +27,7 @@ import faiss
 import numpy as np
 
 from ..data.records import Modality, Sample
-from .ann import IndexSpec, build_index, from_bytes, to_bytes
+from .ann import IndexSpec, build_index, from_bytes, to_bytes, tune
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,16 @@ class GalleryIndex:
         for i, s in enumerate(samples, start):
             self._row_of.setdefault(s.path, i)
         self.samples.extend(samples)
+
+    def retune(self, **knobs) -> None:
+        """New search-time parameters (``nprobe``, ``ef_search``) for the built structure."""
+        spec = self.spec.updated(**knobs)
+        if not spec.same_structure(self.spec):
+            raise ValueError(f"retune changes only nprobe / ef_search, not {knobs}")
+        for index in self._index.values():
+            if index is not None:
+                tune(index, spec)
+        self.spec = spec
 
     def check_model(self, model_id: str, checkpoint: str | Path) -> None:
         """Refuse to mix features of other weights with this gallery's."""
