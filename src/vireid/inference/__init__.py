@@ -1,6 +1,6 @@
 """Inference outside training: ``FeatureExtractor`` (checkpoint → features) and the ONNX
 export of the same computation."""
 
-from .extractor import FeatureExtractor, as_items, as_rgb
+from .extractor import FeatureExtractor
 
-__all__ = ["FeatureExtractor", "as_items", "as_rgb"]
+__all__ = ["FeatureExtractor"]
