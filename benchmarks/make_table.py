@@ -84,7 +84,7 @@ def rows() -> list[str]:
     for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048"):
         if c := _load(name):
             out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
-    out += index_rows(cpu) + serve_rows(cpu)
+    out += index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
     if st := _load("mmm_step"):
         out.append(
             f"| MMM pseudo-label step, {st['visible']:,} + {st['infrared']:,} × "
@@ -122,6 +122,18 @@ def index_rows(cpu) -> list[str]:
             f"**{r['speedup_single_vs_flat']:.0f}×** | {cpu(ix)} |"
         )
     return out
+
+
+def onnx_rows(cpu) -> list[str]:
+    o = _load("onnx")
+    if not o:
+        return []
+    return [
+        f"| ONNX export, {r['model']}: {r['arch']}, {r['input']}, D = {r['dim']} | "
+        f"onnxruntime max abs difference {r['max_abs_diff']:.1e} over {o['images']} images"
+        f" | torch `FeatureExtractor` in the same run | {cpu(o)} |"
+        for r in o["runs"]
+    ]
 
 
 def serve_rows(cpu) -> list[str]:

@@ -18,6 +18,7 @@ SCRIPTS = [
     ["bench_mmm_ablation.py"],
     ["bench_synth_calibration.py"],
     ["bench_index.py"],
+    ["bench_onnx.py"],
     ["bench_serve.py"],
 ]
 

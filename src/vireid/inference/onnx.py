@@ -129,4 +129,3 @@ def _parity(path: Path, model: nn.Module, flip: bool, h: int, w: int) -> float:
         diff[np.isnan(got) & np.isnan(ref)] = 0
         worst = max(worst, float(np.nan_to_num(diff, nan=np.inf).max()))
     return worst
-
