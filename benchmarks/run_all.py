@@ -18,6 +18,9 @@ SCRIPTS = [
     ["bench_mmm_ablation.py"],
     ["bench_synth_calibration.py"],
     ["bench_robustness.py"],
+    ["bench_index.py"],
+    ["bench_onnx.py"],
+    ["bench_serve.py"],
 ]
 
 if __name__ == "__main__":

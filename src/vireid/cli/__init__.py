@@ -14,6 +14,7 @@ from . import (
     index_cmd,
     list_cmd,
     search_cmd,
+    serve_cmd,
     synth_cmd,
     train_cmd,
 )
@@ -34,6 +35,7 @@ app.command("train")(train_cmd.train_cmd)
 app.command("export")(export_cmd.export_cmd)
 app.command("index")(index_cmd.index_cmd)
 app.command("search")(search_cmd.search_cmd)
+app.command("serve")(serve_cmd.serve_cmd)
 app.command("demo")(demo_cmd.demo_cmd)
 
 

@@ -8,10 +8,11 @@ import numpy as np
 import typer
 
 from ..data.protocols import get_protocol
+from ..engine.restore import load_model
 from ..evaluation.evaluator import ProtocolResult, TrialResult, resolve_trials, score
 from ..evaluation.features import load_features, samples_from_features
 from ..evaluation.results import results_table, write_results
-from .checkpoint_args import checkpoint_trials, load_model, parse_trials
+from .checkpoint_args import checkpoint_trials, parse_trials
 from .common import console, friendly_errors
 
 
@@ -109,7 +110,7 @@ def eval_cmd(
         if protocol:
             cfg.eval.protocol = protocol
         spec = get_protocol(cfg.eval.protocol)
-        chosen = checkpoint_trials(spec, checkpoint, state, trial, n_trials)
+        chosen = checkpoint_trials(spec, checkpoint, state.get("trial"), trial, n_trials)
         result = run_evaluation(
             model, cfg, device, DistInfo(), chosen, rerank, root=root, manifest=manifest
         )

@@ -18,10 +18,11 @@ MODALITY_INDEX = {Modality.VISIBLE: 0, Modality.INFRARED: 1}
 class ImageDataset(Dataset):
     """Images of ``samples`` with their labels.
 
-    ``images``: optional (N, H, W, 3) uint8 array (the decoded cache) used instead of the
-    files. ``transforms``: one transform, or a dict with ``visible``, ``visible2`` (second
-    visible view or None) and ``infrared``. ``corrupt``: optional ``(sample, image) ->
-    image`` applied to the decoded image before the transforms (robustness evaluation,
+    ``images``: optional (N, H, W, 3) uint8 array (the decoded cache), or a sequence of
+    RGB PIL images (in-memory inputs), used instead of the files. ``transforms``: one
+    transform, or a dict with ``visible``, ``visible2`` (second visible view or None) and
+    ``infrared``. ``corrupt``: optional ``(sample, image) -> image`` applied to the decoded
+    image before the transforms (robustness evaluation,
     ``vireid.evaluation.corruption.Corruptor``). Items: (views, label, camid, modality, index)
     where ``views`` is a list of one or two (3, H, W) tensors.
     """
@@ -58,9 +59,10 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int):
         s = self.samples[i]
-        # copy out of the read-only memory map: transforms may write in place
         row = i if self.image_index is None else self.image_index[i]
-        img = np.array(self.images[row]) if self.images is not None else load_rgb(s.path)
+        img = load_rgb(s.path) if self.images is None else self.images[row]
+        if isinstance(img, np.ndarray):  # out of the read-only memory map: transforms may
+            img = np.array(img)  # write in place; PIL images take the files' decode route
         if self.corrupt is not None:
             img = self.corrupt(s, img)
         views = [tf(img) for tf in self._pick(s)]

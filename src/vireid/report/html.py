@@ -27,17 +27,25 @@ from ..evaluation.ranking import keep_mask
 from .plots import plot_cmc, plot_distance_histogram, plot_robustness
 
 
-def thumbnail(path: str, height: int = 64, load: Callable[[], Image.Image] | None = None) -> str:
-    """A base64 JPEG of the image at ``path`` (``load()`` instead of reading it: a
-    robustness report shows the corrupted image the model saw)."""
-    try:
-        im = load() if load is not None else load_rgb(path)
-    except ValueError:
-        return ""
+def thumbnail_jpeg(
+    path: str, height: int = 64, load: Callable[[], Image.Image] | None = None
+) -> bytes:
+    """The image at ``path`` (or ``load()``: a robustness report shows the corrupted image
+    the model saw) scaled to ``height`` as JPEG bytes (DatasetError if it cannot be read)."""
+    im = load() if load is not None else load_rgb(path)
     w = max(1, round(im.width * height / im.height))
     buf = io.BytesIO()
     im.resize((w, height)).save(buf, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
+
+
+def thumbnail(path: str, height: int = 64, load: Callable[[], Image.Image] | None = None) -> str:
+    """A data URI of ``thumbnail_jpeg`` ("" for an unreadable image)."""
+    try:
+        data = thumbnail_jpeg(path, height, load)
+    except ValueError:
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
 
 
 def _rank_rows(t: TrialResult, topk: int, rule: str):
