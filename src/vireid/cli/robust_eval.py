@@ -37,7 +37,8 @@ def run_corrupted(
     from ..engine.builders import featurizer
     from ..engine.distributed import DistInfo
     from ..engine.run import check_protocol
-    from .checkpoint_args import checkpoint_trials, load_model
+    from ..engine.restore import load_model
+    from .checkpoint_args import checkpoint_trials
 
     if mce_reference is not None and not sweep:
         raise ValueError(
@@ -47,7 +48,7 @@ def run_corrupted(
     if protocol:
         cfg.eval.protocol = protocol
     spec = check_protocol(cfg)
-    chosen = checkpoint_trials(spec, checkpoint, state, trial, n_trials)
+    chosen = checkpoint_trials(spec, checkpoint, state.get("trial"), trial, n_trials)
     ref = None
     if mce_reference is not None:  # checked before the sweep, which may take long
         expected = {
