@@ -36,8 +36,8 @@ def run_corrupted(
     """The result and its ``robustness.json`` dict (with mCE when a reference is given)."""
     from ..engine.builders import featurizer
     from ..engine.distributed import DistInfo
-    from ..engine.run import check_protocol
     from ..engine.restore import load_model
+    from ..engine.run import check_protocol
     from .checkpoint_args import checkpoint_trials
 
     if mce_reference is not None and not sweep:

@@ -160,5 +160,5 @@ def build_two_stream(cfg, num_classes: int = 0) -> TwoStreamNet:
         cfg.arch, num_classes, cfg.last_stride, cfg.non_local, cfg.pooling, cfg.gem_p, cfg.width
     )
     if cfg.pretrained is not None:
-        load_pretrained(net, cfg.pretrained, cfg.arch)
+        load_pretrained(net, cfg.pretrained, cfg.arch, cfg.width)
     return net
