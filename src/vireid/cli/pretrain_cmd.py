@@ -17,7 +17,9 @@ from .synth_cmd import parse_size
 def pretrain_cmd(
     arch: str = typer.Option("resnet18", help="resnet18 | resnet34 | resnet50"),
     width: float = typer.Option(0.5, help="channel multiplier of the model it is for"),
-    size: str = typer.Option("128x64", help="image size HxW of the population"),
+    size: str = typer.Option(
+        f"{PretrainSpec.height}x{PretrainSpec.image_width}", help="image size HxW of the population"
+    ),
     ids: int = typer.Option(PretrainSpec.ids, help="identities of the population"),
     images_per_id: int = typer.Option(PretrainSpec.images_per_id),
     epochs: int = typer.Option(PretrainSpec.epochs),

