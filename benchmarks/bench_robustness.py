@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit
 from vireid.config import load_config
+from vireid.data.synthetic import SynthSpec
 from vireid.engine.run import train
 from vireid.evaluation.corruption.tables import markdown_tables
 
@@ -57,7 +58,7 @@ def train_quickstart(name: str, root: Path, work: Path) -> tuple[Path, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, help="an existing synthetic SYSU-layout root")
-    ap.add_argument("--ids", type=int, default=100)
+    ap.add_argument("--ids", type=int, default=SynthSpec.ids)
     ap.add_argument("--seed", type=int, default=0, help="synthetic data seed")
     ap.add_argument("--agw", type=Path, help="a trained AGW checkpoint (else trained here)")
     ap.add_argument("--mmm", type=Path, help="a trained MMM checkpoint (else trained here)")

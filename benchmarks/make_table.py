@@ -1,12 +1,15 @@
-"""Regenerate the README's benchmark table from benchmarks/results/*.json.
+"""Regenerate the README's benchmark table from benchmarks/results/*.json, and the
+generated blocks of docs/benchmark.md (effects table) and docs/synthetic.md (calibration).
 
-python benchmarks/make_table.py     # rewrites the block between the BENCH markers
+python benchmarks/make_table.py     # rewrites the blocks between the markers
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from effects_table import calibration_rows, effects_rows
 
 ROOT = Path(__file__).parents[1]
 START, END = "<!-- BENCH:START -->", "<!-- BENCH:END -->"
@@ -167,23 +170,6 @@ def _gpu_cluster_row(r: dict, machine: dict) -> str:
     )
 
 
-def ablation_rows() -> list[str]:
-    ab = _load("mmm_ablation")
-    if not ab:
-        return []
-    out = [
-        "| MMM ablation (synthetic) | R1 | mAP | mINP | cross ARI | single-memory ARI |",
-        "|---|---|---|---|---|---|",
-    ]
-    fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-    for r in ab["rows"]:
-        out.append(
-            f"| {r['row']} | {r['R1']:.2f} | {r['mAP']:.2f} | {r['mINP']:.2f} | "
-            f"{fmt(r.get('cross_ARI'))} | {fmt(r.get('cross_ARI_single_memory'))} |"
-        )
-    return out
-
-
 def robustness_rows() -> list[str]:
     rb = _load("robustness")
     if not rb:
@@ -203,16 +189,21 @@ def robustness_rows() -> list[str]:
     return out
 
 
+def replace_block(path: Path, lines: list[str], start: str = START, end: str = END) -> None:
+    text = path.read_text()
+    a, b = text.index(start) + len(start), text.index(end)
+    path.write_text(text[:a] + "\n" + "\n".join(lines) + "\n" + text[b:])
+
+
 def main() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    a, b = text.index(START) + len(START), text.index(END)
     table = rows()
-    if ab := ablation_rows():
-        table += ["", *ab]
-    if rb := robustness_rows():
-        table += ["", *rb]
-    readme.write_text(text[:a] + "\n" + "\n".join(table) + "\n" + text[b:])
+    for extra in (calibration_rows(), effects_rows(), robustness_rows()):
+        if extra:
+            table += ["", *extra]
+    replace_block(ROOT / "README.md", table)
+    replace_block(ROOT / "docs" / "benchmark.md", effects_rows())
+    cal = ("<!-- CALIBRATION:START -->", "<!-- CALIBRATION:END -->")
+    replace_block(ROOT / "docs" / "synthetic.md", calibration_rows(), *cal)
 
 
 if __name__ == "__main__":
