@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit
+from _common import RESULTS, emit
 from vireid.config import dump_config, load_config
 from vireid.data.synthetic import SynthSpec, write_sysu
 from vireid.engine.run import train
@@ -133,12 +133,30 @@ def verdict(row: dict, ref: dict, direction: int, key: str = "R1") -> dict:
     return {"metric": key, "diff": diff, "se": se, "verdict": word}
 
 
+def merged(out: str, table: list[dict], seeds: list[int]) -> list[dict]:
+    """``table``'s groups over those of an existing results file, in the file's order."""
+    path = RESULTS / f"{out}.json"
+    if not path.is_file():
+        return table
+    old = json.loads(path.read_text())
+    if old["seeds"] != seeds:
+        raise SystemExit(f"--merge: {path} has seeds {old['seeds']}, this run {seeds}")
+    new = {g["group"]: g for g in table}
+    kept = [new.pop(g["group"], g) for g in old["groups"]]
+    return kept + list(new.values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--groups", nargs="*", default=None, help="effects/<name>.yaml to run")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--tag", default="", help="part of the run cache key (e.g. a code state)")
     ap.add_argument("--out", default="effects", help="results/<out>.json")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other groups of an existing results/<out>.json (same seeds only)",
+    )
     a = ap.parse_args()
     spec = SynthSpec()
     root = dataset(spec)
@@ -171,6 +189,8 @@ def main() -> None:
                 "rows": list(rows.values()),
             }
         )
+    if a.merge:
+        table = merged(a.out, table, a.seeds)
     emit(
         a.out,
         {

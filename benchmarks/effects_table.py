@@ -48,8 +48,11 @@ def effects_rows() -> list[str]:
     ]
     for g in eff["groups"]:
         for r in g["rows"]:
-            paper = r.get("paper") or {}
-            paper_s = f"{paper['R1']:.1f} / {paper['mAP']:.1f}" if paper else "–"
+            paper = r.get("paper")
+            if isinstance(paper, dict):
+                paper_s = f"{paper['R1']:.1f} / {paper['mAP']:.1f}"
+            else:
+                paper_s = paper or "–"  # a row the paper describes without a number
             if "effect" in r:
                 e = r["effect"]
                 direction = f"{DIRECTION[r['paper_direction']]} than {r['compare_to']}"
