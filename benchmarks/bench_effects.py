@@ -13,9 +13,9 @@ with (read from their metrics, not declared), and a verdict on the paper's direc
 * ``opposite``: the other sign, beyond twice the standard error;
 * ``within spread``: neither.
 
-Each run's result is cached under ``.cache/bench_effects/`` by a digest of its resolved
-config, the dataset, the stand-in and ``--tag``, so an interrupted table resumes and a
-second call only runs what is missing.
+Each run's result is cached under ``.cache/bench_effects/`` by a digest of its explicit
+(non-default) config values, the dataset, the stand-in and ``--tag``, so an interrupted
+table resumes and a second call only runs what is missing.
 
     python benchmarks/bench_effects.py                    # every group, seeds 0 1 2
     python benchmarks/bench_effects.py --groups mmm maum --seeds 0 1 2 3 4
@@ -37,7 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, emit
-from vireid.config import dump_config, load_config
+from vireid.config import load_config
 from vireid.data.synthetic import SynthSpec, write_sysu
 from vireid.engine.run import train
 from vireid.pretrain import PretrainSpec, weights_path
@@ -70,6 +70,14 @@ def dataset(spec: SynthSpec) -> Path:
     return root
 
 
+def run_digest(cfg, tag: str) -> str:
+    """The cache key of one run: the config's non-default values (so a new config key with
+    a default does not invalidate earlier runs), the tag and the stand-in. A change of a
+    default's *behaviour* needs a new ``--tag``."""
+    explicit = json.dumps(cfg.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+    return hashlib.sha1((explicit + tag + str(_stand_in(cfg))).encode()).hexdigest()[:16]
+
+
 def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str) -> dict:
     cfg = load_config(
         config,
@@ -82,7 +90,7 @@ def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str)
             f"output_dir={CACHE / 'run'}",
         ],
     )
-    digest = hashlib.sha1((dump_config(cfg) + tag + str(_stand_in(cfg))).encode()).hexdigest()[:16]
+    digest = run_digest(cfg, tag)
     cached = CACHE / "runs" / f"{digest}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
