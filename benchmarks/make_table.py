@@ -74,6 +74,7 @@ def rows() -> list[str]:
     for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048"):
         if c := _load(name):
             out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
+    out += index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
     if st := _load("mmm_step"):
         out.append(
             f"| MMM pseudo-label step, {st['visible']:,} + {st['infrared']:,} × "
@@ -82,6 +83,62 @@ def rows() -> list[str]:
             f" {cpu(st)} |"
         )
     return out
+
+
+DEFAULT_KNOB = {"ivf": ("nprobe", 16), "hnsw": ("ef_search", 64)}
+
+
+def index_rows(cpu) -> list[str]:
+    """Gallery index at 1M: flat, then each approximate kind at its default knob."""
+    ix = _load("index_1m")
+    if not ix:
+        return []
+    f, size = ix["flat"], f"N = {ix['n']:,}, D = {ix['dim']}"
+    out = [
+        f"| gallery index, flat (exact), {size} | {f['ms_single']:.1f} ms per query "
+        f"({f['ms_per_query_batch']:.2f} ms each in a batch of {ix['queries']:,}) | – | "
+        f"{cpu(ix)} |"
+    ]
+    for kind, (key, value) in DEFAULT_KNOB.items():
+        if kind not in ix:
+            continue
+        k = ix[kind]
+        r = next(r for r in k["runs"] if r[key] == value)
+        shape = f"nlist {k['nlist']:,}" if kind == "ivf" else f"M {k['hnsw_m']}"
+        out.append(
+            f"| gallery index, {kind} ({shape}, {key} {value}), {size} | recall@10 "
+            f"{r['recall_at_10']:.3f}, {r['ms_single']:.2f} ms per query, build "
+            f"{k['build_s']:.0f} s | flat {f['ms_single']:.1f} ms per query → "
+            f"**{r['speedup_single_vs_flat']:.0f}×** | {cpu(ix)} |"
+        )
+    return out
+
+
+def onnx_rows(cpu) -> list[str]:
+    o = _load("onnx")
+    if not o:
+        return []
+    return [
+        f"| ONNX export, {r['model']}: {r['arch']}, {r['input']}, D = {r['dim']} | "
+        f"onnxruntime max abs difference {r['max_abs_diff']:.1e} over {o['images']} images"
+        f" | torch `FeatureExtractor` in the same run | {cpu(o)} |"
+        for r in o["runs"]
+    ]
+
+
+def serve_rows(cpu) -> list[str]:
+    s = _load("serve_load")
+    if not s:
+        return []
+    lat = s["latency_ms"]
+    return [
+        f"| `vireid serve` on loopback, {s['requests']} POST /search, {s['concurrency']} "
+        f"concurrent ({s['model']}, {s['gallery_images']:,} images) | "
+        f"{s['throughput_rps']:.1f} requests/s, p50 {lat['p50']:.0f} ms, p95 "
+        f"{lat['p95']:.0f} ms; {s['failed']} failed, index unchanged: "
+        f"{s['index_unchanged']} | in process, no HTTP: {s['in_process_ms_per_query']:.0f} ms"
+        f" per query | {cpu(s)} |"
+    ]
 
 
 def _gpu_cluster_row(r: dict, machine: dict) -> str:
@@ -178,6 +235,25 @@ def ablation_rows() -> list[str]:
     return out
 
 
+def robustness_rows() -> list[str]:
+    rb = _load("robustness")
+    if not rb:
+        return []
+    out = [
+        "| corruption robustness (synthetic, SYSU-MM01-C protocol) | clean mAP | random-mix "
+        "mAP | sweep-average mAP | mCE (mAP) vs AGW |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in rb["models"].items():
+        mce = (r.get("mce") or {}).get("mAP", {}).get("mCE")
+        out.append(
+            f"| {name} quickstart | {r['clean']['mean']['mAP']:.2f} | "
+            f"{r['corrupted']['mean']['mAP']:.2f} | {r['sweep_mean']['mAP']:.2f} | "
+            f"{'100 (reference)' if name == 'agw' else '–' if mce is None else f'{mce:.1f}'} |"
+        )
+    return out
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -185,6 +261,8 @@ def main() -> None:
     table = rows()
     if ab := ablation_rows():
         table += ["", *ab]
+    if rb := robustness_rows():
+        table += ["", *rb]
     readme.write_text(text[:a] + "\n" + "\n".join(table) + "\n" + text[b:])
 
 

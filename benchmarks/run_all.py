@@ -17,6 +17,10 @@ SCRIPTS = [
     ["bench_mmm_step.py"],
     ["bench_mmm_ablation.py"],
     ["bench_synth_calibration.py"],
+    ["bench_robustness.py"],
+    ["bench_index.py"],
+    ["bench_onnx.py"],
+    ["bench_serve.py"],
 ]
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,54 @@ def run_overrides(root, out, cache) -> list[str]:
     return [f"data.dataset.root={root}", f"output_dir={out}", f"data.cache_dir={cache}"]
 
 
+@pytest.fixture(scope="session")
+def checkpoint(sysu_root, tmp_path_factory) -> Path:
+    """A tiny trained model (configs/tests/instant.yaml, one epoch) for inference tests."""
+    from typer.testing import CliRunner
+
+    from vireid.cli import app
+
+    run = tmp_path_factory.mktemp("instant") / "run"
+    args = ["train", "configs/tests/instant.yaml", *run_overrides(sysu_root, run, run.parent / "c")]
+    r = CliRunner().invoke(app, [*args, "train.epochs=1"])
+    assert r.exit_code == 0, r.output
+    return run / "last.pt"
+
+
+@pytest.fixture(scope="session")
+def fe(checkpoint):
+    """The ``FeatureExtractor`` of ``checkpoint`` on the CPU."""
+    from vireid.inference import FeatureExtractor
+
+    return FeatureExtractor(checkpoint, device="cpu")
+
+
+def index_images(checkpoint, out: Path, *images) -> Path:
+    """``vireid index CHECKPOINT --images …  --out OUT`` (modality from the folder names)."""
+    from typer.testing import CliRunner
+
+    from vireid.cli import app
+
+    args = ["index", str(checkpoint), "--out", str(out)]
+    for p in images:
+        args += ["--images", str(p)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture
+def gallery_dir(sysu_root, tmp_path) -> Path:
+    """A user's folder: SYSU images re-filed under visible/ and infrared/ names."""
+    out = tmp_path / "gallery"
+    for cam, mod in ((1, "visible"), (2, "rgb"), (3, "ir"), (6, "thermal")):
+        for f in sorted((sysu_root / f"cam{cam}").rglob("*.jpg"))[:6]:
+            dst = out / mod / f"cam{cam}" / f.parent.name / f.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, dst)
+    return out
+
+
 def straight_and_resumed(recipe, root, tmp_path, epochs: int, stop: int, *overrides):
     """Train ``epochs`` straight, and ``stop`` epochs then resume to ``epochs``; the
     checkpoints (straight, after the stop, resumed) as loaded dicts."""
@@ -111,3 +160,37 @@ def straight_and_resumed(recipe, root, tmp_path, epochs: int, stop: int, *overri
         mid,
         load_checkpoint(tmp_path / "resumed" / "last.pt"),
     )
+
+
+def chromium() -> str:
+    """The Chromium binary for the browser tests (skips the test without one)."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no Chromium on this machine (apt-get install chromium)")
+
+
+@contextmanager
+def live_server(app):
+    """``app`` served by a real uvicorn on a free loopback port in a thread; yields its URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

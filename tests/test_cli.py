@@ -23,6 +23,7 @@ COMMANDS = [
     ["export"],
     ["index"],
     ["search"],
+    ["serve"],
     ["demo"],
 ]
 

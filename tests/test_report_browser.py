@@ -2,23 +2,15 @@
 by Playwright). Slow and optional: ``pip install -e '.[browser]'``, ``apt-get install
 chromium``, then ``pytest -m slow tests/test_report_browser.py``."""
 
-import shutil
-
 import numpy as np
 import pytest
 
+from conftest import chromium as _chromium
 from vireid.data.protocols import query_gallery
 from vireid.evaluation.evaluator import evaluate_protocol
 from vireid.report import write_report
 
 pytestmark = pytest.mark.slow
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip("no Chromium on this machine (apt-get install chromium)")
 
 
 def test_report_loads_counts_and_sorts(sysu_root, tmp_path):

@@ -1,13 +1,12 @@
 """Gallery indexing and search: `vireid index` / `vireid search` and the library API."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import run_overrides, write_image
+from conftest import write_image
 from vireid.cli import app
 from vireid.data.datasets.errors import DatasetError
 from vireid.data.records import Modality, Sample
@@ -15,28 +14,6 @@ from vireid.search import GalleryIndex, collect_images
 
 runner = CliRunner()
 V, I = Modality.VISIBLE, Modality.INFRARED
-
-
-@pytest.fixture(scope="module")
-def checkpoint(sysu_root, tmp_path_factory):
-    run = tmp_path_factory.mktemp("search") / "run"
-    args = ["train", "configs/tests/instant.yaml", *run_overrides(sysu_root, run, run.parent / "c")]
-    args += ["train.epochs=1"]
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, r.output
-    return run / "last.pt"
-
-
-@pytest.fixture
-def gallery_dir(sysu_root, tmp_path):
-    """A user's folder: SYSU images re-filed under visible/ and infrared/ names."""
-    out = tmp_path / "gallery"
-    for cam, mod in ((1, "visible"), (2, "rgb"), (3, "ir"), (6, "thermal")):
-        for f in sorted((sysu_root / f"cam{cam}").rglob("*.jpg"))[:6]:
-            dst = out / mod / f"cam{cam}" / f.parent.name / f.name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(f, dst)
-    return out
 
 
 def test_index_protocol_then_eval_features_equals_eval_checkpoint(checkpoint, sysu_root, tmp_path):

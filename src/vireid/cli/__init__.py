@@ -13,7 +13,9 @@ from . import (
     export_cmd,
     index_cmd,
     list_cmd,
+    pretrain_cmd,
     search_cmd,
+    serve_cmd,
     synth_cmd,
     train_cmd,
 )
@@ -29,11 +31,13 @@ app.add_typer(data_cmd.app, name="data")
 app.command("list")(list_cmd.list_cmd)
 app.command("env")(env_cmd.env_cmd)
 app.command("synth")(synth_cmd.synth_cmd)
+app.command("pretrain")(pretrain_cmd.pretrain_cmd)
 app.command("eval")(eval_cmd.eval_cmd)
 app.command("train")(train_cmd.train_cmd)
 app.command("export")(export_cmd.export_cmd)
 app.command("index")(index_cmd.index_cmd)
 app.command("search")(search_cmd.search_cmd)
+app.command("serve")(serve_cmd.serve_cmd)
 app.command("demo")(demo_cmd.demo_cmd)
 
 

@@ -13,6 +13,7 @@ from ..engine.checkpoint import CheckpointError
 from ..models.weights import WeightsError
 from ..registry import RegistryError
 from ..utils.logging import setup_logging
+from ..utils.optional import MissingExtraError
 
 console = Console()
 # soft_wrap: paths in error messages stay on one line (copyable, greppable)
@@ -25,6 +26,7 @@ USER_ERRORS = (
     RegistryError,
     FileNotFoundError,
     ValueError,
+    MissingExtraError,
 )
 
 

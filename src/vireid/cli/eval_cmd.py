@@ -8,10 +8,11 @@ import numpy as np
 import typer
 
 from ..data.protocols import get_protocol
+from ..engine.restore import load_model
 from ..evaluation.evaluator import ProtocolResult, TrialResult, resolve_trials, score
 from ..evaluation.features import load_features, samples_from_features
 from ..evaluation.results import results_table, write_results
-from .checkpoint_args import checkpoint_trials, load_model, parse_trials
+from .checkpoint_args import checkpoint_trials, parse_trials
 from .common import console, friendly_errors
 
 
@@ -56,11 +57,45 @@ def eval_cmd(
     rerank: bool = typer.Option(False, help="k-reciprocal re-ranking"),
     report: Path = typer.Option(None, help="write an HTML rank report here"),
     out: Path = typer.Option(None, help="write results.json/.csv here"),
+    corrupt: str = typer.Option(
+        None,
+        help="robustness: 'all' or TYPE[,TYPE] (vireid list corruptions); corrupts the "
+        "protocol's visible side (SYSU-MM01-C, RegDB-C, LLCM-C)",
+    ),
+    severity: str = typer.Option("1-5", help="with --corrupt: severities 1-5, N or N,M"),
+    corrupt_seed: int = typer.Option(0, help="with --corrupt: seed of every image's corruption"),
+    sweep: bool = typer.Option(
+        False, help="with --corrupt: also each type at each severity alone (table, plot)"
+    ),
+    mce_reference: Path = typer.Option(
+        None, help="with --sweep: robustness.json of a reference model, for mCE"
+    ),
 ) -> None:
     """Evaluate a checkpoint or a features file on a protocol; mean ± std over trials."""
     if (checkpoint is None) == (features is None):
         raise ValueError("give exactly one of CHECKPOINT or --features FILE")
     n_trials = parse_trials(trials)
+    if corrupt is not None:
+        if features is not None:
+            raise ValueError("--corrupt re-runs the model on corrupted images: give a CHECKPOINT")
+        from .robust_eval import corrupted_eval, parse_plan
+
+        return corrupted_eval(
+            checkpoint,
+            parse_plan(corrupt, severity, corrupt_seed),
+            sweep=sweep,
+            mce_reference=mce_reference,
+            protocol=protocol,
+            root=root,
+            manifest=manifest,
+            n_trials=n_trials,
+            trial=trial,
+            rerank=rerank,
+            report=report,
+            out=out,
+        )
+    if sweep or mce_reference is not None:
+        raise ValueError("--sweep and --mce-reference go with --corrupt")
     if features is not None:
         if protocol is None:
             raise ValueError("--protocol is required with --features")
@@ -75,7 +110,7 @@ def eval_cmd(
         if protocol:
             cfg.eval.protocol = protocol
         spec = get_protocol(cfg.eval.protocol)
-        chosen = checkpoint_trials(spec, checkpoint, state, trial, n_trials)
+        chosen = checkpoint_trials(spec, checkpoint, state.get("trial"), trial, n_trials)
         result = run_evaluation(
             model, cfg, device, DistInfo(), chosen, rerank, root=root, manifest=manifest
         )

@@ -1,4 +1,4 @@
-"""``vireid list datasets|models|methods|protocols``."""
+"""``vireid list datasets|models|methods|protocols|corruptions``."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ class Kind(str, Enum):
     models = "models"
     methods = "methods"
     protocols = "protocols"
+    corruptions = "corruptions"
 
 
 def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
     """List registered names."""
+    if kind is Kind.corruptions:
+        return _corruptions()
     import vireid.data.datasets
     import vireid.data.protocols
     import vireid.methods
@@ -43,4 +46,18 @@ def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
     else:
         for name in reg.names():
             table.add_row(name)
+    console.print(table)
+
+
+def _corruptions() -> None:
+    from ..evaluation.corruption import CORRUPTIONS, GROUPS, library_available
+
+    table = Table(title="corruptions (vireid eval --corrupt; severities 1-5)")
+    for col in ("name", "family", "implementation"):
+        table.add_column(col)
+    lib = "imagecorruptions" + ("" if library_available() else " (not installed: vireid[corrupt])")
+    for name in CORRUPTIONS:
+        table.add_row(
+            name, GROUPS[name], "vireid (albumentations 0.5.2 recipe)" if name == "rain" else lib
+        )
     console.print(table)

@@ -7,13 +7,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .checkpoint_args import load_model, model_id
 from .common import console, friendly_errors
 
 
 @friendly_errors
 def search_cmd(
-    index: Path = typer.Argument(..., help="features file written by `vireid index`"),
+    index: Path = typer.Argument(..., help="index file written by `vireid index`"),
     checkpoint: Path = typer.Argument(..., help="the checkpoint that built the index"),
     query: list[Path] = typer.Argument(..., help="query image files or folders"),
     modality: str = typer.Option(
@@ -28,25 +27,15 @@ def search_cmd(
     json_out: Path = typer.Option(None, "--json", help="write the matches as JSON here"),
 ) -> None:
     """Find the gallery images closest to each query (cross-modality by default)."""
-
-    from ..engine.builders import featurizer
-    from ..engine.distributed import DistInfo
-    from ..evaluation.features import load_features, samples_from_features
+    from ..inference import FeatureExtractor
     from ..search import GalleryIndex, collect_images
     from ..utils.io import write_json
 
-    data = load_features(index)
-    model, cfg, state, dev = load_model(checkpoint, device)
-    built_with = str(data["model_id"]) if "model_id" in data else None
-    ours = model_id(state)
-    if built_with is not None and built_with != ours:
-        raise ValueError(
-            f"{index} was built with other weights (model {built_with}) than {checkpoint} "
-            f"(model {ours}); run `vireid index` with this checkpoint"
-        )
-    gallery = GalleryIndex(data["feats"], samples_from_features(data))
+    gallery = GalleryIndex.from_file(index)
+    fe = FeatureExtractor(checkpoint, device)
+    gallery.check_model(fe.model_id, checkpoint)
     queries = collect_images(query, modality)
-    qf = featurizer(model, cfg, dev, DistInfo())(queries)
+    qf = fe.embed_samples(queries)
     results: list = [None] * len(queries)
     for mod in {q.modality for q in queries}:  # one batched search per query modality
         rows = [i for i, q in enumerate(queries) if q.modality is mod]
@@ -97,7 +86,7 @@ def search_cmd(
             results,
             gallery=str(index),
             gallery_size=len(gallery.samples),
-            model=ours,
+            model=fe.model_id,
             mode=mode,
         )
         console.print(f"report: {page}", highlight=False)

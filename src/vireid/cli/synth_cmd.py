@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from ..data.synthetic import SynthSpec, write_regdb, write_sysu
+from ..data.synthetic import FACTORS, SynthSpec, write_regdb, write_sysu
+from ..data.synthetic.sheet import contact_sheet
 from ..utils.progress import progress_bar
 from .common import console, friendly_errors
 
@@ -26,19 +27,49 @@ def parse_size(size: str) -> tuple[int, int]:
     return h, w
 
 
+D = SynthSpec()
+
+
 @friendly_errors
 def synth_cmd(
     layout: Layout = typer.Option(Layout.sysu, help="on-disk layout to write"),
-    out: Path = typer.Option(..., help="output directory (the dataset root)"),
-    ids: int = typer.Option(100, help="number of identities"),
-    seed: int = typer.Option(0),
-    size: str = typer.Option("128x64", help="image size HxW"),
-    difficulty: float = typer.Option(0.5, help="0 easy … 1 hard"),
+    out: Path = typer.Option(
+        ..., help="output directory (the dataset root), or a .png with --sheet"
+    ),
+    ids: int = typer.Option(D.ids, help="number of identities"),
+    seed: int = typer.Option(D.seed),
+    size: str = typer.Option(f"{D.height}x{D.width}", help="image size HxW"),
+    modality_gap: float = typer.Option(
+        D.modality_gap, help="0: infrared follows colour … 1: unrelated"
+    ),
+    view_diversity: float = typer.Option(D.view_diversity, help="0: all views alike … 1: distinct"),
+    view_shift: float = typer.Option(D.view_shift, help="0: same view mix in both modalities"),
+    camera_shift: float = typer.Option(D.camera_shift, help="0: identical cameras … 1: strong"),
+    difficulty: float = typer.Option(D.difficulty, help="pose, occlusion, noise, look-alikes"),
+    sheet: str | None = typer.Option(
+        None, help="write a contact sheet PNG to OUT instead: 'spec' or a factor name to sweep"
+    ),
 ) -> None:
     """Generate a synthetic VI-ReID dataset (a proxy: its numbers say nothing about
     SYSU-MM01 accuracy)."""
     h, w = parse_size(size)
-    spec = SynthSpec(ids=ids, seed=seed, height=h, width=w, difficulty=difficulty)
+    spec = SynthSpec(
+        ids=ids,
+        seed=seed,
+        height=h,
+        width=w,
+        modality_gap=modality_gap,
+        view_diversity=view_diversity,
+        view_shift=view_shift,
+        camera_shift=camera_shift,
+        difficulty=difficulty,
+    )
+    if sheet is not None:
+        if sheet != "spec" and sheet not in FACTORS:
+            raise ValueError(f"--sheet {sheet!r}: expected 'spec' or one of {', '.join(FACTORS)}")
+        path = contact_sheet(out, spec, None if sheet == "spec" else sheet)
+        console.print(f"wrote {path}", highlight=False)
+        return
     writer = write_sysu if layout is Layout.sysu else write_regdb
     t0 = time.perf_counter()
     with progress_bar(f"writing {layout.value} layout", None) as adv:

@@ -78,7 +78,11 @@ class DataCfg(Strict):
 class TwoStreamCfg(Strict):
     name: Literal["two_stream"] = "two_stream"
     arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet50"
-    pretrained: Path | None = Field(None, description="local ImageNet weights (.pth/.safetensors)")
+    pretrained: Path | None = Field(
+        None,
+        description="local ImageNet weights (.pth/.safetensors), `torchvision` (hub cache) or "
+        "`synthetic` (the synthetic benchmark's stand-in, built on first use)",
+    )
     last_stride: Literal[1, 2] = 1
     non_local: bool = True
     pooling: Literal["gem", "gem_learnable", "avg", "max"] = "gem"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,9 +18,12 @@ MODALITY_INDEX = {Modality.VISIBLE: 0, Modality.INFRARED: 1}
 class ImageDataset(Dataset):
     """Images of ``samples`` with their labels.
 
-    ``images``: optional (N, H, W, 3) uint8 array (the decoded cache) used instead of the
-    files. ``transforms``: one transform, or a dict with ``visible``, ``visible2`` (second
-    visible view or None) and ``infrared``. Items: (views, label, camid, modality, index)
+    ``images``: optional (N, H, W, 3) uint8 array (the decoded cache), or a sequence of
+    RGB PIL images (in-memory inputs), used instead of the files. ``transforms``: one
+    transform, or a dict with ``visible``, ``visible2`` (second visible view or None) and
+    ``infrared``. ``corrupt``: optional ``(sample, image) -> image`` applied to the decoded
+    image before the transforms (robustness evaluation,
+    ``vireid.evaluation.corruption.Corruptor``). Items: (views, label, camid, modality, index)
     where ``views`` is a list of one or two (3, H, W) tensors.
     """
 
@@ -32,8 +35,10 @@ class ImageDataset(Dataset):
         images: np.ndarray | None = None,
         index_offset: int = 0,
         image_index: Sequence[int] | None = None,
+        corrupt: Callable[[Sample, object], np.ndarray] | None = None,
     ) -> None:
         self.samples = list(samples)
+        self.corrupt = corrupt
         # row of ``images`` holding sample i (a shard reads the full cache without copying)
         self.image_index = image_index
         self.index_offset = index_offset  # reported index = offset + position (concatenations)
@@ -54,9 +59,12 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int):
         s = self.samples[i]
-        # copy out of the read-only memory map: transforms may write in place
         row = i if self.image_index is None else self.image_index[i]
-        img = np.array(self.images[row]) if self.images is not None else load_rgb(s.path)
+        img = load_rgb(s.path) if self.images is None else self.images[row]
+        if isinstance(img, np.ndarray):  # out of the read-only memory map: transforms may
+            img = np.array(img)  # write in place; PIL images take the files' decode route
+        if self.corrupt is not None:
+            img = self.corrupt(s, img)
         views = [tf(img) for tf in self._pick(s)]
         return views, self.labels[i], s.camid, MODALITY_INDEX[s.modality], i + self.index_offset
 

@@ -134,11 +134,12 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
 
     Evaluation: L2-normalised BN feature (flip-averaged and re-normalised if
     ``eval.flip``). Clustering: flip-averaged normalised features *not* re-normalised, as
-    the unsupervised community code clusters them.
+    the unsupervised community code clusters them. ``corrupt``: the robustness hook of
+    ``extract_features``.
     """
     flip = cfg.method.cluster.flip if clustering else cfg.eval.flip
 
-    def featurize(samples, images=None):
+    def featurize(samples, images=None, corrupt=None):
         idx = shard_indices(len(samples), info.rank, info.world_size)
         local = extract_features(
             model,
@@ -153,6 +154,7 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
             desc="clustering features" if clustering else "features",
             images=images,
             image_index=idx,
+            corrupt=corrupt,
         )
         return gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
 

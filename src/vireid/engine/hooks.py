@@ -68,6 +68,11 @@ class MetricsHook(Hook):
             for k, v in outputs.items():
                 self.tb.add_scalar(f"train/{k}", float(v), trainer.step)
 
+    def _active_terms(self, trainer) -> list[str]:
+        """Loss terms that entered the loss this epoch (``Method`` convention)."""
+        skip = {"loss", *getattr(trainer.method, "diagnostics", ())}
+        return sorted(k for k, v in self.sums.items() if k not in skip and v != 0)
+
     def after_epoch(self, trainer) -> None:
         dt = self.t_last - self.t0
         row = {
@@ -77,6 +82,7 @@ class MetricsHook(Hook):
             "images_per_s": self.images / max(dt, 1e-9),
             "seconds": dt,
             **{k: v / max(self.count, 1) for k, v in self.sums.items()},
+            "terms": self._active_terms(trainer),
         }
         row.update(trainer.epoch_extras)
         trainer.history.append(row)

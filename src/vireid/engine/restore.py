@@ -1,6 +1,12 @@
-"""Rebuild a trained model from a checkpoint (for ``vireid eval`` / ``export``)."""
+"""Rebuild a trained model from a checkpoint (for ``vireid eval`` / ``export`` / ``index``
+and ``FeatureExtractor``), and name the weights it holds."""
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
 
 from ..config import RunCfg, validate_config
 from ..models import build_model
@@ -20,3 +26,24 @@ def model_from_checkpoint(path) -> tuple[object, RunCfg, dict]:
             f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     return model, cfg, state
+
+
+def load_model(checkpoint: str | Path, device: str | None = None):
+    """(model in eval mode on its device, config, checkpoint state, device); ``device``
+    None = the checkpoint's ``train.device``."""
+    from ..utils.device import pick_device
+
+    model, cfg, state = model_from_checkpoint(checkpoint)
+    dev = pick_device(device or cfg.train.device)
+    return model.to(dev).eval(), cfg, state, dev
+
+
+def model_id(state: dict) -> str:
+    """A short digest of the model weights (features of different weights never mix)."""
+    h = hashlib.sha256()
+    for k in sorted(state["model"]):
+        t = state["model"][k]
+        h.update(k.encode())
+        if isinstance(t, torch.Tensor):
+            h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]

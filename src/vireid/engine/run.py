@@ -39,15 +39,21 @@ from .trainer import Trainer
 log = get_logger(__name__)
 
 
-def run_evaluation(
-    model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False, root=None, manifest=None
-) -> ProtocolResult:
+def check_protocol(cfg: RunCfg):
+    """The spec of ``eval.protocol``, which must evaluate the dataset the model saw."""
     spec = get_protocol(cfg.eval.protocol)
     if spec.dataset != cfg.data.dataset.name:
         raise ValueError(
             f"eval.protocol={spec.name} evaluates {spec.dataset} but the model "
             f"was trained on data.dataset.name={cfg.data.dataset.name}"
         )
+    return spec
+
+
+def run_evaluation(
+    model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False, root=None, manifest=None
+) -> ProtocolResult:
+    spec = check_protocol(cfg)
     root = root or cfg.data.dataset.root
     manifest = manifest or getattr(cfg.data.dataset, "manifest", None)
     featurize = featurizer(model, cfg, device, info)

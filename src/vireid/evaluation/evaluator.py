@@ -94,6 +94,38 @@ def score(
     return evaluate_features(qf, gf, qp, gp, qc, gc, rule)
 
 
+def protocol_lists(
+    protocol: str, root, trials: Sequence[int], manifest=None
+) -> tuple[dict[int, tuple[list[Sample], list[Sample]]], list[Sample]]:
+    """Each trial's (query, gallery) lists and every distinct image of all trials, in
+    first-seen order (the rows a featurizer is asked for)."""
+    spec = get_protocol(protocol)
+    lists = {t: query_gallery(spec, root, t, manifest) for t in trials}
+    unique: dict[str, Sample] = {}
+    for q, g in lists.values():
+        for s in (*q, *g):
+            unique.setdefault(s.path, s)
+    return lists, list(unique.values())
+
+
+def score_lists(
+    protocol: str,
+    lists: dict[int, tuple[list[Sample], list[Sample]]],
+    ordered: list[Sample],
+    feats: np.ndarray,
+    rerank: bool = False,
+) -> ProtocolResult:
+    """Score every trial from ``feats`` (N, D), row i being the feature of ``ordered[i]``."""
+    spec = get_protocol(protocol)
+    row = {s.path: i for i, s in enumerate(ordered)}
+    out = []
+    for t, (q, g) in lists.items():
+        qf = feats[[row[s.path] for s in q]]
+        gf = feats[[row[s.path] for s in g]]
+        out.append(TrialResult(t, score(spec.rule, q, g, qf, gf, rerank), q, g, qf, gf))
+    return ProtocolResult(spec.name, out, rerank)
+
+
 def evaluate_protocol(
     protocol: str,
     root,
@@ -104,18 +136,5 @@ def evaluate_protocol(
 ) -> ProtocolResult:
     """``featurize(samples) -> (N, D)`` is called once on every distinct image of all
     trials, so query features are shared across gallery draws (as AGW's ``test.py``)."""
-    spec = get_protocol(protocol)
-    lists = {t: query_gallery(spec, root, t, manifest) for t in trials}
-    unique: dict[str, Sample] = {}
-    for q, g in lists.values():
-        for s in (*q, *g):
-            unique.setdefault(s.path, s)
-    ordered = list(unique.values())
-    feats = featurize(ordered)
-    row = {s.path: i for i, s in enumerate(ordered)}
-    out = []
-    for t, (q, g) in lists.items():
-        qf = feats[[row[s.path] for s in q]]
-        gf = feats[[row[s.path] for s in g]]
-        out.append(TrialResult(t, score(spec.rule, q, g, qf, gf, rerank), q, g, qf, gf))
-    return ProtocolResult(spec.name, out, rerank)
+    lists, ordered = protocol_lists(protocol, root, trials, manifest)
+    return score_lists(protocol, lists, ordered, featurize(ordered), rerank)

@@ -20,6 +20,17 @@ from ..utils.progress import progress_bar
 FEATURE_KEYS = ("feats", "pids", "camids", "modality", "paths")
 
 
+def embed_batch(forward, x: torch.Tensor, m: torch.Tensor, flip: bool, renormalize: bool = True):
+    """The evaluation feature of one batch: ``forward(x, m)`` (N, D) L2-normalised, with
+    ``flip`` averaged with the mirror image's. The one definition that ``extract_features``
+    and the exported ONNX graph share."""
+    f = F.normalize(forward(x, m), dim=1)
+    if flip:
+        f2 = F.normalize(forward(torch.flip(x, dims=[3]), m), dim=1)
+        f = F.normalize(f + f2, dim=1) if renormalize else (f + f2) / 2
+    return f
+
+
 @torch.no_grad()
 def extract_features(
     model: torch.nn.Module,
@@ -37,17 +48,23 @@ def extract_features(
     renormalize: bool = True,
     images: np.ndarray | None = None,
     image_index: Sequence[int] | None = None,
+    corrupt=None,
 ) -> np.ndarray:
     """(N, D) float32 L2-normalised features of ``samples`` in order. ``flip`` averages
     the normalised features of the image and its mirror, then re-normalises (USL test
     scripts' ``extract_query_feat``); ``renormalize=False`` keeps the plain average, as the
-    unsupervised code clusters it (ADCA/PGM/MMM ``evaluators.extract_features``)."""
+    unsupervised code clusters it (ADCA/PGM/MMM ``evaluators.extract_features``).
+    ``corrupt``: a ``(sample, image) -> image`` hook before the transform (robustness)."""
     was_training = model.training
     model.eval()
     loader = make_loader(
         # ``images``: the decoded-image cache of these samples, when the caller has one
         ImageDataset(
-            samples, build_test_transform(height, width), images=images, image_index=image_index
+            samples,
+            build_test_transform(height, width),
+            images=images,
+            image_index=image_index,
+            corrupt=corrupt,
         ),
         batch_size=batch_size,
         workers=workers,
@@ -61,10 +78,7 @@ def extract_features(
             x = batch["images"].to(device, non_blocking=True)
             m = batch["modality"].to(device)
             with ctx:
-                f = F.normalize(model(x, m)[which].float(), dim=1)
-                if flip:
-                    f2 = F.normalize(model(torch.flip(x, dims=[3]), m)[which].float(), dim=1)
-                    f = F.normalize(f + f2, dim=1) if renormalize else (f + f2) / 2
+                f = embed_batch(lambda x, m: model(x, m)[which].float(), x, m, flip, renormalize)
             out.append(f.cpu())
             advance(len(x))
     model.train(was_training)
@@ -79,9 +93,11 @@ def save_features(
     samples: Sequence[Sample],
     split: Sequence[str] | None = None,
     model_id: str | None = None,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a features file. ``split`` (per row "query"/"gallery") fixes an explicit
-    evaluation split; ``model_id`` records which weights produced the features."""
+    evaluation split; ``model_id`` records which weights produced the features; ``extra``
+    adds arrays (a gallery index stores its faiss structure there)."""
     arrays = {
         "feats": np.asarray(feats, np.float32),
         "pids": np.array([s.pid for s in samples], np.int64),
@@ -93,6 +109,7 @@ def save_features(
         arrays["split"] = np.asarray(split)
     if model_id is not None:
         arrays["model_id"] = np.asarray(model_id)
+    arrays.update(extra or {})
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:

@@ -29,6 +29,20 @@ def results_table(result: ProtocolResult, title: str | None = None) -> Table:
     return table
 
 
+def comparison_table(results: dict[str, ProtocolResult], title: str) -> Table:
+    """One row per model (label → result), mean ± std over trials."""
+    table = Table(title=title)
+    table.add_column("model")
+    for m in METRICS:
+        table.add_column(m, justify="right")
+    for label, result in results.items():
+        t = result.table()
+        table.add_row(
+            label, *[f"{t[m]['mean']:.2f} ± {t[m]['std']:.2f}" if m in t else "-" for m in METRICS]
+        )
+    return table
+
+
 def write_results(out_dir: str | Path, result: ProtocolResult) -> None:
     out = Path(out_dir)
     write_json(out / "results.json", result.to_json())

@@ -3,6 +3,11 @@
 The trainer owns the loop, optimiser, schedule, checkpoints and hooks; a method only says
 ``training_step(batch) -> {"loss": total, ...parts}``. Unsupervised methods will add a
 pseudo-label hook on top of the same interface.
+
+Convention for the parts: every key other than ``loss`` and the method's ``diagnostics``
+is a loss term, logged (unweighted) only in steps where it enters ``loss`` with a non-zero
+weight. The metrics log records each epoch's active terms from them, so an ablation table
+states which terms a run actually trained with.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ class Method(nn.Module):
 
     name = "base"
     unsupervised = False  # True: the engine adds the pseudo-label hook
+    diagnostics: tuple[str, ...] = ("acc",)  # step outputs that are not loss terms
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -40,14 +40,13 @@ class AGW(Method):
         out = self.model(batch["images"], batch["modality"])
         labels = batch["labels"]
         ce = F.cross_entropy(out["logits"].float(), labels, label_smoothing=self.label_smoothing)
-        tri = self.triplet_loss(out["pool"].float(), labels)
         acc = (out["logits"].argmax(1) == labels).float().mean()
-        return {
-            "loss": ce + self.triplet_weight * tri,
-            "ce": ce.detach(),
-            "triplet": tri.detach(),
-            "acc": acc,
-        }
+        parts = {"loss": ce, "ce": ce.detach(), "acc": acc}
+        if self.triplet_weight > 0:
+            tri = self.triplet_loss(out["pool"].float(), labels)
+            parts["loss"] = ce + self.triplet_weight * tri
+            parts["triplet"] = tri.detach()
+        return parts
 
 
 class CAJ(AGW):

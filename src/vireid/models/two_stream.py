@@ -113,6 +113,12 @@ class TwoStreamNet(nn.Module):
         out[ir] = self.stems[1](images[ir])
         return out
 
+    def stem_select(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        """Both stems on every image, each sample's own kept: no data-dependent branch, so
+        the graph exports (ONNX) with any mix of modalities, at twice the stem's cost."""
+        ir = (modality == 1).view(-1, 1, 1, 1)
+        return torch.where(ir, self.stems[1](images), self.stems[0](images))
+
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
         for layer, nls, idx in zip(self.layers, self.non_local, self.nl_index, strict=True):
             for i, block in enumerate(layer):
@@ -121,8 +127,13 @@ class TwoStreamNet(nn.Module):
                     x = nls[idx.index(i)](x)
         return x
 
-    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.backbone(self.stem_forward(images, modality))
+    def forward(
+        self, images: torch.Tensor, modality: torch.Tensor, static: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """``static``: route through ``stem_select`` (for export) instead of per-modality
+        sub-batches; the features agree to float rounding."""
+        stem = self.stem_select if static else self.stem_forward
+        x = self.backbone(stem(images, modality))
         pool = self.pool(x)
         feat = self.bottleneck(pool)
         out = {"pool": pool, "feat": feat}
@@ -149,5 +160,5 @@ def build_two_stream(cfg, num_classes: int = 0) -> TwoStreamNet:
         cfg.arch, num_classes, cfg.last_stride, cfg.non_local, cfg.pooling, cfg.gem_p, cfg.width
     )
     if cfg.pretrained is not None:
-        load_pretrained(net, cfg.pretrained, cfg.arch)
+        load_pretrained(net, cfg.pretrained, cfg.arch, cfg.width)
     return net

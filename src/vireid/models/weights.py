@@ -2,8 +2,9 @@
 
 Nothing is downloaded. ``path`` is a ``.pth``/``.pt`` state dict (loaded with
 ``weights_only=True``) or a ``.safetensors`` file, or the word ``torchvision`` to use a
-file already in torch's hub cache (``~/.cache/torch/hub/checkpoints``). The stem weights
-go to both modality stems; ``fc`` is dropped.
+file already in torch's hub cache (``~/.cache/torch/hub/checkpoints``), or the word
+``synthetic`` for the synthetic benchmark's stand-in (``vireid.pretrain``: built on first
+use, then cached). The stem weights go to both modality stems; ``fc`` is dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ class WeightsError(ValueError):
     """Pretrained weights are missing or do not fit the model."""
 
 
-def _resolve(path: str | Path, arch: str) -> Path:
+def _resolve(path: str | Path, arch: str, width: float) -> Path:
+    if str(path) == "synthetic":
+        from ..pretrain import PretrainSpec, ensure_weights
+
+        return ensure_weights(PretrainSpec(arch=arch, width=width), log=log.info)
     if str(path) == "torchvision":
         hub = Path(torch.hub.get_dir()) / "checkpoints"
         names = TORCHVISION_FILES[arch]
@@ -77,8 +82,8 @@ def map_resnet_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str) -> None:
-    file = _resolve(path, arch)
+def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str, width: float = 1.0) -> None:
+    file = _resolve(path, arch, width)
     mapped = map_resnet_keys(read_state_dict(file))
     own = net.state_dict()
     wrong = [k for k, v in mapped.items() if k in own and own[k].shape != v.shape]
@@ -93,7 +98,11 @@ def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str) -> None:
         detail = f"shape mismatch at {wrong[:3]}" if wrong else f"missing {missing_backbone[:3]}"
         raise WeightsError(
             f"{file}: does not fit a {arch} two-stream backbone ({detail}); "
-            f"expected torchvision {arch} ImageNet weights"
+            f"expected torchvision {arch} ImageNet weights (or `vireid pretrain --arch {arch} "
+            f"--width {width:g}` for a narrow model)"
         )
     net.load_state_dict(mapped, strict=False)
-    log.info("loaded ImageNet weights from %s (%d tensors)", file, len(mapped))
+    from ..pretrain import read_summary
+
+    kind = "synthetic stand-in" if read_summary(file) else "ImageNet"
+    log.info("loaded %s weights from %s (%d tensors)", kind, file, len(mapped))

@@ -12,27 +12,40 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image
 
 from ..data.cache import load_rgb
 from ..data.protocols import get_protocol
+from ..data.records import Sample
 from ..evaluation.evaluator import ProtocolResult, TrialResult
 from ..evaluation.ranking import keep_mask
-from .plots import plot_cmc, plot_distance_histogram
+from .plots import plot_cmc, plot_distance_histogram, plot_robustness
 
 
-def thumbnail(path: str, height: int = 64) -> str:
-    try:
-        im = load_rgb(path)
-    except ValueError:
-        return ""
+def thumbnail_jpeg(
+    path: str, height: int = 64, load: Callable[[], Image.Image] | None = None
+) -> bytes:
+    """The image at ``path`` (or ``load()``: a robustness report shows the corrupted image
+    the model saw) scaled to ``height`` as JPEG bytes (DatasetError if it cannot be read)."""
+    im = load() if load is not None else load_rgb(path)
     w = max(1, round(im.width * height / im.height))
     buf = io.BytesIO()
     im.resize((w, height)).save(buf, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
+
+
+def thumbnail(path: str, height: int = 64, load: Callable[[], Image.Image] | None = None) -> str:
+    """A data URI of ``thumbnail_jpeg`` ("" for an unreadable image)."""
+    try:
+        data = thumbnail_jpeg(path, height, load)
+    except ValueError:
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
 
 
 def _rank_rows(t: TrialResult, topk: int, rule: str):
@@ -57,7 +70,11 @@ def write_report(
     trial_index: int = 0,
     topk: int = 10,
     max_queries: int = 400,
+    robustness: dict | None = None,
+    image_for: Callable[[Sample], Image.Image] | None = None,
 ) -> Path:
+    """``robustness``: a ``robustness.json`` dict, shown as tables and a plot of mAP
+    against severity; ``image_for(sample)``: the image to show (the corrupted one)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = result.trials[trial_index]
@@ -84,7 +101,8 @@ def write_report(
     for _, q, items, _ in shown:
         for s in (q, *(g for g, _ in items)):
             if s.path not in thumbs:
-                thumbs[s.path] = thumbnail(s.path)
+                load = (lambda s=s: image_for(s)) if image_for is not None else None
+                thumbs[s.path] = thumbnail(s.path, load=load)
     ids = {p: f"t{i}" for i, p in enumerate(thumbs)}
     queries = [
         {
@@ -115,6 +133,15 @@ def write_report(
     same = np.array([q.pid for q in t.query])[:, None] == np.array([g.pid for g in t.gallery])
     plot_distance_histogram(dist[same], dist[~same], out / "distances.png")
     plot_cmc({f"trial {tr.trial}": tr.result.cmc for tr in result.trials[:10]}, out / "cmc.png")
+    robust = None
+    if robustness is not None:
+        from ..evaluation.corruption.tables import summary_rows, sweep_rows
+
+        header, rows = sweep_rows(robustness)
+        if rows:
+            plot_robustness(robustness, out / "robustness.png")
+        summary = summary_rows(robustness)
+        robust = {"res": robustness, "summary": summary, "header": header, "rows": rows}
     env = Environment(
         loader=PackageLoader("vireid.report", "templates"), autoescape=select_autoescape(["html"])
     )
@@ -130,6 +157,7 @@ def write_report(
         thumbs={v: thumbs[k] for k, v in ids.items()},
         cam_pairs=cam_pairs,
         topk=topk,
+        robust=robust,
     )
     (out / "index.html").write_text(html)
     return out / "index.html"

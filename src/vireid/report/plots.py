@@ -40,3 +40,27 @@ def plot_distance_histogram(pos: np.ndarray, neg: np.ndarray, out: Path) -> Path
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def plot_robustness(res: dict, out: Path, metric: str = "mAP") -> Path:
+    """``metric`` against severity, one line per corruption type, starting from the clean
+    value at severity 0; ``res`` is a ``robustness.json`` dict with a sweep."""
+    sevs = [int(s) for s in res["plan"]["severities"]]
+    clean = res["clean"]["mean"][metric]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colors = plt.get_cmap("tab20")
+    for i, (name, by_sev) in enumerate(res["sweep"].items()):
+        ys = [clean] + [by_sev[str(s)][metric] for s in sevs]
+        style = "-" if i < 10 else "--"  # tab20 has 20 colours; styles split the legend
+        ax.plot([0, *sevs], ys, style, marker="o", ms=3, color=colors(i % 20), label=name)
+    ax.axhline(clean, color="k", lw=0.8, ls=":", label="clean")
+    ax.set_xticks([0, *sevs], ["clean", *map(str, sevs)])
+    ax.set_xlabel("severity")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"{res['protocol']}: {metric} under corruption of the visible side")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,7 +1,9 @@
-"""Gallery indexing and search for practitioners: which images to embed
-(``images``), and nearest-neighbour search over a features file (``index``)."""
+"""Gallery indexing and search for practitioners: which images to embed (``images``),
+how they are indexed (``ann``: flat, IVF, HNSW) and the persisted, appendable gallery
+index (``index``)."""
 
+from .ann import IndexSpec
 from .images import collect_images, protocol_images
-from .index import GalleryIndex, Match
+from .index import GalleryIndex, IndexFile, Match
 
-__all__ = ["GalleryIndex", "Match", "collect_images", "protocol_images"]
+__all__ = ["GalleryIndex", "IndexFile", "IndexSpec", "Match", "collect_images", "protocol_images"]

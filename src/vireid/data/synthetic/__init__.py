@@ -3,6 +3,7 @@
 A synthetic *proxy*: numbers on it say nothing about accuracy on SYSU-MM01 or RegDB.
 """
 
-from .writer import SynthSpec, write_regdb, write_sysu
+from .spec import FACTORS, SynthSpec
+from .writer import write_regdb, write_sysu
 
-__all__ = ["SynthSpec", "write_regdb", "write_sysu"]
+__all__ = ["FACTORS", "SynthSpec", "write_regdb", "write_sysu"]

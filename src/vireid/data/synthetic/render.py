@@ -1,10 +1,12 @@
-"""Render one synthetic person image, visible (colour) or infrared (temperature).
+"""Render one synthetic person image, visible (colour) or infrared (intensity).
 
 The person is painted as a material map (background, skin, top, bottom, hair, hat, bag,
-occluder) plus a pattern map, then shaded per modality: the visible sensor maps materials
-to colours under the camera's light; the thermal sensor maps them to temperatures (warm
-skin, garments by emissivity, cool background) and stores a 3-channel grey image, as the
-SYSU-MM01 IR cameras do. Everything is vectorised over the pixel grid (no per-pixel loops).
+occluder, inner shirt, shoes), a pattern map and a texture map, then shaded per modality:
+the visible sensor maps materials to colours under the camera's light; the infrared sensor
+maps them to intensities (bright skin, fabrics by their material's response, a dim
+background) and stores a 3-channel grey image, as the SYSU-MM01 IR cameras do. Geometry —
+silhouette, layout, pattern shapes, accessories — is shared by both sensors. Everything is
+vectorised over the pixel grid (no per-pixel loops).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .identity import Camera, Identity, Pattern
+from .identity import MATERIALS, Camera, Fabric, Identity, Pattern
 
-BG, SKIN, TOP, BOTTOM, HAIR, HAT, BAG, OCCLUDER = range(8)
+BG, SKIN, TOP, BOTTOM, HAIR, HAT, BAG, OCCLUDER, INNER, SHOES = range(10)
 VIEWS = ("front", "back", "side")
 
 
@@ -36,8 +38,18 @@ class Pose:
     light: float
 
 
-def sample_pose(rng: np.random.Generator, camera: Camera, difficulty: float) -> Pose:
-    view = VIEWS[rng.choice(3, p=camera.view_bias)]
+def view_mix(camera: Camera, rng: np.random.Generator) -> np.ndarray:
+    """One identity's view probabilities in one camera: people walk past a camera in a
+    direction, so half the mass goes to one dominant view drawn from the camera's bias."""
+    bias = np.asarray(camera.view_bias)
+    dominant = np.eye(3)[rng.choice(3, p=bias)]
+    return 0.5 * bias + 0.5 * dominant
+
+
+def sample_pose(
+    rng: np.random.Generator, views: np.ndarray, camera: Camera, difficulty: float
+) -> Pose:
+    view = VIEWS[rng.choice(3, p=views)]
     j = 0.5 + difficulty
     occ = None
     if rng.random() < 0.35 * difficulty:
@@ -49,14 +61,14 @@ def sample_pose(rng: np.random.Generator, camera: Camera, difficulty: float) -> 
             occ = (rng.uniform(0.2, 0.5), 1.0, x0, x0 + rng.uniform(0.25, 0.45))
     return Pose(
         view=view,
-        scale=float(rng.uniform(1 - 0.08 * j, 1 + 0.04 * j)),
+        scale=float(rng.uniform(1 - 0.08 * j, 1 + 0.04 * j) * camera.distance),
         dx=float(rng.normal(0, 0.04 * j)),
         dy=float(rng.normal(0, 0.02 * j)),
         stride=float(rng.uniform(0.0, 0.08)),
         swing=float(rng.uniform(-0.06, 0.06)),
         occlusion=occ,
-        blur=float(rng.uniform(0, 0.4 + 1.0 * difficulty)),
-        noise=float(0.015 + 0.05 * difficulty * rng.random()),
+        blur=float(rng.uniform(0, 0.3 + 0.8 * difficulty) + camera.blur),
+        noise=float(0.01 + 0.04 * difficulty * rng.random() + camera.noise),
         light=float(rng.uniform(1 - 0.3 * difficulty, 1 + 0.2 * difficulty)),
     )
 
@@ -80,6 +92,19 @@ def _pattern_map(p: Pattern, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (v >= 0.5).astype(np.float32)  # "split": two-tone garment
 
 
+def _texture(material: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Multiplicative fabric texture in [-1, 1] (scaled by the shader)."""
+    m = MATERIALS[material]
+    f = m.texture_freq
+    if m.texture == "weave":
+        return np.sin(2 * np.pi * f * (u + 2 * v))
+    if m.texture == "grain":
+        return np.sin(2 * np.pi * f * 3.7 * u) * np.sin(2 * np.pi * f * 5.3 * v)
+    if m.texture == "sheen":
+        return np.cos(np.pi * (u - 0.3) * f)
+    return np.zeros_like(u)
+
+
 class Canvas:
     """Pixel grid in frame fractions, reused for every image of one size."""
 
@@ -99,14 +124,22 @@ def _ellipse(c: Canvas, cy, cx, ry, rx) -> np.ndarray:
     return ((c.y - cy) / ry) ** 2 + ((c.x - cx) / rx) ** 2 <= 1.0
 
 
-def paint(c: Canvas, ident: Identity, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
-    """Material map (H, W) uint8 and pattern map (H, W) float32."""
+@dataclass
+class Painted:
+    mat: np.ndarray  # (H, W) uint8 material index
+    pat: np.ndarray  # (H, W) float32, 1 where the garment shows its accent fabric
+    tex: np.ndarray  # (H, W) float32 texture in [-1, 1]
+
+
+def paint(c: Canvas, ident: Identity, pose: Pose) -> Painted:
     mat = np.zeros((c.h, c.w), np.uint8)
     pat = np.zeros((c.h, c.w), np.float32)
+    tex = np.zeros((c.h, c.w), np.float32)
+    view = pose.view
+    side, back, front = view == "side", view == "back", view == "front"
     H = ident.height * pose.scale
     top_y = 1.0 - H - 0.02 + pose.dy
     cx = 0.5 + pose.dx
-    side = pose.view == "side"
     # Widths are fractions of the frame *width*; the frame is twice as tall as wide.
     half = ident.build * H / c.aspect / 2 * (0.6 if side else 1.0)
     head_r = ident.head * H
@@ -114,125 +147,152 @@ def paint(c: Canvas, ident: Identity, pose: Pose) -> tuple[np.ndarray, np.ndarra
     hip = 1.0 - ident.leg_ratio * H - 0.02 + pose.dy
     foot = 1.0 - 0.02 + pose.dy
 
-    # legs
+    # legs and shoes
     leg_w = half * 0.42
     for sgn in (-1, 1):
-        lx = cx + sgn * (half * 0.45 + pose.stride * (0 if side else 0.5) * sgn)
-        if side:
-            lx = cx + sgn * pose.stride * 0.6
+        lx = cx + sgn * pose.stride * 0.6 if side else cx + sgn * (half * 0.45 + pose.stride / 2)
         m = _box(c, hip, foot, lx - leg_w, lx + leg_w)
         mat[m] = BOTTOM
         if ident.shorts:
             mat[m & (c.y > hip + (foot - hip) * 0.45)] = SKIN
-    # torso
+        mat[m & (c.y > foot - 0.035 * H)] = SHOES
+    # torso (+ the inner shirt of an open jacket, seen from the front)
     torso = _box(c, neck, hip + 0.03, cx - half, cx + half)
     mat[torso] = TOP
+    if front and ident.inner is not None:
+        mat[torso & (np.abs(c.x - cx) < half * 0.3)] = INNER
     u = (c.x - (cx - half)) / (2 * half)
     v = (c.y - neck) / max(hip + 0.03 - neck, 1e-3)
-    garment = ident.top.back if pose.view == "back" else ident.top.front
-    pat_top = _pattern_map(garment, u, v) if not side else (v > 0.8).astype(np.float32)
-    pat[torso] = pat_top[torso]
+    garment = ident.top.back if back else ident.top.front
+    pat_top = (v > 0.8).astype(np.float32) if side else _pattern_map(garment, u, v)
+    top_m = mat == TOP
+    pat[top_m] = pat_top[top_m]
+    tex[top_m] = _texture(ident.top.material, u, v)[top_m]
     bottom = mat == BOTTOM
-    pat_b = _pattern_map(
-        ident.bottom.back if pose.view == "back" else ident.bottom.front,
-        u,
-        (c.y - hip) / max(foot - hip, 1e-3),
-    )
+    vb = (c.y - hip) / max(foot - hip, 1e-3)
+    pat_b = _pattern_map(ident.bottom.back if back else ident.bottom.front, u, vb)
     pat[bottom] = pat_b[bottom]
+    tex[bottom] = _texture(ident.bottom.material, u, vb)[bottom]
     # arms
     arm_w = half * 0.28
     arm_len = (hip - neck) * 1.05
-    for sgn in (-1, 1) if not side else (1,):
-        ax = cx + sgn * (half + arm_w) if not side else cx + pose.swing
+    for sgn in (1,) if side else (-1, 1):
+        ax = cx + pose.swing if side else cx + sgn * (half + arm_w)
         ay0 = neck + 0.01
         m = _box(c, ay0, ay0 + arm_len, ax - arm_w, ax + arm_w)
         mat[m] = TOP
-        lower = m & (c.y > ay0 + arm_len * (0.45 if ident.short_sleeves else 0.92))
-        mat[lower] = SKIN
-    # head, hair, hat
-    hy = top_y + head_r
-    head = _ellipse(c, hy, cx, head_r, head_r / c.aspect * 0.85)
-    mat[head] = SKIN
-    hair = head & (c.y < hy - head_r * (0.2 if pose.view != "back" else -0.6))
-    mat[hair] = HAIR
-    if ident.hat is not None:
-        mat[
-            _box(
-                c,
-                top_y - head_r * 0.3,
-                top_y + head_r * 0.7,
-                cx - head_r / c.aspect * 1.1,
-                cx + head_r / c.aspect * 1.1,
-            )
-        ] = HAT
-    # bag: the person's own side appears mirrored between front and back views
-    if ident.bag_side != 0 and (not side or ident.bag_side == 1):
-        s = ident.bag_side * (-1 if pose.view == "front" else 1)
-        bx = cx + s * (half + arm_w * 1.5) if not side else cx - half * 1.2
-        mat[_box(c, hip - 0.12, hip + 0.06, bx - half * 0.45, bx + half * 0.45)] = BAG
+        mat[m & (c.y > ay0 + arm_len * (0.45 if ident.short_sleeves else 0.92))] = SKIN
+    _paint_head(c, mat, ident, view, top_y, cx, head_r)
+    _paint_bag(c, mat, ident, view, cx, half, arm_w, neck, hip, ay0 + arm_len)
     if pose.occlusion is not None:
         y0, y1, x0, x1 = pose.occlusion
         mat[_box(c, y0, y1, x0, x1)] = OCCLUDER
-    return mat, pat
+    return Painted(mat, pat, tex)
+
+
+def _paint_head(c: Canvas, mat, ident: Identity, view: str, top_y, cx, head_r) -> None:
+    hy = top_y + head_r
+    rx = head_r / c.aspect * 0.85
+    head = _ellipse(c, hy, cx, head_r, rx)
+    mat[head] = SKIN
+    style = ident.hair_style
+    cut = {"short": 0.2, "long": 0.1, "ponytail": 0.2, "buzz": 0.6}[style]
+    if view == "back":
+        mat[head & (c.y < hy + head_r * (0.9 if style != "buzz" else 0.3))] = HAIR
+    else:
+        mat[head & (c.y < hy - head_r * cut)] = HAIR
+    if style == "long":  # falls to the shoulders: beside the face, over the upper back
+        drop = _box(c, hy - head_r * 0.2, hy + head_r * 2.6, cx - rx * 1.05, cx + rx * 1.05)
+        mat[drop & ~head if view == "front" else drop] = HAIR
+    elif style == "ponytail" and view != "front":
+        tx = cx if view == "back" else cx - rx * 0.9
+        mat[_box(c, hy, hy + head_r * 2.4, tx - rx * 0.3, tx + rx * 0.3)] = HAIR
+    if ident.hat_style == "cap":
+        mat[_box(c, top_y - head_r * 0.3, top_y + head_r * 0.6, cx - rx * 1.1, cx + rx * 1.1)] = HAT
+        if view != "back":  # the brim
+            b0 = cx - rx * 1.6 if view == "front" else cx
+            mat[_box(c, top_y + head_r * 0.45, top_y + head_r * 0.7, b0, cx + rx * 1.6)] = HAT
+    elif ident.hat_style == "beanie":
+        mat[head & (c.y < hy - head_r * 0.1)] = HAT
+
+
+def _paint_bag(c: Canvas, mat, ident: Identity, view, cx, half, arm_w, neck, hip, hand) -> None:
+    kind, side = ident.bag_kind, view == "side"
+    if kind == "backpack":
+        if view == "back":  # covers most of the back
+            mat[_box(c, neck + 0.02, hip - 0.03, cx - half * 0.8, cx + half * 0.8)] = BAG
+        elif view == "front":  # only the straps
+            for sgn in (-1, 1):
+                x = cx + sgn * half * 0.55
+                mat[_box(c, neck, neck + (hip - neck) * 0.6, x - half * 0.1, x + half * 0.1)] = BAG
+        else:  # behind the torso
+            mat[_box(c, neck + 0.02, hip - 0.05, cx - half * 2.0, cx - half * 0.9)] = BAG
+        return
+    if kind == "none" or (side and ident.bag_side != 1):
+        return
+    # the person's own side appears mirrored between front and back views
+    s = ident.bag_side * (-1 if view == "front" else 1)
+    if kind == "shoulder":
+        bx = cx - half * 1.2 if side else cx + s * (half + arm_w * 1.5)
+        mat[_box(c, hip - 0.12, hip + 0.06, bx - half * 0.45, bx + half * 0.45)] = BAG
+    else:  # handbag, hanging from the hand
+        bx = cx if side else cx + s * (half + arm_w)
+        mat[_box(c, hand - 0.01, hand + 0.07, bx - half * 0.3, bx + half * 0.3)] = BAG
 
 
 def _background(c: Canvas, cam: Camera) -> np.ndarray:
     t = c.x * np.cos(cam.bg_angle) + c.y * np.sin(cam.bg_angle)
-    return 0.5 + 0.5 * np.sin(2 * np.pi * cam.bg_freq * t)  # (H, W) in [0, 1]
+    return 0.5 + 0.5 * cam.bg_contrast * np.sin(2 * np.pi * cam.bg_freq * t)  # (H, W)
 
 
-def shade_visible(
-    c: Canvas, mat, pat, ident: Identity, cam: Camera, pose: Pose, rng: np.random.Generator
-) -> np.ndarray:
+def _fabrics(ident: Identity) -> list[Fabric | None]:
+    """Fabric per material index; None for background and occluder (drawn per image)."""
+    return [
+        None,
+        ident.skin,
+        ident.top.main,
+        ident.bottom.main,
+        ident.hair,
+        ident.hat,
+        ident.bag,
+        None,
+        ident.inner or ident.top.main,
+        ident.shoes,
+    ]
+
+
+def shade_visible(c: Canvas, p: Painted, ident: Identity, cam: Camera, pose: Pose, rng):
     g = _background(c, cam)[..., None]
     bg = cam.bg_color * (1 - g) + cam.bg_color2 * g
-    table = np.stack(
-        [
-            np.zeros(3, np.float32),
-            ident.skin,
-            ident.top.color,
-            ident.bottom.color,
-            ident.hair,
-            ident.hat if ident.hat is not None else np.zeros(3, np.float32),
-            ident.bag_color,
-            rng.uniform(0.1, 0.7, 3).astype(np.float32),
-        ]
+    occluder = rng.uniform(0.1, 0.7, 3).astype(np.float32)
+    table = np.stack([f.color if f is not None else occluder for f in _fabrics(ident)]).astype(
+        np.float32
     )
-    img = table[mat]
-    alt = np.where((mat == TOP)[..., None], ident.top.color2, ident.bottom.color2)
-    p = pat[..., None]
-    img = img * (1 - p) + alt * p
-    img = np.where((mat == BG)[..., None], bg, img)
+    img = table[p.mat]
+    alt = np.where((p.mat == TOP)[..., None], ident.top.accent.color, ident.bottom.accent.color)
+    a = p.pat[..., None]
+    img = img * (1 - a) + alt * a
+    img = img * (1 + 0.1 * p.tex[..., None])
+    img = np.where((p.mat == BG)[..., None], bg, img)
     # cylinder shading across the body, then the camera's light
     shade = 0.85 + 0.15 * np.cos((c.x - 0.5) * np.pi)
-    img = img * shade[..., None] * cam.light_tint * cam.light_gain * pose.light
-    return img
+    return img * shade[..., None] * cam.light_tint * cam.light_gain * pose.light
 
 
-def shade_infrared(
-    c: Canvas, mat, pat, ident: Identity, cam: Camera, pose: Pose, rng: np.random.Generator
-) -> np.ndarray:
-    body = 0.95 + ident.body_temp
-    table = np.array(
-        [
-            0.0,
-            body,
-            ident.top.emissivity * body,
-            ident.bottom.emissivity * body,
-            0.55 * body,
-            0.3,
-            ident.bag_emissivity,
-            rng.uniform(0.1, 0.4),
-        ],
-        np.float32,
-    )
-    t = table[mat]
-    alt = np.where(mat == TOP, ident.top.emissivity2, ident.bottom.emissivity2) * body
-    clothed = (mat == TOP) | (mat == BOTTOM)
-    t = np.where(clothed, t * (1 - pat) + alt * pat, t)
-    bg = cam.bg_temp * (0.7 + 0.3 * _background(c, cam))
-    t = np.where(mat == BG, bg, t)
-    t = t * (0.9 + 0.1 * pose.light)
+def shade_infrared(c: Canvas, p: Painted, ident: Identity, cam: Camera, pose: Pose, rng):
+    occluder = float(rng.uniform(0.1, 0.4))
+    table = np.array([f.ir if f is not None else occluder for f in _fabrics(ident)], np.float32)
+    t = table[p.mat]
+    alt = np.where(p.mat == TOP, ident.top.accent.ir, ident.bottom.accent.ir)
+    clothed = (p.mat == TOP) | (p.mat == BOTTOM)
+    t = np.where(clothed, t * (1 - p.pat) + alt * p.pat, t)
+    t = t * (1 + 0.06 * p.tex)
+    g = _background(c, cam)
+    scene = cam.bg_color * (1 - g[..., None]) + cam.bg_color2 * g[..., None]
+    grey = (scene @ np.array(MATERIALS[0].weights, np.float32)) * cam.light_gain
+    bg = (1 - cam.gap) * grey + cam.gap * cam.bg_temp * (1 + 0.6 * (g - 0.5))
+    t = np.where(p.mat == BG, bg, t)
+    t = t * (0.9 + 0.1 * pose.light) * (0.85 + 0.15 * cam.light_gain)
     return np.repeat(t[..., None], 3, axis=2)
 
 
@@ -240,11 +300,13 @@ def render(
     c: Canvas, ident: Identity, cam: Camera, pose: Pose, rng: np.random.Generator
 ) -> np.ndarray:
     """(H, W, 3) uint8 image of ``ident`` seen by ``cam`` in ``pose``."""
-    mat, pat = paint(c, ident, pose)
+    painted = paint(c, ident, pose)
     shade = shade_infrared if cam.infrared else shade_visible
-    img = shade(c, mat, pat, ident, cam, pose, rng)
+    img = shade(c, painted, ident, cam, pose, rng)
     if pose.blur > 0.05:
         img = gaussian_filter(img, sigma=(pose.blur, pose.blur, 0), mode="nearest")
-    noise = rng.normal(0, pose.noise * (1.6 if cam.infrared else 1.0), img.shape[:2])
-    img = img + (noise[..., None] if cam.infrared else rng.normal(0, pose.noise, img.shape))
+    if cam.infrared:
+        img = img + rng.normal(0, pose.noise * 1.6, img.shape[:2])[..., None]
+    else:
+        img = img + rng.normal(0, pose.noise, img.shape)
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -9,38 +9,17 @@ drawn from its own seed (dataset seed, pid, camera, frame), so output is determi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .identity import Camera, sample_camera, sample_identity
-from .render import Canvas, render, sample_pose
+from .render import Canvas, render, sample_pose, view_mix
+from .spec import SynthSpec
 
 SYSU_CAMS = {1: False, 2: False, 3: True, 4: False, 5: False, 6: True}  # camid → infrared
-
-
-@dataclass(frozen=True)
-class SynthSpec:
-    ids: int = 100
-    seed: int = 0
-    height: int = 128
-    width: int = 64
-    difficulty: float = 0.5
-    min_images: int = 4
-    max_images: int = 8
-    gallery_images: int = 10  # per (test id, visible camera), so multi-shot works
-
-    def __post_init__(self):
-        if self.ids < 8:
-            raise ValueError(f"ids={self.ids}: need at least 8 identities")
-        if not 0 <= self.difficulty <= 1:
-            raise ValueError(f"difficulty={self.difficulty}: expected a value in [0, 1]")
-        if not 1 <= self.min_images <= self.max_images:
-            raise ValueError("expected 1 <= min_images <= max_images")
-        if self.height < 32 or self.width < 16:
-            raise ValueError(f"size {self.height}x{self.width}: expected at least 32x16")
 
 
 def _rng(spec: SynthSpec, *key: int) -> np.random.Generator:
@@ -48,21 +27,12 @@ def _rng(spec: SynthSpec, *key: int) -> np.random.Generator:
 
 
 def _cameras(spec: SynthSpec, cams: dict[int, bool]) -> dict[int, Camera]:
-    out = {cid: sample_camera(cid, ir, _rng(spec, 1, cid)) for cid, ir in cams.items()}
+    out = {cid: sample_camera(cid, ir, _rng(spec, 1, cid), spec) for cid, ir in cams.items()}
     if 2 in out and 3 in out:
         # cam3 (IR) shares cam2's room: same geometry of the background
-        c2, c3 = out[2], out[3]
-        out[3] = Camera(
-            3,
-            True,
-            c2.bg_color,
-            c2.bg_color2,
-            c2.bg_angle,
-            c2.bg_freq,
-            c3.light_gain,
-            c3.light_tint,
-            c3.bg_temp,
-            c2.view_bias,
+        c2 = out[2]
+        out[3] = replace(
+            out[3], bg_angle=c2.bg_angle, bg_freq=c2.bg_freq, bg_contrast=c2.bg_contrast
         )
     return out
 
@@ -96,16 +66,17 @@ def write_sysu(
     count = 0
     for pid in pids:
         r = _rng(spec, 3, pid)
-        ident = sample_identity(pid, r, spec.difficulty)
+        ident = sample_identity(pid, r, spec)
         vis = [c for c in (1, 2, 4, 5) if r.random() < 0.75] or [int(r.choice([1, 2, 4, 5]))]
         ir = [c for c in (3, 6) if r.random() < 0.7] or [int(r.choice([3, 6]))]
         for cid in sorted(vis + ir):
             n = int(r.integers(spec.min_images, spec.max_images + 1))
             if pid in test_set and not cams[cid].infrared:
                 n = max(n, spec.gallery_images)
+            views = view_mix(cams[cid], _rng(spec, 7, pid, cid))
             for frame in range(1, n + 1):
                 ir_ = _rng(spec, 4, pid, cid, frame)
-                pose = sample_pose(ir_, cams[cid], spec.difficulty)
+                pose = sample_pose(ir_, views, cams[cid], spec.difficulty)
                 img = render(canvas, ident, cams[cid], pose, ir_)
                 _save(img, out / f"cam{cid}" / f"{pid:04d}" / f"{frame:04d}.jpg")
                 count += 1
@@ -135,12 +106,13 @@ def write_regdb(
     files: dict[int, list[tuple[str, str]]] = {}
     for pid in pids:
         r = _rng(spec, 3, pid)
-        ident = sample_identity(pid, r, spec.difficulty)
+        ident = sample_identity(pid, r, spec)
         sex = "male" if r.random() < 0.5 else "female"
         files[pid] = []
+        views = view_mix(cams[1], _rng(spec, 7, pid))
         for k in range(per_id):
             pr = _rng(spec, 4, pid, k)
-            pose = sample_pose(pr, cams[1], spec.difficulty)
+            pose = sample_pose(pr, views, cams[1], spec.difficulty)
             idx = pid * per_id + k
             pair = []
             for cid, key, tag in ((1, "Visible", "v"), (2, "Thermal", "t")):

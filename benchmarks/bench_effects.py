@@ -1,0 +1,188 @@
+"""The effects table: every method's quickstart and its paper's ablation rows, over seeds,
+on the synthetic benchmark (default factors, sysu layout, the synthetic pretraining
+stand-in, CPU).
+
+Rows live in ``benchmarks/effects/<method>.yaml``: a recipe, each row's overrides, the row
+it is compared with and the direction the paper reports. For every row and seed one
+training run; the table gives mean ± std of R1 / mAP / mINP (and, for the unsupervised
+methods, the last epoch's cross-modality ARI), the loss terms the runs actually trained
+with (read from their metrics, not declared), and a verdict on the paper's direction:
+
+* ``reproduced``: the difference to the compared row has the paper's sign and exceeds
+  twice its standard error over seeds;
+* ``opposite``: the other sign, beyond twice the standard error;
+* ``within spread``: neither.
+
+Each run's result is cached under ``.cache/bench_effects/`` by a digest of its resolved
+config, the dataset, the stand-in and ``--tag``, so an interrupted table resumes and a
+second call only runs what is missing.
+
+    python benchmarks/bench_effects.py                    # every group, seeds 0 1 2
+    python benchmarks/bench_effects.py --groups mmm maum --seeds 0 1 2 3 4
+    python benchmarks/bench_effects.py --tag before-fix --out effects_before
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import emit
+from vireid.config import dump_config, load_config
+from vireid.data.synthetic import SynthSpec, write_sysu
+from vireid.engine.run import train
+from vireid.pretrain import PretrainSpec, weights_path
+
+ROOT = Path(__file__).parents[1]
+GROUPS = Path(__file__).parent / "effects"
+CACHE = ROOT / ".cache" / "bench_effects"
+METRICS = ("R1", "mAP", "mINP")
+CLUSTER_KEYS = ("cross_ARI", "visible_ARI", "infrared_ARI", "visible_clusters", "infrared_clusters")
+
+
+def load_groups(names: list[str] | None) -> list[dict]:
+    groups = []
+    for path in sorted(GROUPS.glob("*.yaml")):
+        g = yaml.safe_load(path.read_text())
+        g["group"] = path.stem
+        if names is None or path.stem in names:
+            groups.append(g)
+    if names and len(groups) != len(names):
+        known = sorted(p.stem for p in GROUPS.glob("*.yaml"))
+        raise SystemExit(f"--groups {names}: known groups are {known}")
+    return groups
+
+
+def dataset(spec: SynthSpec) -> Path:
+    key = hashlib.sha1(json.dumps(spec.key(), sort_keys=True).encode()).hexdigest()[:10]
+    root = CACHE / f"synth-sysu-{key}"
+    if not (root / "exp" / "test_id.txt").is_file():
+        write_sysu(root, spec)
+    return root
+
+
+def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str) -> dict:
+    cfg = load_config(
+        config,
+        [
+            *overrides,
+            f"data.dataset.root={root}",
+            f"data.cache_dir={CACHE / 'image-cache'}",
+            f"train.seed={seed}",
+            "eval.report=false",
+            f"output_dir={CACHE / 'run'}",
+        ],
+    )
+    digest = hashlib.sha1((dump_config(cfg) + tag + str(_stand_in(cfg))).encode()).hexdigest()[:16]
+    cached = CACHE / "runs" / f"{digest}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    cfg.output_dir = CACHE / "run" / digest
+    out = train(cfg)
+    last = out["history"][-1]
+    terms = sorted({t for h in out["history"] for t in h.get("terms", [])})
+    result = {
+        **{k: out["eval"]["mean"][k] for k in METRICS},
+        **{k: last[k] for k in CLUSTER_KEYS if k in last},
+        "terms": terms,
+        "seconds": sum(h["seconds"] for h in out["history"]),
+    }
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(result))
+    return result
+
+
+def _stand_in(cfg) -> str | None:
+    """The stand-in's file name (a digest of its settings) when the run starts from it."""
+    if str(cfg.model.pretrained) != "synthetic":
+        return None
+    return weights_path(PretrainSpec(arch=cfg.model.arch, width=cfg.model.width)).name
+
+
+def summarise(runs: list[dict]) -> dict:
+    out = {"seeds": len(runs), "terms": sorted({t for r in runs for t in r["terms"]})}
+    for k in (*METRICS, *CLUSTER_KEYS):
+        vals = [r[k] for r in runs if r.get(k) is not None]
+        if vals:
+            out[k] = {
+                "mean": float(np.mean(vals)),
+                "std": float(np.std(vals, ddof=1) if len(vals) > 1 else 0.0),
+                "runs": vals,
+            }
+    return out
+
+
+def verdict(row: dict, ref: dict, direction: int, key: str = "R1") -> dict:
+    """Row − reference on ``key`` against twice the standard error of the difference."""
+    a, b = row[key], ref[key]
+    diff = a["mean"] - b["mean"]
+    se = math.sqrt(a["std"] ** 2 / len(a["runs"]) + b["std"] ** 2 / len(b["runs"]))
+    if abs(diff) <= 2 * se or diff == 0:
+        word = "within spread"
+    else:
+        word = "reproduced" if np.sign(diff) == direction else "opposite"
+    return {"metric": key, "diff": diff, "se": se, "verdict": word}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", nargs="*", default=None, help="effects/<name>.yaml to run")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    ap.add_argument("--tag", default="", help="part of the run cache key (e.g. a code state)")
+    ap.add_argument("--out", default="effects", help="results/<out>.json")
+    a = ap.parse_args()
+    spec = SynthSpec()
+    root = dataset(spec)
+    table = []
+    for g in load_groups(a.groups):
+        rows = {}
+        for row in g["rows"]:
+            runs = [
+                run_one(ROOT / g["config"], row.get("overrides", []), s, root, a.tag)
+                for s in a.seeds
+            ]
+            rows[row["name"]] = summary = summarise(runs)
+            summary.update(name=row["name"], overrides=row.get("overrides", []))
+            summary["paper"] = row.get("paper")
+            print(json.dumps({"group": g["group"], **summary}), file=sys.stderr)
+        for row in g["rows"]:
+            ref = row.get("compare_to")
+            if ref is not None:
+                rows[row["name"]]["compare_to"] = ref
+                rows[row["name"]]["paper_direction"] = row["direction"]
+                rows[row["name"]]["effect"] = verdict(
+                    rows[row["name"]], rows[ref], row["direction"]
+                )
+        table.append(
+            {
+                "group": g["group"],
+                "method": g["method"],
+                "config": g["config"],
+                "source": g.get("source"),
+                "rows": list(rows.values()),
+            }
+        )
+    emit(
+        a.out,
+        {
+            "dataset": {k: v for k, v in spec.key().items()},
+            "stand_in": "model.pretrained: synthetic (vireid pretrain defaults)",
+            "seeds": a.seeds,
+            "tag": a.tag,
+            "threads": os.environ.get("OMP_NUM_THREADS"),
+            "groups": table,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
