@@ -20,7 +20,12 @@ call minus the RSS just before it (libraries and features loaded; Linux ``clear_
 
     git clone https://github.com/alibaba/cluster-contrast-reid /tmp/cluster-contrast-reid
     python benchmarks/bench_cluster.py --community /tmp/cluster-contrast-reid \
-        [--sizes 12000 34000 100000] [--knn exact ivf hnsw] [--dense-max 12000]
+        [--sizes 12000 34000] [--knn exact hnsw:pca_dim=256 ...] [--dense-max 12000]
+    python benchmarks/bench_cluster.py --sizes 100000 --keep   # adds the 100k rows
+
+``--knn`` takes ``exact`` and approximate specs ``method[:field=int ...]`` with the fields
+of ``vireid.clustering.knn_approx.Ann`` (e.g. ``hnsw:pca_dim=256:m=16``); every row
+records its settings.
 
 GPU (kNN, pair distances and overlap on CUDA; labels compared with the host path):
 
@@ -70,6 +75,18 @@ def features(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
     return x
 
 
+def ann_spec(spec: str):
+    """``hnsw:pca_dim=256:m=16`` → ``Ann("hnsw", pca_dim=256, m=16)`` (any Ann field)."""
+    from vireid.clustering.knn_approx import Ann
+
+    method, *kv = spec.split(":")
+    return Ann(method, **{k: int(v) for k, v in (x.split("=") for x in kv)})
+
+
+def file_name(spec: str) -> str:
+    return spec.replace(":", "_").replace("=", "")
+
+
 def community_function(root: str):
     """The community's compute_jaccard_distance, imported from a checkout without running
     the package's __init__ (which pulls in its models and datasets)."""
@@ -92,7 +109,6 @@ def child(a: argparse.Namespace) -> None:
     import vireid.clustering.jaccard as jac
     from reference_jaccard import dense_jaccard
     from vireid.clustering import dbscan, jaccard_distance
-    from vireid.clustering.knn import Ann
 
     community = community_function(a.community) if kind == "community" else None
     x = features(n, dim=a.dim)
@@ -100,8 +116,8 @@ def child(a: argparse.Namespace) -> None:
     search = jac.knn_search
     jac.knn_search = lambda *p, **kw: captured.append(search(*p, **kw)) or captured[-1]
     ann = None
-    if kind in ("ivf", "hnsw"):
-        ann = Ann(kind, nlist=a.nlist, nprobe=a.nprobe, m=a.hnsw_m, ef_search=a.hnsw_ef)
+    if kind.split(":")[0] in ("ivf", "hnsw"):
+        ann = ann_spec(kind)
     base = reset_peak_rss()  # current RSS with libraries and features loaded
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
@@ -145,12 +161,13 @@ def agreement(tmp: str, n: int, kind: str) -> dict:
     """Recall and label agreement of run ``kind`` against the exact run."""
     from vireid.clustering.kreciprocal import _krecip_mask
 
-    exact, approx = np.load(f"{tmp}/exact{n}_nn.npy"), np.load(f"{tmp}/{kind}{n}_nn.npy")
+    f = file_name(kind)
+    exact, approx = np.load(f"{tmp}/exact{n}_nn.npy"), np.load(f"{tmp}/{f}{n}_nn.npy")
     found = np.zeros(exact.shape, bool)  # exact neighbour j of row i is in the approx row
     for s in range(0, n, 8192):
         found[s : s + 8192] = (exact[s : s + 8192, :, None] == approx[s : s + 8192, None]).any(2)
     recip = _krecip_mask(exact, K1)  # the exact k-reciprocal neighbours
-    le, la = np.load(f"{tmp}/exact{n}.npy"), np.load(f"{tmp}/{kind}{n}.npy")
+    le, la = np.load(f"{tmp}/exact{n}.npy"), np.load(f"{tmp}/{f}{n}.npy")
     return {
         "recall_k1": float(found.mean()),
         "recall_reciprocal": float(found[:, : recip.shape[1]][recip].mean()),
@@ -180,14 +197,16 @@ def community_info(path: str | None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[12000, 34000, 100000])
-    ap.add_argument("--knn", nargs="*", default=["exact", "ivf", "hnsw"])
+    ap.add_argument(
+        "--knn",
+        nargs="*",
+        default=["exact", "hnsw:pca_dim=256", "ivf:pca_dim=256:nprobe=16"],
+        help="exact and approximate searches: method[:Ann field=int ...]",
+    )
     ap.add_argument("--dense-max", type=int, default=12000)
     ap.add_argument("--community", default=os.environ.get("VIREID_CLUSTER_CONTRAST"))
-    ap.add_argument("--community-max", type=int, default=34000, help="3 N² float32 arrays")
-    ap.add_argument("--nlist", type=int, default=0, help="ivf cells (0 = the library default)")
-    ap.add_argument("--nprobe", type=int, default=8)
-    ap.add_argument("--hnsw-m", type=int, default=32)
-    ap.add_argument("--hnsw-ef", type=int, default=64)
+    ap.add_argument("--community-max", type=int, default=12000, help="N² float32 arrays")
+    ap.add_argument("--keep", action="store_true", help="keep the file's rows of other sizes")
     ap.add_argument("--child", nargs=3)
     ap.add_argument("--dim", type=int, default=DIM)
     ap.add_argument("--knn-backend", default="faiss", help="faiss | torch (CUDA if present)")
@@ -208,8 +227,7 @@ def main() -> None:
         print(f"community reference skipped: {comm['skipped']}", file=sys.stderr)
     if "exact" not in a.knn:
         a.knn = ["exact", *a.knn]  # the approximate rows are compared with it
-    opts = ["--dim", str(a.dim), "--knn-backend", a.knn_backend, "--nlist", str(a.nlist)]
-    opts += ["--nprobe", str(a.nprobe), "--hnsw-m", str(a.hnsw_m), "--hnsw-ef", str(a.hnsw_ef)]
+    opts = ["--dim", str(a.dim), "--knn-backend", a.knn_backend]
     opts += ["--device", a.device] if a.device else []
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,7 +236,7 @@ def main() -> None:
             def run(kind: str, extra=opts, n=n) -> dict:
                 c = ["--community", a.community] if kind == "community" else []
                 return run_child(
-                    __file__, "--child", kind, str(n), f"{tmp}/{kind}{n}.npy", *extra, *c
+                    __file__, "--child", kind, str(n), f"{tmp}/{file_name(kind)}{n}.npy", *extra, *c
                 )
 
             s = run("exact")
@@ -239,7 +257,8 @@ def main() -> None:
             for kind in a.knn:
                 if kind != "exact":
                     r = run(kind)
-                    row["approx"][kind] = {**r, **agreement(tmp, n, kind)}
+                    settings = vars(ann_spec(kind))
+                    row["approx"][kind] = {**r, **agreement(tmp, n, kind), "settings": settings}
             if a.device and n <= a.host_max:  # the same clustering on the host path
                 h = run("host", ["--dim", str(a.dim), "--knn-backend", "faiss"])
                 same = np.array_equal(np.load(f"{tmp}/exact{n}.npy"), np.load(f"{tmp}/host{n}.npy"))
@@ -262,6 +281,10 @@ def main() -> None:
                 }
             runs.append(row)
             print(json.dumps(row), file=sys.stderr)
+    old = Path(__file__).parent / "results" / f"{a.name}.json"
+    if a.keep and old.is_file():  # sizes measured in an earlier run (each row is complete)
+        runs += [r for r in json.loads(old.read_text())["runs"] if r["n"] not in a.sizes]
+        runs.sort(key=lambda r: r["n"])
     emit(
         a.name,
         {
@@ -269,7 +292,6 @@ def main() -> None:
             "k2": K2,
             "eps": EPS,
             "references": {"dense": DENSE_REF, "community": comm},
-            "ann": {"nlist": a.nlist, "nprobe": a.nprobe, "hnsw_m": a.hnsw_m, "hnsw_ef": a.hnsw_ef},
             "runs": runs,
         },
     )

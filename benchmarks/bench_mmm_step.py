@@ -33,7 +33,7 @@ from vireid.clustering import (
     progressive_match,
 )
 from vireid.clustering.kmeans import batched_kmeans
-from vireid.clustering.knn import Ann
+from vireid.clustering.knn_approx import Ann
 from vireid.clustering.multi_memory import (
     cluster_memories,
     match_clusters,

@@ -7,7 +7,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from test_clustering import blobs
 from vireid.clustering import dbscan, jaccard_distance, knn
-from vireid.clustering.knn import Ann, _complete, ann_route
+from vireid.clustering.knn_approx import Ann, _complete, ann_route, pca_project, rerank
 from vireid.clustering.pseudo_labels import build_ann, cluster_labels
 from vireid.config.schema import ClusterCfg
 
@@ -20,7 +20,15 @@ def recall(idx, exact):
     return np.mean([len(np.intersect1d(a, b)) / len(b) for a, b in zip(idx, exact)])
 
 
-@pytest.mark.parametrize("ann", [Ann("ivf", nprobe=6), Ann("hnsw", m=16, ef_search=48)])
+@pytest.mark.parametrize(
+    "ann",
+    [
+        Ann("ivf", nprobe=6),
+        Ann("hnsw", m=16, ef_search=48),
+        Ann("hnsw", pca_dim=24, rerank=2),  # search on 24 components, re-ranked on 64
+        Ann("ivf", nprobe=6, pca_dim=24, rerank=3),
+    ],
+)
 def test_approximate_search_finds_the_neighbours_with_exact_distances(ann):
     x, _ = blobs(1500, 60, d=64, noise=0.5, seed=3)  # recall < 1: really approximate
     _, i_ex = knn(x, 10)
@@ -66,6 +74,29 @@ def test_ivf_with_tiny_cells_still_returns_k_neighbours():
     np.testing.assert_array_equal(np.sort(idx, 1), np.sort(i_ex, 1))  # rows searched exactly
 
 
+def test_rerank_keeps_the_exact_nearest_candidates():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 20)).astype(np.float32)
+    cand = np.stack([rng.choice(300, 40, replace=False) for _ in range(300)])
+    d2, idx = rerank(x, cand, 7)
+    brute = brute_d2(x, cand)
+    order = np.argsort(brute, 1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(idx, np.take_along_axis(cand, order, 1))
+    np.testing.assert_allclose(d2, np.take_along_axis(brute, order, 1), atol=1e-4)
+
+
+def test_pca_projection_keeps_the_principal_subspace():
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.normal(size=(32, 4)))[0]  # data in a 4-d subspace of 32
+    x = (rng.normal(size=(500, 4)) * [5, 4, 3, 2] @ basis.T).astype(np.float32)
+    y = pca_project(x, 4, samples=200)
+    assert y.shape == (500, 4)
+    # distances survive: the projection is a rotation of the subspace the data lives in
+    np.testing.assert_allclose(brute_d2(y, np.arange(500)[None, :10].repeat(500, 0)),
+                               brute_d2(x, np.arange(500)[None, :10].repeat(500, 0)),
+                               rtol=1e-3, atol=1e-3)  # fmt: skip
+
+
 def test_routes_and_settings():
     assert ann_route("ivf", on_cuda=False, faiss_gpus=0) == "ivf"
     assert ann_route("hnsw", on_cuda=False, faiss_gpus=0) == "hnsw"
@@ -77,29 +108,33 @@ def test_routes_and_settings():
         Ann("pq")
     with pytest.raises(ValueError, match="nprobe=0"):
         Ann("ivf", nprobe=0)
+    with pytest.raises(ValueError, match="pca_dim=-1"):
+        Ann("hnsw", pca_dim=-1)
     assert build_ann(ClusterCfg()) is None  # exact stays the default
     a = build_ann(ClusterCfg(knn="ivf", ivf_nprobe=12, ivf_nlist=64))
     assert (a.method, a.nprobe, a.nlist) == ("ivf", 12, 64)
-    assert build_ann(ClusterCfg(knn="hnsw", hnsw_m=16, hnsw_ef_search=80)).ef_search == 80
+    h = build_ann(ClusterCfg(knn="hnsw", hnsw_m=12, hnsw_ef_search=80, knn_pca_dim=64))
+    assert (h.m, h.ef_search, h.pca_dim, h.rerank) == (12, 80, 64, 2)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_without_faiss_gpu_keeps_the_exact_torch_search(monkeypatch):
     from vireid.clustering import knn as knn_mod
 
-    monkeypatch.setattr(knn_mod, "_faiss_gpus", lambda: 0)
+    monkeypatch.setattr(knn_mod, "faiss_gpus", lambda: 0)
     x, _ = blobs(300)
     a = knn_mod.knn(x, 8, device="cuda", ann=Ann("ivf"))
     b = knn_mod.knn(x, 8, device="cuda")
     np.testing.assert_array_equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+@pytest.mark.parametrize("method", ["ivf", "hnsw", "hnsw_pca"])
 def test_approximate_pseudo_labels_agree_with_exact(method):
     x, pid = blobs(1500, 60, d=64, noise=0.5, seed=3)  # k1 recall 0.92-0.99 here
     exact = cluster_labels(x, 30, 6, 0.6, 4, device="cpu")
-    approx = cluster_labels(x, 30, 6, 0.6, 4, device="cpu", ann=Ann(method))
+    ann = Ann("hnsw", pca_dim=24) if method == "hnsw_pca" else Ann(method)
+    approx = cluster_labels(x, 30, 6, 0.6, 4, device="cpu", ann=ann)
     assert adjusted_rand_score(exact, approx) > 0.99
     assert adjusted_rand_score(pid, exact) > 0.9  # a real clustering, not all outliers
-    labels = dbscan(jaccard_distance(x, 30, 6, max_distance=0.6, ann=Ann(method)), 0.6)
+    labels = dbscan(jaccard_distance(x, 30, 6, max_distance=0.6, ann=ann), 0.6)
     assert (labels < 0).sum() == (exact < 0).sum()

@@ -30,8 +30,8 @@ import scipy.sparse as sp
 import torch
 
 from ..utils.parallel import thread_map
-from .knn import Ann
 from .knn import knn as knn_search
+from .knn_approx import Ann
 from .kreciprocal import (
     TRIPLET_BUDGET,
     encodings,

@@ -7,16 +7,23 @@ import numpy as np
 from ..utils.device import pick_device
 from .dbscan import dbscan, relabel_contiguous
 from .jaccard import jaccard_distance
-from .knn import Ann
+from .knn_approx import Ann
 
 
 def build_ann(cluster_cfg) -> Ann | None:
-    """``cluster.knn`` and its ivf/hnsw settings → ``knn.Ann`` (None = exact search)."""
+    """``cluster.knn`` and its ivf/hnsw/PCA settings → ``knn_approx.Ann`` (None = exact search)."""
     c = cluster_cfg
     if c.knn == "exact":
         return None
     return Ann(
-        c.knn, nlist=c.ivf_nlist, nprobe=c.ivf_nprobe, m=c.hnsw_m, ef_search=c.hnsw_ef_search
+        c.knn,
+        nlist=c.ivf_nlist,
+        nprobe=c.ivf_nprobe,
+        m=c.hnsw_m,
+        ef_construction=c.hnsw_ef_construction,
+        ef_search=c.hnsw_ef_search,
+        pca_dim=c.knn_pca_dim,
+        rerank=c.knn_rerank,
     )
 
 
