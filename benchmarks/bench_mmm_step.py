@@ -9,9 +9,10 @@ The k-means stage is the batched implementation (``vireid.clustering.kmeans``); 
 reference in the same run is one scikit-learn ``KMeans`` fit per cluster (what
 ``cluster_memories`` did before), compared by time and by total inertia (the memories
 themselves are one of several equally good local optima when a cluster holds two
-appearances and is split into four).
+appearances and is split into four). With approximate neighbours (``--knn`` as in
+bench_cluster.py) the exact clusterings are also run, untimed, for the label agreement.
 
-    python benchmarks/bench_mmm_step.py [--scale 1.0] [--n-init 10] [--knn exact|ivf|hnsw]
+    python benchmarks/bench_mmm_step.py [--scale 1.0] [--n-init 10] [--knn exact|hnsw:pca_dim=256]
         [--name mmm_step]
 """
 
@@ -25,7 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from sklearn.metrics import adjusted_rand_score
+
 from _common import emit, peak_rss_mb_since_reset, reset_peak_rss
+from bench_cluster import ann_spec
 from vireid.clustering import (
     centroids,
     cluster_labels,
@@ -33,7 +37,6 @@ from vireid.clustering import (
     progressive_match,
 )
 from vireid.clustering.kmeans import batched_kmeans
-from vireid.clustering.knn_approx import Ann
 from vireid.clustering.multi_memory import (
     cluster_memories,
     match_clusters,
@@ -71,15 +74,20 @@ def batched_inertia(feats, labels, n, n_init) -> float:
     return float(batched_kmeans(feats, [g for g in groups if len(g) > n], n, n_init)[1].sum())
 
 
+def joint_labels(fv, fr, ann) -> np.ndarray:
+    """MMM's joint (modality-balanced) clustering: k1 = 40, k2 = 32."""
+    is_ir = np.r_[np.zeros(len(fv), bool), np.ones(len(fr), bool)]
+    return cluster_labels(np.concatenate([fv, fr]), 40, 32, 0.6, 4, modality=is_ir, ann=ann)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--n-init", type=int, default=10)
-    ap.add_argument("--knn", default="exact", choices=["exact", "ivf", "hnsw"])
-    ap.add_argument("--nprobe", type=int, default=8)
+    ap.add_argument("--knn", default="exact", help="exact or method[:Ann field=int ...]")
     ap.add_argument("--name", default="mmm_step")
     a = ap.parse_args()
-    ann = None if a.knn == "exact" else Ann(a.knn, nprobe=a.nprobe)
+    ann = None if a.knn == "exact" else ann_spec(a.knn)
     rng = np.random.default_rng(0)
     views = rng.normal(size=(395, 2, DIM)).astype(np.float32)
     nv, nr = int(22258 * a.scale), int(11909 * a.scale)
@@ -94,15 +102,7 @@ def main() -> None:
     lr = cluster_labels(fr, 30, 6, 0.6, 4, ann=ann)
     t["cluster_infrared_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    joint = cluster_labels(
-        np.concatenate([fv, fr]),
-        40,
-        32,
-        0.6,
-        4,
-        modality=np.r_[np.zeros(nv, bool), np.ones(nr, bool)],
-        ann=ann,
-    )
+    joint = joint_labels(fv, fr, ann)
     t["cluster_joint_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     mv, cv = cluster_memories(fv, lv, 4, a.n_init)
@@ -119,6 +119,14 @@ def main() -> None:
     ref_v, inertia_v = sklearn_memories(fv, lv, 4, a.n_init)
     ref_r, inertia_r = sklearn_memories(fr, lr, 4, a.n_init)
     ours = batched_inertia(fv, lv, 4, a.n_init) + batched_inertia(fr, lr, 4, a.n_init)
+    agree = {}
+    if ann is not None:  # the same clusterings with exact neighbours (untimed)
+        exact = (cluster_labels(fv, 30, 6, 0.6, 4), cluster_labels(fr, 30, 6, 0.6, 4))
+        exact += (joint_labels(fv, fr, None),)
+        names = ("visible", "infrared", "joint")
+        for key, e, got in zip(names, exact, (lv, lr, joint), strict=True):
+            agree[f"ari_vs_exact_{key}"] = float(adjusted_rand_score(e, got))
+            agree[f"outliers_{key}"] = [int((got < 0).sum()), int((e < 0).sum())]
     emit(
         a.name,
         {
@@ -139,6 +147,7 @@ def main() -> None:
             "clusters_infrared": int(lr.max() + 1),
             "clusters_joint": int(joint.max() + 1),
             "matched": int((v2r >= 0).sum()),
+            **agree,
         },
     )
 
