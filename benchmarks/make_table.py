@@ -75,7 +75,7 @@ def rows() -> list[str]:
         if c := _load(name):
             out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
     out += index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
-    for name in ("mmm_step", "mmm_step_hnsw"):
+    for name in ("mmm_step", "mmm_step_ivf"):
         if st := _load(name):
             out.append(_mmm_step_row(st, cpu(st)))
     return out

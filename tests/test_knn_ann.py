@@ -25,6 +25,7 @@ def recall(idx, exact):
     [
         Ann("ivf", nprobe=6),
         Ann("hnsw", m=16, ef_search=48),
+        Ann("hnsw", m=16, ef_search=48, metric="l2"),
         Ann("hnsw", pca_dim=24, rerank=2),  # search on 24 components, re-ranked on 64
         Ann("ivf", nprobe=6, pca_dim=24, rerank=3),
     ],
@@ -110,6 +111,8 @@ def test_routes_and_settings():
         Ann("ivf", nprobe=0)
     with pytest.raises(ValueError, match="pca_dim=-1"):
         Ann("hnsw", pca_dim=-1)
+    with pytest.raises(ValueError, match="expected ip or l2"):
+        Ann("hnsw", metric="cos")
     assert build_ann(ClusterCfg()) is None  # exact stays the default
     a = build_ann(ClusterCfg(knn="ivf", ivf_nprobe=12, ivf_nlist=64))
     assert (a.method, a.nprobe, a.nlist) == ("ivf", 12, 64)

@@ -11,7 +11,8 @@ behind ``knn(feats, k, ann=Ann(...))``; see ``knn`` for the exact backends.
   (N, k) heap and one cell's (queries × members) tile. With a faiss that has GPUs it
   is faiss's ``IndexIVFFlat`` on the GPUs instead.
 * ``hnsw``: faiss ``IndexHNSWFlat`` (``m`` links per node, ``ef_construction``,
-  ``ef_search`` ≥ k): a graph of N·m links besides a copy of the (searched) features.
+  ``ef_search`` ≥ k, an inner-product graph by default, ``metric``): a graph of N·m
+  links besides a copy of the (searched) features.
 * ``pca_dim`` > 0 (either method): the search runs on the features projected to their
   first ``pca_dim`` principal components (randomized PCA fitted on ``pca_train``
   samples), asking for ``rerank``·k candidates, which are then re-ranked by their exact
@@ -21,7 +22,8 @@ behind ``knn(feats, k, ann=Ann(...))``; see ``knn`` for the exact backends.
   equidistant tail (which the k-reciprocal test mostly rejects) is the approximate part.
   Memory: the (N, pca_dim) projection and the (N, rerank·k) candidates besides the index.
 
-Returned distances are exact for the neighbours found; rows that come back short (IVF
+Every result is re-ranked by exact squared L2 on the full features, so returned
+distances are exact for the neighbours found; rows that come back short (IVF
 cells holding fewer than k points in all) are searched exactly, and a point its search
 missed is put back in column 0. On a CUDA device (the torch backend) faiss-gpu runs
 ``ivf``; without it, and for ``hnsw`` (a host graph would be slower than the GPU's exact
@@ -55,6 +57,7 @@ class Ann:
     m: int = 16  # hnsw links per node
     ef_construction: int = 40
     ef_search: int = 64
+    metric: Literal["ip", "l2"] = "ip"  # hnsw graph metric (the result is re-ranked by L2)
     pca_dim: int = 0  # search on this many principal components (0 = the full features)
     pca_train: int = 8192  # samples the PCA is fitted on
     rerank: int = 2  # with pca_dim: candidates per point = rerank·k, re-ranked exactly
@@ -63,6 +66,8 @@ class Ann:
     def __post_init__(self) -> None:
         if self.method not in ("ivf", "hnsw"):
             raise ValueError(f"approximate knn {self.method!r}: expected ivf or hnsw")
+        if self.metric not in ("ip", "l2"):
+            raise ValueError(f"Ann.metric={self.metric!r}: expected ip or l2")
         names = ("nprobe", "train_points", "m", "ef_construction", "ef_search", "rerank")
         for name in (*names, "pca_train"):
             if getattr(self, name) < 1:
@@ -143,7 +148,12 @@ def _ivf_knn_gpu(x: np.ndarray, k: int, p: Ann) -> tuple[np.ndarray, np.ndarray]
 def _hnsw_knn(x: np.ndarray, k: int, p: Ann) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
-    index = faiss.IndexHNSWFlat(x.shape[1], p.m)
+    # inner product: on L2-normalised features (what clustering gets) the same order as
+    # L2 in the full space; on their PCA projection the graph found 0.94 of each point's
+    # exact 10 nearest among 60 candidates against 0.70 with an L2 graph (12k × 2048
+    # benchmark features, m 16); the candidates are re-ranked by exact L2 either way
+    metric = faiss.METRIC_INNER_PRODUCT if p.metric == "ip" else faiss.METRIC_L2
+    index = faiss.IndexHNSWFlat(x.shape[1], p.m, metric)
     index.hnsw.efConstruction = p.ef_construction
     index.add(x)
     index.hnsw.efSearch = max(p.ef_search, k)
@@ -221,11 +231,11 @@ def approximate(feats, k: int, p: Ann, route: str) -> tuple[np.ndarray, np.ndarr
     x = feats.detach().cpu().numpy() if isinstance(feats, torch.Tensor) else feats
     x = np.ascontiguousarray(x, dtype=np.float32)
     search = {"ivf": _ivf_knn, "ivf_gpu": _ivf_knn_gpu, "hnsw": _hnsw_knn}[route]
-    if 0 < p.pca_dim < x.shape[1]:
-        y = pca_project(x, p.pca_dim, p.pca_train, p.seed)
-        _, cand = search(y, min(len(x), p.rerank * k), p)
-        short = (cand < 0).any(1)  # searched exactly by _complete
-        d2, idx = rerank(x, np.where(short[:, None], 0, cand), k)
-        idx[short] = -1
-        return _complete(x, d2, idx)
-    return _complete(x, *search(x, k, p))
+    reduce = 0 < p.pca_dim < x.shape[1]
+    y = pca_project(x, p.pca_dim, p.pca_train, p.seed) if reduce else x
+    _, cand = search(y, min(len(x), p.rerank * k if reduce else k), p)
+    short = (cand < 0).any(1)  # searched exactly by _complete
+    # exact L2 order and distances (an inner-product graph returns similarities)
+    d2, idx = rerank(x, np.where(short[:, None], 0, cand), k)
+    idx[short] = -1
+    return _complete(x, d2, idx)
