@@ -12,8 +12,8 @@ themselves are one of several equally good local optima when a cluster holds two
 appearances and is split into four). With approximate neighbours (``--knn`` as in
 bench_cluster.py) the exact clusterings are also run, untimed, for the label agreement.
 
-    python benchmarks/bench_mmm_step.py [--scale 1.0] [--n-init 10] [--knn exact|ivf:pca_dim=256:nprobe=32]
-        [--name mmm_step]
+    python benchmarks/bench_mmm_step.py [--scale 1.0] [--n-init 10] [--name mmm_step]
+    python benchmarks/bench_mmm_step.py --knn ivf:pca_dim=256:nprobe=32 --name mmm_step_ivf
 """
 
 from __future__ import annotations
