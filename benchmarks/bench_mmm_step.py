@@ -5,7 +5,15 @@ and Hungarian matching, plus the single-memory matching diagnostic.
 Features: 22,258 visible + 11,909 infrared, D = 2048, ~395 identities × 2 appearances
 (front/back) with a modality shift (synthetic, clustered like SYSU-MM01's training set).
 
-    python benchmarks/bench_mmm_step.py [--scale 1.0] [--n-init 10]
+The k-means stage is the batched implementation (``vireid.clustering.kmeans``); the
+reference in the same run is one scikit-learn ``KMeans`` fit per cluster (what
+``cluster_memories`` did before), compared by time and by total inertia (the memories
+themselves are one of several equally good local optima when a cluster holds two
+appearances and is split into four). With approximate neighbours (``--knn`` as in
+bench_cluster.py) the exact clusterings are also run, untimed, for the label agreement.
+
+    python benchmarks/bench_mmm_step.py [--scale 1.0] [--n-init 10] [--name mmm_step]
+    python benchmarks/bench_mmm_step.py --knn ivf:pca_dim=256:nprobe=32 --name mmm_step_ivf
 """
 
 from __future__ import annotations
@@ -18,13 +26,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from sklearn.metrics import adjusted_rand_score
+
 from _common import emit, peak_rss_mb_since_reset, reset_peak_rss
+from bench_cluster import ann_spec
 from vireid.clustering import (
     centroids,
     cluster_labels,
     pgm_cost,
     progressive_match,
 )
+from vireid.clustering.kmeans import batched_kmeans
 from vireid.clustering.multi_memory import (
     cluster_memories,
     match_clusters,
@@ -41,11 +53,41 @@ def modality_features(n: int, views: np.ndarray, shift: np.ndarray, rng) -> np.n
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+def sklearn_memories(feats, labels, n, n_init) -> tuple[float, float]:
+    """The per-cluster scikit-learn loop: (seconds, total inertia) over clusters > n."""
+    import warnings
+
+    from sklearn.cluster import KMeans
+
+    t0, total = time.perf_counter(), 0.0
+    for p in range(int(labels.max()) + 1):
+        x = feats[labels == p]
+        if len(x) > n:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                total += KMeans(n, n_init=n_init, random_state=0).fit(x).inertia_
+    return time.perf_counter() - t0, total
+
+
+def batched_inertia(feats, labels, n, n_init) -> float:
+    groups = [np.flatnonzero(labels == p) for p in range(int(labels.max()) + 1)]
+    return float(batched_kmeans(feats, [g for g in groups if len(g) > n], n, n_init)[1].sum())
+
+
+def joint_labels(fv, fr, ann) -> np.ndarray:
+    """MMM's joint (modality-balanced) clustering: k1 = 40, k2 = 32."""
+    is_ir = np.r_[np.zeros(len(fv), bool), np.ones(len(fr), bool)]
+    return cluster_labels(np.concatenate([fv, fr]), 40, 32, 0.6, 4, modality=is_ir, ann=ann)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--n-init", type=int, default=10)
+    ap.add_argument("--knn", default="exact", help="exact or method[:Ann field=int ...]")
+    ap.add_argument("--name", default="mmm_step")
     a = ap.parse_args()
+    ann = None if a.knn == "exact" else ann_spec(a.knn)
     rng = np.random.default_rng(0)
     views = rng.normal(size=(395, 2, DIM)).astype(np.float32)
     nv, nr = int(22258 * a.scale), int(11909 * a.scale)
@@ -54,20 +96,13 @@ def main() -> None:
     base = reset_peak_rss()
     t = {}
     t0 = time.perf_counter()
-    lv = cluster_labels(fv, 30, 6, 0.6, 4)
+    lv = cluster_labels(fv, 30, 6, 0.6, 4, ann=ann)
     t["cluster_visible_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    lr = cluster_labels(fr, 30, 6, 0.6, 4)
+    lr = cluster_labels(fr, 30, 6, 0.6, 4, ann=ann)
     t["cluster_infrared_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    joint = cluster_labels(
-        np.concatenate([fv, fr]),
-        40,
-        32,
-        0.6,
-        4,
-        modality=np.r_[np.zeros(nv, bool), np.ones(nr, bool)],
-    )
+    joint = joint_labels(fv, fr, ann)
     t["cluster_joint_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     mv, cv = cluster_memories(fv, lv, 4, a.n_init)
@@ -80,20 +115,39 @@ def main() -> None:
     progressive_match(pgm_cost(centroids(fv, lv), centroids(fr, lr)))
     t["single_memory_matching_s"] = time.perf_counter() - t0
     total = sum(t.values())
+    peak = peak_rss_mb_since_reset() - base
+    ref_v, inertia_v = sklearn_memories(fv, lv, 4, a.n_init)
+    ref_r, inertia_r = sklearn_memories(fr, lr, 4, a.n_init)
+    ours = batched_inertia(fv, lv, 4, a.n_init) + batched_inertia(fr, lr, 4, a.n_init)
+    agree = {}
+    if ann is not None:  # the same clusterings with exact neighbours (untimed)
+        exact = (cluster_labels(fv, 30, 6, 0.6, 4), cluster_labels(fr, 30, 6, 0.6, 4))
+        exact += (joint_labels(fv, fr, None),)
+        names = ("visible", "infrared", "joint")
+        for key, e, got in zip(names, exact, (lv, lr, joint), strict=True):
+            agree[f"ari_vs_exact_{key}"] = float(adjusted_rand_score(e, got))
+            agree[f"outliers_{key}"] = [int((got < 0).sum()), int((e < 0).sum())]
     emit(
-        "mmm_step",
+        a.name,
         {
             "visible": nv,
             "infrared": nr,
             "dim": DIM,
             "kmeans_n_init": a.n_init,
+            "knn": a.knn,
+            "ann": None if ann is None else vars(ann),
             **t,
             "total_s": total,
-            "peak_algo_mb": peak_rss_mb_since_reset() - base,
+            "kmeans_reference": "one sklearn KMeans fit per cluster (random_state 0)",
+            "kmeans_reference_s": ref_v + ref_r,
+            "kmeans_speedup": (ref_v + ref_r) / t["kmeans_s"],
+            "kmeans_inertia_ratio": ours / (inertia_v + inertia_r),
+            "peak_algo_mb": peak,
             "clusters_visible": int(lv.max() + 1),
             "clusters_infrared": int(lr.max() + 1),
             "clusters_joint": int(joint.max() + 1),
             "matched": int((v2r >= 0).sum()),
+            **agree,
         },
     )
 

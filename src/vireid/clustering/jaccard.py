@@ -31,6 +31,7 @@ import torch
 
 from ..utils.parallel import thread_map
 from .knn import knn as knn_search
+from .knn_approx import Ann
 from .kreciprocal import (
     TRIPLET_BUDGET,
     encodings,
@@ -102,6 +103,7 @@ def jaccard_distance(
     modality=None,
     max_distance: float | None = None,
     knn_backend: str = "auto",
+    ann: Ann | None = None,
     budget: int | None = None,
     workers: int | None = None,
     device: str | None = None,
@@ -120,6 +122,7 @@ def jaccard_distance(
     kNN search too. ``budget``: triplets
     per row block (default ``TRIPLET_BUDGET`` on the host, ``GPU_TRIPLET_BUDGET`` with a
     device). ``timings``, when given, receives the seconds of each stage.
+    ``ann``: approximate neighbours (``knn.Ann``, faiss IVF or HNSW); None = exact.
     """
     x = np.ascontiguousarray(np.asarray(feats, dtype=np.float32))
     n = len(x)
@@ -130,9 +133,9 @@ def jaccard_distance(
     # on a device the features are copied there once, for the kNN and the pair distances
     xt = None if device is None else torch.from_numpy(x).to(device)
     if xt is not None and xt.is_cuda and knn_backend == "auto":
-        _, nn = knn_search(xt, k1, backend="torch")
+        _, nn = knn_search(xt, k1, backend="torch", ann=ann)
     else:
-        _, nn = knn_search(x, k1, backend=knn_backend)
+        _, nn = knn_search(x, k1, backend=knn_backend, ann=ann)
     clock("knn")
     pair = _dot_distance(x) if xt is None else _dot_distance_torch(xt)
     V = encodings(expanded_sets(nn, k1), pair)

@@ -1,9 +1,10 @@
-"""Exact k-nearest neighbours by L2 distance, one signature for every backend.
+"""k-nearest neighbours by L2 distance, one signature for every backend: exact by
+default, approximate (faiss IVF or HNSW) on request.
 
 ``knn(feats, k)`` returns ``(dist2, idx)``: (N, k) squared L2 distances (float32) and
 indices (int64), ascending, the query itself normally in column 0.
 
-Backends:
+Exact backends:
 * ``faiss``: exact brute-force search (``faiss.knn`` on CPU, reading the array in place,
   queries in blocks of 256–4096 rows with a ≤ 256 MB distance tile where N allows; a flat
   GPU index when the installed faiss has GPUs): O(N·D + N·k) memory plus the tile.
@@ -14,12 +15,20 @@ Backends:
 Ties are broken by the smaller index in the torch backend up to ``STABLE_SORT_MAX`` points
 (stable sort of each tile); above it, and in faiss, the order among exact ties is
 implementation-defined.
+
+Approximate search (``ann=Ann(...)``: faiss IVF or HNSW, optionally on a PCA projection
+with exact re-ranking) is in ``knn_approx``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from ..utils.logging import get_logger
+from .knn_approx import Ann, ann_route, approximate, faiss_gpus
+
+log = get_logger(__name__)
 
 STABLE_SORT_MAX = 65536  # above this many points the torch backend uses top-k per tile
 
@@ -63,24 +72,33 @@ def _torch_knn(x: torch.Tensor, k: int, block: int) -> tuple[np.ndarray, np.ndar
 
 
 def knn(
-    feats, k: int, backend: str = "auto", block: int = 1024, device: str | None = None
+    feats,
+    k: int,
+    backend: str = "auto",
+    block: int = 1024,
+    device: str | None = None,
+    ann: Ann | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest neighbours of every row of ``feats`` (N, D) among all rows."""
+    """k nearest neighbours of every row of ``feats`` (N, D) among all rows; ``ann``:
+    approximate search instead of exact (None)."""
     n = len(feats)
     if not 1 <= k <= n:
         raise ValueError(f"k={k}: expected 1 <= k <= N={n}")
+    on_cuda = (device or "").startswith("cuda") or (
+        isinstance(feats, torch.Tensor) and feats.is_cuda
+    )
     if backend == "auto":
-        backend = (
-            "torch"
-            if (device or "").startswith("cuda")
-            or (isinstance(feats, torch.Tensor) and feats.is_cuda)
-            else "faiss"
-        )
+        backend = "torch" if on_cuda else "faiss"
+    if backend not in ("faiss", "torch"):
+        raise ValueError(f"knn backend {backend!r}: expected auto, faiss or torch")
+    if ann is not None:
+        route = ann_route(ann.method, on_cuda and backend == "torch", faiss_gpus())
+        if route != "exact":
+            return approximate(feats, k, ann, route)
+        log.info("knn=%s on a CUDA device: the torch search stays exact", ann.method)
     if backend == "faiss":
         x = feats.detach().cpu().numpy() if isinstance(feats, torch.Tensor) else feats
         return _faiss_knn(np.ascontiguousarray(x, dtype=np.float32), k)
-    if backend == "torch":
-        x = feats if isinstance(feats, torch.Tensor) else torch.from_numpy(np.asarray(feats))
-        x = x.to(device or x.device, dtype=torch.float32)
-        return _torch_knn(x, k, block)
-    raise ValueError(f"knn backend {backend!r}: expected auto, faiss or torch")
+    x = feats if isinstance(feats, torch.Tensor) else torch.from_numpy(np.asarray(feats))
+    x = x.to(device or x.device, dtype=torch.float32)
+    return _torch_knn(x, k, block)

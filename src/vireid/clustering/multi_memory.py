@@ -14,11 +14,9 @@ costs stay comparable with full clusters.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from sklearn.cluster import KMeans
 
+from .kmeans import batched_kmeans
 from .matching import progressive_match
 
 
@@ -32,17 +30,14 @@ def cluster_memories(
     count = np.zeros(c, np.int64)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(c + 1))
-    for p in range(c):
-        x = feats[order[bounds[p] : bounds[p + 1]]]
-        if len(x) <= n:  # small cluster: every sample is a memory
-            mem[p, : len(x)] = x
-            count[p] = len(x)
-            continue
-        with warnings.catch_warnings():  # duplicate points: fewer distinct centres is fine
-            warnings.simplefilter("ignore")
-            km = KMeans(n_clusters=n, n_init=n_init, random_state=seed).fit(x)
-        mem[p] = km.cluster_centers_
-        count[p] = n
+    members = [order[bounds[p] : bounds[p + 1]] for p in range(c)]
+    big = [p for p in range(c) if len(members[p]) > n]
+    for p in set(range(c)) - set(big):  # small cluster: every sample is a memory
+        mem[p, : len(members[p])] = feats[members[p]]
+        count[p] = len(members[p])
+    if big:  # all larger clusters in one batched k-means (scikit-learn's algorithm)
+        mem[big], _ = batched_kmeans(feats, [members[p] for p in big], n, n_init, seed=seed)
+        count[big] = n
     return mem, count
 
 

@@ -164,6 +164,20 @@ class ClusterCfg(Strict):
     eps: float = Field(0.6, gt=0, lt=1, description="0.6 SYSU-MM01, 0.3 RegDB (ADCA/MMM)")
     min_samples: int = Field(4, ge=1)
     knn_backend: Literal["auto", "faiss", "torch"] = "auto"
+    knn: Literal["exact", "ivf", "hnsw"] = Field(
+        "exact", description="neighbour search; ivf/hnsw: approximate (docs/scaling.md)"
+    )
+    ivf_nlist: int = Field(0, ge=0, description="knn=ivf: k-means cells; 0 = 2·sqrt(N)")
+    ivf_nprobe: int = Field(8, ge=1, description="knn=ivf: cells searched per sample")
+    hnsw_m: int = Field(16, ge=2, description="knn=hnsw: graph links per node")
+    hnsw_ef_construction: int = Field(40, ge=1, description="knn=hnsw: build breadth")
+    hnsw_ef_search: int = Field(64, ge=1, description="knn=hnsw: search breadth (>= k1)")
+    knn_pca_dim: int = Field(
+        256, ge=0, description="ivf/hnsw: search on this many PCA components, 0 = all"
+    )
+    knn_rerank: int = Field(
+        2, ge=1, description="ivf/hnsw with PCA: rerank·k1 candidates re-ranked exactly"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where kNN + Jaccard overlap run; auto = the GPU when present"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..clustering import cluster_labels, cluster_quality, cross_modality_ari, num_clusters
+from ..clustering.pseudo_labels import build_ann
 from ..data.usl import LoaderOpts, ModalityStream, cross_loader, paired_loader
 from ..utils.logging import get_logger
 from .distributed import DistInfo, broadcast_object
@@ -58,6 +59,7 @@ class PseudoLabelHook(Hook):
                     self.c.min_samples,
                     self.c.knn_backend,
                     device=self.c.device,
+                    ann=build_ann(self.c),
                 )
                 for m, f in feats.items()
             }

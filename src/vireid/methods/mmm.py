@@ -36,6 +36,7 @@ from ..clustering.multi_memory import (
     multi_memory_cost,
     transfer_labels,
 )
+from ..clustering.pseudo_labels import build_ann
 from ..losses.confidence import gmm_confidence
 from ..losses.memory import ClusterMemory
 from ..losses.mmd import inter_modality_mmd
@@ -106,6 +107,7 @@ class MMM(Method):
             c.cluster.knn_backend,
             modality=is_ir,
             device=c.cluster.device,
+            ann=build_ann(c.cluster),
         )
         # only joint clusters holding both modalities feed L_VR (MMM's associated clusters)
         both = np.intersect1d(joint[~is_ir], joint[is_ir])

@@ -1,0 +1,143 @@
+"""Approximate neighbours (cluster.knn = ivf | hnsw) against the exact search."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from test_clustering import blobs
+from vireid.clustering import dbscan, jaccard_distance, knn
+from vireid.clustering.knn_approx import Ann, _complete, ann_route, pca_project, rerank
+from vireid.clustering.pseudo_labels import build_ann, cluster_labels
+from vireid.config.schema import ClusterCfg
+
+
+def brute_d2(x, idx):
+    return ((x[:, None, :] - x[idx]) ** 2).sum(-1)
+
+
+def recall(idx, exact):
+    return np.mean([len(np.intersect1d(a, b)) / len(b) for a, b in zip(idx, exact)])
+
+
+@pytest.mark.parametrize(
+    "ann",
+    [
+        Ann("ivf", nprobe=6),
+        Ann("hnsw", m=16, ef_search=48),
+        Ann("hnsw", m=16, ef_search=48, metric="l2"),
+        Ann("hnsw", pca_dim=24, rerank=2),  # search on 24 components, re-ranked on 64
+        Ann("ivf", nprobe=6, pca_dim=24, rerank=3),
+    ],
+)
+def test_approximate_search_finds_the_neighbours_with_exact_distances(ann):
+    x, _ = blobs(1500, 60, d=64, noise=0.5, seed=3)  # recall < 1: really approximate
+    _, i_ex = knn(x, 10)
+    d2, idx = knn(x, 10, ann=ann)
+    assert idx.shape == (1500, 10) and idx.dtype == np.int64 and d2.dtype == np.float32
+    assert (idx[:, 0] == np.arange(1500)).all()
+    assert (idx >= 0).all() and all(len(set(r)) == 10 for r in idx)
+    assert (np.diff(d2, axis=1) >= 0).all()  # ascending
+    np.testing.assert_allclose(d2, brute_d2(x, idx), atol=1e-4)  # exact for the ones found
+    assert recall(idx, i_ex) > 0.9
+
+
+def test_ivf_probing_every_cell_is_the_exact_search():
+    x, _ = blobs(800, 40, d=24, seed=5)
+    d_ex, i_ex = knn(x, 12)
+    d2, idx = knn(x, 12, ann=Ann("ivf", nlist=16, nprobe=16))
+    np.testing.assert_array_equal(idx, i_ex)
+    np.testing.assert_allclose(d2, d_ex, atol=1e-5)
+    # and the Jaccard distances built on it are the exact ones
+    a = jaccard_distance(x, 20, 6, max_distance=0.6)
+    b = jaccard_distance(x, 20, 6, max_distance=0.6, ann=Ann("ivf", nlist=16, nprobe=16))
+    np.testing.assert_array_equal(a.toarray(), b.toarray())
+
+
+def test_short_rows_are_searched_exactly_and_a_missed_self_goes_first():
+    x, _ = blobs(50, 5, d=8)
+    d_ex, i_ex = knn(x, 4)
+    d2, idx = d_ex.copy(), i_ex.copy()
+    idx[3, 2:] = -1  # a row that came back short
+    idx[7] = np.r_[i_ex[7, 1:], i_ex[7, 1]]  # self missing (and a duplicate at the end)
+    d2[7] = np.r_[d_ex[7, 1:], d_ex[7, 1]]
+    d2, idx = _complete(x, d2, idx)
+    np.testing.assert_array_equal(idx[3], i_ex[3])
+    np.testing.assert_array_equal(idx[7], i_ex[7])
+    np.testing.assert_allclose(d2[7], d_ex[7], atol=1e-6)
+
+
+def test_ivf_with_tiny_cells_still_returns_k_neighbours():
+    x, _ = blobs(200, 10, d=16, seed=2)
+    _, idx = knn(x, 30, ann=Ann("ivf", nlist=100, nprobe=1))  # ~2 points per cell
+    _, i_ex = knn(x, 30)
+    assert (idx >= 0).all()
+    np.testing.assert_array_equal(np.sort(idx, 1), np.sort(i_ex, 1))  # rows searched exactly
+
+
+def test_rerank_keeps_the_exact_nearest_candidates():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 20)).astype(np.float32)
+    cand = np.stack([rng.choice(300, 40, replace=False) for _ in range(300)])
+    d2, idx = rerank(x, cand, 7)
+    brute = brute_d2(x, cand)
+    order = np.argsort(brute, 1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(idx, np.take_along_axis(cand, order, 1))
+    np.testing.assert_allclose(d2, np.take_along_axis(brute, order, 1), atol=1e-4)
+
+
+def test_pca_projection_keeps_the_principal_subspace():
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.normal(size=(32, 4)))[0]  # data in a 4-d subspace of 32
+    x = (rng.normal(size=(500, 4)) * [5, 4, 3, 2] @ basis.T).astype(np.float32)
+    y = pca_project(x, 4, samples=200)
+    assert y.shape == (500, 4)
+    # distances survive: the projection is a rotation of the subspace the data lives in
+    np.testing.assert_allclose(brute_d2(y, np.arange(500)[None, :10].repeat(500, 0)),
+                               brute_d2(x, np.arange(500)[None, :10].repeat(500, 0)),
+                               rtol=1e-3, atol=1e-3)  # fmt: skip
+
+
+def test_routes_and_settings():
+    assert ann_route("ivf", on_cuda=False, faiss_gpus=0) == "ivf"
+    assert ann_route("hnsw", on_cuda=False, faiss_gpus=0) == "hnsw"
+    assert ann_route("ivf", on_cuda=False, faiss_gpus=1) == "ivf_gpu"
+    assert ann_route("ivf", on_cuda=True, faiss_gpus=1) == "ivf_gpu"
+    assert ann_route("ivf", on_cuda=True, faiss_gpus=0) == "exact"  # the torch path
+    assert ann_route("hnsw", on_cuda=True, faiss_gpus=1) == "exact"
+    with pytest.raises(ValueError, match="expected ivf or hnsw"):
+        Ann("pq")
+    with pytest.raises(ValueError, match="nprobe=0"):
+        Ann("ivf", nprobe=0)
+    with pytest.raises(ValueError, match="pca_dim=-1"):
+        Ann("hnsw", pca_dim=-1)
+    with pytest.raises(ValueError, match="expected ip or l2"):
+        Ann("hnsw", metric="cos")
+    assert build_ann(ClusterCfg()) is None  # exact stays the default
+    a = build_ann(ClusterCfg(knn="ivf", ivf_nprobe=12, ivf_nlist=64))
+    assert (a.method, a.nprobe, a.nlist) == ("ivf", 12, 64)
+    h = build_ann(ClusterCfg(knn="hnsw", hnsw_m=12, hnsw_ef_search=80, knn_pca_dim=64))
+    assert (h.m, h.ef_search, h.pca_dim, h.rerank) == (12, 80, 64, 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_without_faiss_gpu_keeps_the_exact_torch_search(monkeypatch):
+    from vireid.clustering import knn as knn_mod
+
+    monkeypatch.setattr(knn_mod, "faiss_gpus", lambda: 0)
+    x, _ = blobs(300)
+    a = knn_mod.knn(x, 8, device="cuda", ann=Ann("ivf"))
+    b = knn_mod.knn(x, 8, device="cuda")
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("method", ["ivf", "hnsw", "hnsw_pca"])
+def test_approximate_pseudo_labels_agree_with_exact(method):
+    x, pid = blobs(1500, 60, d=64, noise=0.5, seed=3)  # k1 recall 0.92-0.99 here
+    exact = cluster_labels(x, 30, 6, 0.6, 4, device="cpu")
+    ann = Ann("hnsw", pca_dim=24) if method == "hnsw_pca" else Ann(method)
+    approx = cluster_labels(x, 30, 6, 0.6, 4, device="cpu", ann=ann)
+    assert adjusted_rand_score(exact, approx) > 0.99
+    assert adjusted_rand_score(pid, exact) > 0.9  # a real clustering, not all outliers
+    labels = dbscan(jaccard_distance(x, 30, 6, max_distance=0.6, ann=ann), 0.6)
+    assert (labels < 0).sum() == (exact < 0).sum()
