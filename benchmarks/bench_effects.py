@@ -47,7 +47,14 @@ ROOT = Path(__file__).parents[1]
 GROUPS = Path(__file__).parent / "effects"
 CACHE = ROOT / ".cache" / "bench_effects"
 METRICS = ("R1", "mAP", "mINP")
-CLUSTER_KEYS = ("cross_ARI", "visible_ARI", "infrared_ARI", "visible_clusters", "infrared_clusters")
+CLUSTER_KEYS = (
+    "cross_ARI",
+    "cross_ARI_all",
+    "visible_ARI",
+    "infrared_ARI",
+    "visible_clusters",
+    "infrared_clusters",
+)
 
 
 def load_groups(names: list[str] | None) -> list[dict]:
