@@ -21,6 +21,7 @@ from vireid.clustering.multi_memory import (
 )
 from vireid.clustering.quality import cross_modality_ari
 from vireid.losses.confidence import gmm_confidence
+from vireid.losses.memory import ClusterMemory
 from vireid.losses.mmd import inter_modality_mmd, mmd2
 from vireid.methods.mmm import weighted_centres
 
@@ -126,6 +127,27 @@ def test_kmeans_fallback_for_small_clusters():
     assert np.isnan(mem[0, 2:]).all()
     cost = multi_memory_cost(mem, cnt, mem, cnt)
     assert np.isfinite(cost).all() and cost[0, 0] == pytest.approx(0, abs=1e-5)
+
+
+def test_small_cluster_terms_are_averaged_and_scaled_by_n():
+    """A 2-sample cluster (n = 4) has its 2 samples as memories; its nearest-memory sum is
+    scaled by n / 2, so it stays comparable with a full cluster's 4 terms."""
+    small = np.array([[0.0, 0.0], [2.0, 0.0]], np.float32)
+    full = np.array([[0.0, 1.0], [2.0, 3.0], [5.0, 0.0], [9.0, 9.0]], np.float32)
+    mem, cnt = cluster_memories(np.r_[small, full], np.array([0, 0, 1, 1, 1, 1]), n=4)
+    cost = multi_memory_cost(mem[:1], cnt[:1], mem[1:], cnt[1:], "visible")[0, 0]
+    assert cost == pytest.approx((4 / 2) * (1.0 + np.sqrt(5)))  # nearest of each: (0, 1)
+    back = multi_memory_cost(mem[1:], cnt[1:], mem[:1], cnt[:1], "visible")[0, 0]
+    assert back == pytest.approx(1.0 + 3.0 + 3.0 + np.hypot(7, 9))
+
+
+def test_confidence_weighted_memory_update():
+    """M[y] ← normalise(m·M[y] + (1 − m)·w·x̂): a low-confidence sample pulls less."""
+    mem = ClusterMemory(2, 1, momentum=0.1)
+    mem.reset(torch.tensor([[1.0, 0.0]]))
+    mem.update(torch.tensor([[0.0, 3.0]]), torch.tensor([0]), torch.tensor([0.5]))
+    want = torch.nn.functional.normalize(torch.tensor([0.1, 0.45]), dim=0)
+    torch.testing.assert_close(mem.features[0], want)
 
 
 def test_greedy_matching_and_label_transfer():
