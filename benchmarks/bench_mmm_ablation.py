@@ -22,8 +22,14 @@ from vireid.engine.run import train
 
 CONFIG = Path(__file__).parents[1] / "configs" / "quickstart" / "mmm_synth.yaml"
 ROWS = {
-    "CMC only": ["method.mmlm=false", "method.lambda_intra=0", "method.lambda_inter=0"],
-    "+ MMLM": ["method.lambda_intra=0", "method.lambda_inter=0"],
+    # no SCA (and so no GMM confidence) in the first two rows, as benchmarks/effects/mmm.yaml
+    "CMC only": [
+        "method.mmlm=false",
+        "method.lambda_intra=0",
+        "method.lambda_inter=0",
+        "method.confidence=false",
+    ],
+    "+ MMLM": ["method.lambda_intra=0", "method.lambda_inter=0", "method.confidence=false"],
     "+ MMLM + Intra": ["method.lambda_inter=0"],
     "+ MMLM + Inter": ["method.lambda_intra=0"],
     "full (MMLM + Intra + Inter)": [],
