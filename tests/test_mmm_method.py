@@ -199,3 +199,32 @@ def test_non_local_blocks_train_at_the_backbone_rate():
     assert groups[0]["lr"] == pytest.approx(0.01)
     fast = {id(p) for p in groups[1]["params"]}
     assert {id(p) for p in net.bottleneck.parameters() if p.requires_grad} <= fast
+
+
+def test_official_matching_options_reach_the_plan():
+    """matching=greedy, cost=infrared and compat_skip_last_cluster each change the plan's
+    matching, to exactly what the building blocks give with those options."""
+    from vireid.clustering.multi_memory import cluster_memories, match_clusters, multi_memory_cost
+
+    rng = np.random.default_rng(1)
+    feats = {m: rng.normal(size=(48, D)).astype(np.float32) for m in (VIS, IR)}
+    labels = {m: np.repeat(np.arange(8), 6) for m in (VIS, IR)}  # no real correspondence
+    mv, cv = cluster_memories(feats[VIS], labels[VIS], 2, 1)
+    mr, cr = cluster_memories(feats[IR], labels[IR], 2, 1)
+    seen = set()
+    for opts in (
+        {},
+        {"matching": "greedy"},
+        {"cost": "infrared"},
+        {"compat_skip_last_cluster": True},
+        {"matching": "greedy", "cost": "infrared", "compat_skip_last_cluster": True},
+    ):
+        m = method(**opts)
+        m.on_clusters(0, feats, labels)
+        cost = multi_memory_cost(mv, cv, mr, cr, opts.get("cost", "visible"))
+        want = match_clusters(
+            cost, opts.get("matching", "hungarian"), opts.get("compat_skip_last_cluster", False)
+        )
+        assert m.v2r.tolist() == want.tolist(), opts
+        seen.add(tuple(want.tolist()))
+    assert len(seen) == 5  # every option made a difference on this data
