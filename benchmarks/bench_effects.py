@@ -20,6 +20,7 @@ table resumes and a second call only runs what is missing.
     python benchmarks/bench_effects.py                    # every group, seeds 0 1 2
     python benchmarks/bench_effects.py --groups mmm maum --seeds 0 1 2 3 4
     python benchmarks/bench_effects.py --tag before-fix --out effects_before
+    python benchmarks/bench_effects.py --groups mmm --rows "CMC only" "full (MMLM + Intra + Inter)"
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ ROOT = Path(__file__).parents[1]
 GROUPS = Path(__file__).parent / "effects"
 CACHE = ROOT / ".cache" / "bench_effects"
 METRICS = ("R1", "mAP", "mINP")
-CLUSTER_KEYS = ("cross_ARI", "visible_ARI", "infrared_ARI", "visible_clusters", "infrared_clusters")
+CLUSTER_KEYS = (
+    "cross_ARI",
+    "cross_ARI_all",
+    "visible_ARI",
+    "infrared_ARI",
+    "visible_clusters",
+    "infrared_clusters",
+)
 
 
 def load_groups(names: list[str] | None) -> list[dict]:
@@ -165,12 +173,23 @@ def main() -> None:
         action="store_true",
         help="keep the other groups of an existing results/<out>.json (same seeds only)",
     )
+    ap.add_argument("--rows", nargs="*", default=None, help="only these row names")
+    ap.add_argument(
+        "--synth",
+        nargs="*",
+        default=[],
+        metavar="FACTOR=VALUE",
+        help="dataset other than the default, e.g. camera_shift=0.25 (a before/after pair "
+        "measured on an earlier default)",
+    )
     a = ap.parse_args()
-    spec = SynthSpec()
+    spec = SynthSpec(**{k: float(v) for k, v in (kv.split("=", 1) for kv in a.synth)})
     root = dataset(spec)
     table = []
     for g in load_groups(a.groups):
         rows = {}
+        if a.rows is not None:
+            g["rows"] = [r for r in g["rows"] if r["name"] in a.rows]
         for row in g["rows"]:
             runs = [
                 run_one(ROOT / g["config"], row.get("overrides", []), s, root, a.tag)
@@ -182,7 +201,7 @@ def main() -> None:
             print(json.dumps({"group": g["group"], **summary}), file=sys.stderr)
         for row in g["rows"]:
             ref = row.get("compare_to")
-            if ref is not None:
+            if ref is not None and ref in rows:
                 rows[row["name"]]["compare_to"] = ref
                 rows[row["name"]]["paper_direction"] = row["direction"]
                 rows[row["name"]]["effect"] = verdict(

@@ -77,26 +77,47 @@ def multi_memory_cost(mem_v, count_v, mem_r, count_r, direction: str = "visible"
     raise ValueError(f"cost direction {direction!r}: expected visible, infrared or symmetric")
 
 
-def greedy_match(cost: np.ndarray, skip_last: bool = False) -> np.ndarray:
+def greedy_match(cost: np.ndarray) -> np.ndarray:
     """The official code's matching: every visible cluster takes its cheapest infrared
-    cluster (many-to-one, infrared clusters may stay unmatched). ``skip_last`` restores
-    its off-by-one: the last visible cluster is left unmatched (−1)."""
-    v2r = cost.argmin(axis=1) if cost.shape[1] else np.full(len(cost), -1)
-    if skip_last and len(v2r):
-        v2r = v2r.copy()
-        v2r[-1] = -1
-    return v2r
+    cluster (many-to-one, infrared clusters may stay unmatched)."""
+    return cost.argmin(axis=1) if cost.shape[1] else np.full(len(cost), -1)
 
 
 def match_clusters(
     cost: np.ndarray, method: str = "hungarian", skip_last: bool = False
 ) -> np.ndarray:
-    """Visible cluster → infrared cluster (−1 = unmatched)."""
-    if method == "hungarian":
-        return progressive_match(cost)[0]
-    if method == "greedy":
-        return greedy_match(cost, skip_last)
-    raise ValueError(f"matching {method!r}: expected hungarian or greedy")
+    """Visible cluster → infrared cluster (−1 = unmatched).
+
+    ``skip_last`` restores both halves of the official code's off-by-one (its loops run to
+    ``len(label_set) − 1``, ``mmlm.py``): the last infrared cluster is never a candidate,
+    and the last visible cluster is never matched — it keeps its own visible label, which
+    collides with the infrared cluster of the same number when there is one (returned as
+    that partner, so the labels it trains on are the code's); otherwise it stays
+    unmatched."""
+    if method not in ("hungarian", "greedy"):
+        raise ValueError(f"matching {method!r}: expected hungarian or greedy")
+    solve = greedy_match if method == "greedy" else (lambda c: progressive_match(c)[0])
+    if not skip_last or len(cost) == 0:
+        return solve(cost)
+    n_v, n_r = cost.shape
+    v2r = np.full(n_v, -1, np.int64)
+    if n_v > 1 and n_r > 1:
+        v2r[:-1] = solve(cost[:-1, :-1])
+    if n_v - 1 < n_r:  # the label collision: visible id C_v − 1 is infrared id C_v − 1
+        v2r[-1] = n_v - 1
+    return v2r
+
+
+def reverse_partners(v2r: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Infrared cluster → visible cluster (−1 = none matched to it): of the visible
+    clusters matched to an infrared cluster, the cheapest one (the one-to-one partner of
+    the first Hungarian pass; for greedy many-to-one, the closest)."""
+    r2v = np.full(cost.shape[1], -1, np.int64)
+    p = np.flatnonzero(v2r >= 0)
+    if len(p):
+        order = p[np.argsort(-cost[p, v2r[p]], kind="stable")]  # cheapest written last
+        r2v[v2r[order]] = order
+    return r2v
 
 
 def transfer_labels(

@@ -29,11 +29,19 @@ def cluster_quality(pseudo_labels: np.ndarray, true_pids: np.ndarray) -> dict[st
     return out
 
 
-def cross_modality_ari(labels: dict, pids: dict, v2i: np.ndarray | None) -> float | None:
+def cross_modality_ari(
+    labels: dict, pids: dict, v2i: np.ndarray | None, outliers: bool = False
+) -> float | None:
     """ARI against the true identities of the joint labelling in which every visible
     cluster takes its infrared partner's label (``v2i``: visible cluster → infrared
-    cluster, −1 = unmatched), over the clustered samples of both modalities. ``labels`` and
-    ``pids`` map 0 (visible) and 1 (infrared) to per-sample arrays."""
+    cluster, −1 = unmatched). ``labels`` and ``pids`` map 0 (visible) and 1 (infrared) to
+    per-sample arrays.
+
+    ``outliers=False``: over the clustered samples of both modalities. ``outliers=True``:
+    over all samples, the outliers of both modalities counted as one more cluster (−1), as
+    MMM's paper and code compute it (``mmlm.py``: ``adjusted_rand_score`` on the
+    concatenated labels); comparable with their figures, but it also rewards or punishes
+    the outlier share, not only the correspondence."""
     if v2i is None:
         return None
     lv, li = np.asarray(labels[0]), np.asarray(labels[1])
@@ -44,5 +52,5 @@ def cross_modality_ari(labels: dict, pids: dict, v2i: np.ndarray | None) -> floa
     joint_v = np.where(lv >= 0, partner[np.maximum(lv, 0)], -1)
     lab = np.concatenate([joint_v, li])
     true = np.concatenate([pids[0], pids[1]])
-    m = lab >= 0
+    m = np.ones(len(lab), bool) if outliers else lab >= 0
     return float(adjusted_rand_score(true[m], lab[m])) if m.sum() > 1 else None

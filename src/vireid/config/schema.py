@@ -220,17 +220,35 @@ class MMMMethodCfg(Strict):
     )
     matching: Literal["hungarian", "greedy"] = "hungarian"
     schedule: Literal["per_epoch", "once"] = Field(
-        "per_epoch", description="once: match at match_epoch, then freeze labels (code)"
+        "per_epoch",
+        description="once: match at match_start_epoch, then freeze the labels (code); the "
+        "GMM confidences and centres are still refitted every epoch",
     )
-    match_epoch: int = Field(1, ge=1, description="1-based epoch of the first matching")
+    match_start_epoch: int = Field(
+        10, ge=1, description="1-based epoch of the first matching: CMC-only warm-up before it"
+    )
+    lambda_cross: float = Field(
+        0.25, ge=0, description="matched labels' cross-modality memory term (PGM's 0.25)"
+    )
+    lambda_triplet: float = Field(
+        0.0, ge=0, description="hard triplet on the matched labels (code's stage B: 1)"
+    )
+    triplet_margin: float = Field(0.2, gt=0, description="code: 0.2")
     lambda_intra: float = Field(0.5, ge=0)
     lambda_inter: float = Field(0.05, ge=0)
-    intra_loss: Literal["l2sq", "l1"] = Field("l2sq", description="paper l2sq; code l1")
+    intra_loss: Literal["l2sq", "l1"] = Field(
+        "l2sq", description="paper l2sq; code l1 (pre-BN, dim-mean; needs schedule: once)"
+    )
     intra_start_epoch: int = Field(1, ge=1, description="1-based; paper 1")
     inter_start_epoch: int = Field(15, ge=1, description="1-based; paper 15, code 5")
     inter_feature: Literal["pool", "feat"] = Field("pool", description="code: pre-BN pool")
+    inter_form: Literal["paper", "official"] = Field(
+        "paper", description="official: per-view terms summed (4x the paper's scale)"
+    )
     confidence: bool = Field(True, description="GMM confidence for memories (SCA)")
-    compat_skip_last_cluster: bool = Field(False, description="restore the code's off-by-one")
+    compat_skip_last_cluster: bool = Field(
+        False, description="restore the code's off-by-one (last cluster of each modality)"
+    )
 
 
 MethodCfg = Annotated[

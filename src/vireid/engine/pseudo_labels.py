@@ -68,7 +68,12 @@ class PseudoLabelHook(Hook):
     def before_epoch(self, trainer) -> None:
         if getattr(self.method, "freeze_labels", False):
             # offline pseudo-labels: computed once, kept for the whole run; a resumed run
-            # finds them (and the memories) restored from the checkpoint by the method
+            # finds them restored from the checkpoint by the method. A method with
+            # ``refresh(epoch, feats)`` still re-derives what depends on the features (MMM:
+            # GMM confidences and centres, refitted every epoch as its official code does)
+            if hasattr(self.method, "refresh"):
+                feats = {m: self.featurize(s.samples, s.images) for m, s in self.streams.items()}
+                trainer.epoch_extras.update(self.method.refresh(trainer.epoch, feats))
             if trainer.loader is None:
                 self._build_loader(trainer, self.method.frozen["labels"])
             return
@@ -91,10 +96,13 @@ class PseudoLabelHook(Hook):
             return
         trainer.epoch_extras.update(self.method.on_clusters(trainer.epoch, feats, labels))
         # correspondence quality of every association the method offers (diagnostic only)
+        # (``cross_ARI_all``: outliers counted as one cluster, MMM's paper/code figure)
         for key, v2i in (self.method.cross_labels() or {}).items():
-            ari = cross_modality_ari(labels, pids, v2i)
-            if ari is not None:
-                trainer.epoch_extras["cross_ARI" + ("" if key == "matched" else f"_{key}")] = ari
+            tail = "" if key == "matched" else f"_{key}"
+            for name, outliers in (("cross_ARI", False), ("cross_ARI_all", True)):
+                ari = cross_modality_ari(labels, pids, v2i, outliers)
+                if ari is not None:
+                    trainer.epoch_extras[name + tail] = ari
         self._build_loader(trainer, labels)
 
     def _build_loader(self, trainer, labels: dict[int, np.ndarray]) -> None:

@@ -24,11 +24,19 @@ from torch import nn
 
 
 def _gather(t: torch.Tensor) -> torch.Tensor:
+    """All ranks' rows, in rank order. Ranks may hold different row counts (a method
+    selects its clustered rows before updating), so rows are padded to the largest."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return t
-    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, t.contiguous())
-    return torch.cat(parts)
+    world = dist.get_world_size()
+    n = torch.tensor([len(t)], device=t.device)
+    sizes = [torch.empty_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    rows = [int(x) for x in sizes]
+    pad = t.new_zeros((max(rows) - len(t), *t.shape[1:]))
+    parts = [t.new_empty((max(rows), *t.shape[1:])) for _ in range(world)]
+    dist.all_gather(parts, torch.cat([t, pad]).contiguous())
+    return torch.cat([p[:k] for p, k in zip(parts, rows, strict=True)])
 
 
 def occurrence_rounds(labels: torch.Tensor) -> torch.Tensor:

@@ -34,17 +34,38 @@ def mmd2(
 
 
 def inter_modality_mmd(
-    feats: torch.Tensor, labels: torch.Tensor, is_infrared: torch.Tensor
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    is_infrared: torch.Tensor,
+    second_view: torch.Tensor | None = None,
+    form: str = "paper",
 ) -> torch.Tensor:
-    """MMM's L_Inter: mean over identities present in both modalities of
-    ½ [MMD²(F_v, sg(F_r)) + MMD²(F_r, sg(F_v))] — each side is pulled towards a frozen copy
-    of the other, so the two cannot collapse onto each other."""
+    """MMM's L_Inter over the identities present in both modalities of the batch.
+
+    * ``paper``: mean over identities of ½ [MMD²(F_v, sg(F_r)) + MMD²(F_r, sg(F_v))], both
+      visible views pooled as F_v — each side is pulled towards a frozen copy of the
+      other, so the two cannot collapse onto each other.
+    * ``official`` (``main.py``'s mutual distillation): per identity and per visible view k,
+      MMD²(F_vk, sg(F_r)) + MMD²(F_r, sg(F_vk)), summed over views and directions, then
+      averaged over identities — with two views 4× the paper form's scale.
+
+    ``second_view`` (B,) marks the rows that are a visible image's second view."""
+    if form not in ("paper", "official"):
+        raise ValueError(f"inter form {form!r}: expected paper or official")
+    view2 = torch.zeros_like(is_infrared) if second_view is None else second_view
     terms = []
     for y in torch.unique(labels[labels >= 0]):
-        v = feats[(labels == y) & ~is_infrared]
-        r = feats[(labels == y) & is_infrared]
-        if len(v) and len(r):
+        is_y = labels == y
+        v, r = feats[is_y & ~is_infrared], feats[is_y & is_infrared]
+        if not (len(v) and len(r)):
+            continue
+        if form == "paper":
             terms.append(0.5 * (mmd2(v, r.detach()) + mmd2(r, v.detach())))
+            continue
+        views = [feats[is_y & ~is_infrared & (view2 == k)] for k in (False, True)]
+        terms.append(
+            sum(mmd2(x, r.detach()) + mmd2(r, x.detach()) for x in views if len(x))  # type: ignore[arg-type]
+        )
     if not terms:
         return feats.new_zeros(())
     return torch.stack(terms).mean()

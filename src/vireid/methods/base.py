@@ -22,6 +22,7 @@ class Method(nn.Module):
     name = "base"
     unsupervised = False  # True: the engine adds the pseudo-label hook
     diagnostics: tuple[str, ...] = ("acc",)  # step outputs that are not loss terms
+    backbone_prefixes: tuple[str, ...] = ("stems.", "layers.")  # trained at lr × mult
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -51,7 +52,7 @@ class Method(nn.Module):
         """Backbone (stems + residual layers) at ``lr × backbone_lr_mult``; new layers
         (non-local, BNNeck, classifier) at ``lr`` — CAJ/MMM's split."""
         backbone_ids = {
-            id(p) for n, p in self.model.named_parameters() if n.startswith(("stems.", "layers."))
+            id(p) for n, p in self.model.named_parameters() if n.startswith(self.backbone_prefixes)
         }
         backbone = [p for p in self.parameters() if id(p) in backbone_ids and p.requires_grad]
         rest = [p for p in self.parameters() if id(p) not in backbone_ids and p.requires_grad]

@@ -10,16 +10,22 @@ Per epoch (``on_clusters``), on the clustering features:
   2-component GMM per modality, confidence = posterior of the low-loss component. Memories
   start from confidence-weighted centres Σ w·f / N and are updated with confidence-scaled
   momentum steps.
-* **MMLM** — k-means splits every intra-modality cluster into n memories; the cost between a
-  visible and an infrared cluster is the sum of nearest-memory distances; a Hungarian
-  assignment (progressive for unequal counts) transfers infrared labels to the matched
-  visible clusters. Batches then hold P matched identities × (K visible + K infrared).
+* **MMLM** (from ``match_start_epoch``; CMC alone before it) — k-means splits every
+  intra-modality cluster into n memories; the cost between a visible and an infrared
+  cluster is the sum of nearest-memory distances; a Hungarian assignment (progressive for
+  unequal counts) transfers infrared labels to the matched visible clusters (Y^v := QY^r).
+  Batches then hold P matched identities × (K visible + K infrared).
 
-Per step: L_CMC + λ_Intra·L_Intra + λ_Inter·L_Inter, with L_Intra the squared distance of
-each normalised feature to its confidence-weighted cluster centre (from epoch 1) and
-L_Inter the stop-gradient MMD² between an identity's visible and infrared features (from
-epoch 15). Diagnostics logged every epoch: correspondence ARI of the multi-memory matching
-and of single-memory (centroid) matching on the same features.
+Per step: L_CMC + λ_Cross·L_Cross + λ_Intra·L_Intra + λ_Inter·L_Inter (+ λ_Tri·triplet).
+L_Cross is where the matched labels train the network: ½[NCE(f_v, M_R, partner) +
+NCE(f_r, M_V, partner)], each feature against the memory of its matched cluster in the
+other modality (PGM's cross loss, both directions every step). L_Intra: squared distance
+of each normalised feature to its confidence-weighted cluster centre (from epoch 1);
+L_Inter: stop-gradient MMD² between an identity's visible and infrared features (from
+epoch 15). ``schedule: once`` freezes the labels at the first matching and refits the
+confidences and centres every epoch. Diagnostics logged every epoch: correspondence ARI
+of the multi-memory matching and of single-memory (centroid) matching on the same
+features.
 """
 
 from __future__ import annotations
@@ -34,12 +40,16 @@ from ..clustering.multi_memory import (
     cluster_memories,
     match_clusters,
     multi_memory_cost,
+    reverse_partners,
     transfer_labels,
 )
 from ..clustering.pseudo_labels import build_ann
+from ..config.loader import ConfigError
 from ..losses.confidence import gmm_confidence
 from ..losses.memory import ClusterMemory
 from ..losses.mmd import inter_modality_mmd
+from ..losses.prototypes import EpochPrototypes
+from ..losses.triplet import batch_hard_triplet
 from ..registry import METHODS
 from ..utils.io import arrays_to_tensors, tensors_to_arrays
 from .base import Method
@@ -63,16 +73,41 @@ def per_sample_nce(
 
 
 def weighted_centres(feats: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Σ w·f / N per cluster (divided by the count, as the paper writes it)."""
-    return centroids(feats * w[:, None], labels)
+    """Σ w·f / N per cluster (divided by the count, as the paper writes it). A cluster
+    whose confidences are all ≈ 0 falls back to its plain centroid: its weighted centre
+    would be a zero vector, a degenerate memory row and Intra target."""
+    cent = centroids(feats * w[:, None], labels)
+    dead = np.linalg.norm(cent, axis=1) < 1e-6
+    if dead.any():
+        cent[dead] = centroids(feats, labels)[dead]
+    return cent
+
+
+def second_view_rows(index: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: the rows holding a visible image's second view. The collate puts them
+    as a second block of visible rows repeating the first block's indices."""
+    out = torch.zeros_like(modality, dtype=torch.bool)
+    vis = torch.nonzero(modality == VIS).flatten()
+    h = len(vis) // 2
+    if h and len(vis) % 2 == 0 and torch.equal(index[vis[:h]], index[vis[h:]]):
+        out[vis[h:]] = True
+    return out
 
 
 class MMM(Method):
     name = "mmm"
     unsupervised = True
+    # non-local blocks train at the backbone's rate, as in the official (AGW) optimiser,
+    # which gives the full rate only to the BNNeck and the classifier
+    backbone_prefixes = ("stems.", "layers.", "non_local.")
 
     def __init__(self, model, cfg) -> None:
         super().__init__(model)
+        if cfg.intra_loss == "l1" and cfg.schedule != "once":
+            raise ConfigError(
+                "method.intra_loss=l1 (the official code's Intra) needs method.schedule=once: "
+                "its prototypes come from the previous epoch's batches of the same labels"
+            )
         self.cfg = cfg
         self.memories: dict[str, ClusterMemory] = {}
         self.v2r: np.ndarray | None = None
@@ -81,6 +116,7 @@ class MMM(Method):
         self.sampling_labels: dict[int, np.ndarray] = {}
         self.freeze_labels = False
         self.frozen: dict | None = None  # plan and labels of `schedule: once`
+        self.protos: EpochPrototypes | None = None  # the code's L1 Intra targets
         self._arrays: dict[str, torch.Tensor] = {}
         self._centres: dict[int, torch.Tensor] = {}
         self._last: tuple | None = None
@@ -114,12 +150,11 @@ class MMM(Method):
         joint = np.where(np.isin(joint, both[both >= 0]), joint, -1)
         return relabel_contiguous(joint)
 
-    def plan(self, epoch: int, feats: dict, labels: dict) -> dict:
-        """Everything the epoch's clusters imply, as NumPy arrays (GMM confidences, weighted
-        centres, joint clusters, matching). Computed once (rank 0 under DDP) and broadcast,
-        so every rank trains on identical memories and labels."""
+    def _sca(self, feats: dict, labels: dict, joint: np.ndarray) -> dict:
+        """What depends on the features once the labels are fixed: GMM confidences,
+        weighted centres, the mixed memory's centres."""
         c = self.cfg
-        p: dict = {"extras": {}, "conf": {}, "centres": {}}
+        p: dict = {"extras": {}, "conf": {}, "centres": {}, "joint_centres": None}
         for m in (VIS, IR):
             cent = centroids(feats[m], labels[m])
             w = np.zeros(len(labels[m]))
@@ -133,22 +168,33 @@ class MMM(Method):
             tag = "visible" if m == VIS else "infrared"
             p["extras"][f"{tag}_confidence"] = float(w[ok].mean())
         nv = len(labels[VIS])
-        p["joint"] = np.full(nv + len(labels[IR]), -1, np.int64)
-        p["joint_centres"] = None
+        if (joint >= 0).any():
+            jv = centroids(feats[VIS], joint[:nv])
+            jr = centroids(feats[IR], joint[nv:])
+            p["joint_centres"] = 0.5 * (jv + jr)
+        return p
+
+    def plan(self, epoch: int, feats: dict, labels: dict) -> dict:
+        """Everything the epoch's clusters imply, as NumPy arrays (GMM confidences, weighted
+        centres, joint clusters, matching). Computed once (rank 0 under DDP) and broadcast,
+        so every rank trains on identical memories and labels."""
+        c = self.cfg
+        nv = len(labels[VIS])
+        joint = np.full(nv + len(labels[IR]), -1, np.int64)
         if c.use_joint:
-            joint = p["joint"] = self._joint_labels(feats, labels)
-            if (joint >= 0).any():
-                jv = centroids(feats[VIS], joint[:nv])
-                jr = centroids(feats[IR], joint[nv:])
-                p["joint_centres"] = 0.5 * (jv + jr)
+            joint = self._joint_labels(feats, labels)
+        p = self._sca(feats, labels, joint)
+        p["joint"] = joint
+        if c.use_joint:
             p["extras"]["joint_clusters"] = float(len(np.unique(joint[joint >= 0])))
         p["unified"] = {VIS: labels[VIS], IR: labels[IR]}
-        p["v2r"] = p["v2r_single"] = None
-        if c.mmlm and epoch + 1 >= c.match_epoch:
+        p["v2r"] = p["v2r_single"] = p["r2v"] = None
+        if c.mmlm and epoch + 1 >= c.match_start_epoch:
             mv, cv = cluster_memories(feats[VIS], labels[VIS], c.num_memories, c.kmeans_n_init)
             mr, cr = cluster_memories(feats[IR], labels[IR], c.num_memories, c.kmeans_n_init)
             cost = multi_memory_cost(mv, cv, mr, cr, c.cost)
             p["v2r"] = match_clusters(cost, c.matching, c.compat_skip_last_cluster)
+            p["r2v"] = reverse_partners(p["v2r"], cost)
             p["unified"] = dict(
                 zip((VIS, IR), transfer_labels(labels[VIS], labels[IR], p["v2r"]), strict=True)
             )
@@ -164,25 +210,56 @@ class MMM(Method):
 
         p = broadcast_object(self.plan(epoch, feats, labels) if get_rank() == 0 else None)
         self._use_plan(p, labels)
+        self._new_prototypes(labels)
         if self.freeze_labels:  # `schedule: once`: kept, and checkpointed, from here on
             self.frozen = {"plan": p, "labels": labels}
         return p["extras"]
 
+    @torch.no_grad()
+    def refresh(self, epoch: int, feats: dict) -> dict[str, float]:
+        """``schedule: once``, every epoch after the freeze: the labels and the matching
+        stay; the GMM confidences, the centres (memories, Intra targets) and the L1
+        prototypes are refitted, as the official code refits its GMM and prototypes."""
+        from ..engine.distributed import broadcast_object, get_rank
+
+        labels, p = self.frozen["labels"], self.frozen["plan"]
+        sca = self._sca(feats, labels, p["joint"]) if get_rank() == 0 else None
+        p = {**p, **broadcast_object(sca)}
+        self._use_plan(p, labels)
+        if self.protos is not None:
+            self.protos.finish()
+        return p["extras"]
+
+    def _new_prototypes(self, labels: dict) -> None:
+        """New labels: an empty prototype bank (visible view 1, view 2, infrared)."""
+        if self.cfg.intra_loss != "l1":
+            return
+        n = max(int(labels[m].max()) + 1 for m in (VIS, IR))
+        dim = self.model.bottleneck.num_features
+        self.protos = EpochPrototypes(3, max(n, 1), dim, self._device())
+
     def extra_state(self) -> dict:
         if not self.freeze_labels:
             return {}  # per-epoch labels and memories are rebuilt from the weights
-        return {
+        state = {
             "frozen": arrays_to_tensors(self.frozen),
             "memories": {k: m.features.detach().cpu() for k, m in self.memories.items()},
         }
+        if self.protos is not None:
+            state["prototypes"] = self.protos.state()
+        return state
 
     def load_extra_state(self, state: dict) -> None:
         if "frozen" not in state:
             return
         self.frozen = tensors_to_arrays(state["frozen"])
-        self._use_plan(self.frozen["plan"], self.frozen["labels"])
+        labels = self.frozen["labels"]
+        self._use_plan(self.frozen["plan"], labels)
         for k, f in state["memories"].items():
             self.memories[k].features.copy_(f)
+        if "prototypes" in state:
+            self._new_prototypes(labels)
+            self.protos.load(state["prototypes"])
 
     @torch.no_grad()
     def _use_plan(self, p: dict, labels: dict) -> None:
@@ -200,10 +277,15 @@ class MMM(Method):
         self.sampling = "cross" if self.v2r is not None else "paired"
         self.sampling_labels = p["unified"]
         cat = np.concatenate
+        partner = np.full(len(labels[VIS]) + len(labels[IR]), -1, np.int64)
+        if self.v2r is not None:  # each sample's matched cluster in the other modality
+            look = [(self.v2r, labels[VIS]), (p["r2v"], labels[IR])]
+            partner = cat([np.where(lab >= 0, lut[np.maximum(lab, 0)], -1) for lut, lab in look])
         self._arrays = {
             "intra": torch.from_numpy(cat([labels[VIS], labels[IR]])).to(dev),
             "joint": torch.from_numpy(p["joint"]).to(dev),
             "unified": torch.from_numpy(cat([p["unified"][VIS], p["unified"][IR]])).to(dev),
+            "partner": torch.from_numpy(partner).to(dev),
             "conf": torch.from_numpy(cat([p["conf"][VIS], p["conf"][IR]])).float().to(dev),
         }
 
@@ -219,6 +301,8 @@ class MMM(Method):
         c = self.cfg
         out = self.model(batch["images"], batch["modality"])
         f, m, idx = out["feat"].float(), batch["modality"], batch["index"]
+        pool = out["pool"].float()
+        view2 = second_view_rows(idx, m)
         a = {k: v[idx] for k, v in self._arrays.items()}
         parts: dict[str, torch.Tensor] = {}
         loss = f.new_zeros(())
@@ -231,15 +315,37 @@ class MMM(Method):
         if "vr" in self.memories and sel.any():
             parts["nce_joint"] = self.memories["vr"](f[sel], a["joint"][sel])
             loss = loss + parts["nce_joint"]
+        matched = self.v2r is not None
+        if c.lambda_cross and matched and (a["partner"] >= 0).any():
+            parts["cross"] = self._cross(f, m, a)
+            loss = loss + c.lambda_cross * parts["cross"]
+        if c.lambda_triplet and matched and (a["unified"] >= 0).sum() > 1:
+            ok = a["unified"] >= 0
+            parts["triplet"] = batch_hard_triplet(pool[ok], a["unified"][ok], c.triplet_margin)
+            loss = loss + c.lambda_triplet * parts["triplet"]
         if c.lambda_intra and self.epoch + 1 >= c.intra_start_epoch:
-            parts["intra"] = self._intra(f, m, a)
-            loss = loss + c.lambda_intra * parts["intra"]
-        if c.lambda_inter and self.v2r is not None and self.epoch + 1 >= c.inter_start_epoch:
-            feats = out["pool"] if c.inter_feature == "pool" else out["feat"]
-            parts["inter"] = inter_modality_mmd(feats.float(), a["unified"], m == IR)
+            intra = (
+                self._intra_l1(pool, m, view2, a) if c.intra_loss == "l1" else self._intra(f, m, a)
+            )
+            if intra is not None:
+                parts["intra"] = intra
+                loss = loss + c.lambda_intra * intra
+        if c.lambda_inter and matched and self.epoch + 1 >= c.inter_start_epoch:
+            feats = pool if c.inter_feature == "pool" else f
+            parts["inter"] = inter_modality_mmd(feats, a["unified"], m == IR, view2, c.inter_form)
             loss = loss + c.lambda_inter * parts["inter"]
-        self._last = (f.detach(), m, a)
+        self._last = (f.detach(), pool.detach(), m, view2, a)
         return {"loss": loss, **{k: v.detach() for k, v in parts.items()}}
+
+    def _cross(self, f, m, a) -> torch.Tensor:
+        """½[NCE(f_v, M_R, partner) + NCE(f_r, M_V, partner)] over the samples whose
+        cluster is matched (a side without any is left out of the mean)."""
+        terms = []
+        for mod, key in ((VIS, "r"), (IR, "v")):
+            sel = (m == mod) & (a["partner"] >= 0)
+            if sel.any():
+                terms.append(self.memories[key](f[sel], a["partner"][sel]))
+        return torch.stack(terms).mean()
 
     def _intra(self, f, m, a) -> torch.Tensor:
         fn = F.normalize(f, dim=1)
@@ -250,16 +356,27 @@ class MMM(Method):
         for mod in (VIS, IR):
             sel = ok & (m == mod)
             centre[sel] = self._centres[mod][a["intra"][sel]]
-        diff = fn[ok] - centre[ok]
-        if self.cfg.intra_loss == "l1":  # the official code: confidence-weighted L1
-            return (diff.abs().sum(1) * a["conf"][ok]).mean()
-        return diff.pow(2).sum(1).mean()
+        return (fn[ok] - centre[ok]).pow(2).sum(1).mean()
+
+    def _intra_l1(self, pool, m, view2, a) -> torch.Tensor | None:
+        """The official code's self-mimic term: confidence × L1 (mean over dimensions) of
+        the pre-BN feature to its label's prototype of the previous epoch; the visible term
+        (both views) plus the infrared term. None until prototypes exist."""
+        slot = torch.where(m == IR, 2, view2.long())
+        ok = a["intra"] >= 0
+        ok[ok.clone()] = self.protos.valid[slot[ok], a["intra"][ok]]
+        if not ok.any():
+            return None
+        target = self.protos.ready[slot[ok], a["intra"][ok]]
+        per = (pool[ok] - target).abs().mean(1) * a["conf"][ok]
+        is_ir = m[ok] == IR
+        return sum(per[s].mean() for s in (~is_ir, is_ir) if s.any())
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         if self._last is None:
             return
-        f, m, a = self._last
+        f, pool, m, view2, a = self._last
         for mod, key in ((VIS, "v"), (IR, "r")):
             sel = (m == mod) & (a["intra"] >= 0)
             if sel.any():
@@ -267,6 +384,9 @@ class MMM(Method):
         sel = a["joint"] >= 0
         if "vr" in self.memories and sel.any():
             self.memories["vr"].update(f[sel], a["joint"][sel])
+        if self.protos is not None:
+            slot = torch.where(m == IR, 2, view2.long())
+            self.protos.add(slot, pool, a["intra"], a["conf"])
         self._last = None
 
 

@@ -1,0 +1,230 @@
+"""MMM's training step and pseudo-label plan on hand-made features (a linear stand-in for
+the network), so each term can be checked against its formula in milliseconds."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vireid.config.loader import ConfigError
+from vireid.config.schema import MMMMethodCfg
+from vireid.losses.mmd import inter_modality_mmd, mmd2
+from vireid.losses.triplet import batch_hard_triplet
+from vireid.methods.mmm import MMM, second_view_rows, weighted_centres
+from vireid.models.two_stream import TwoStreamNet
+
+VIS, IR = 0, 1
+D = 6
+
+
+class Linear(nn.Module):
+    """feat = BN-free linear map of the input vector; pool = the input itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(D, D, bias=False)
+        nn.init.eye_(self.proj.weight)
+        self.bottleneck = nn.BatchNorm1d(D)
+
+    def forward(self, x, modality):
+        return {"pool": x, "feat": self.proj(x)}
+
+
+def people(seed=0, n=4, per=4):
+    """n identities, per visible and per infrared samples each, well separated."""
+    rng = np.random.default_rng(seed)
+    centre = rng.normal(size=(n, D)) * 3
+    fv = np.repeat(centre, per, 0) + 0.1 * rng.normal(size=(n * per, D))
+    fr = np.repeat(centre, per, 0) + 0.3 + 0.1 * rng.normal(size=(n * per, D))
+    labels = np.repeat(np.arange(n), per)
+    # infrared clusters numbered in reverse, so the identity map is not the right match
+    return {VIS: fv.astype(np.float32), IR: fr.astype(np.float32)}, {
+        VIS: labels,
+        IR: n - 1 - labels,
+    }
+
+
+def method(**kw) -> MMM:
+    cfg = MMMMethodCfg(use_joint=False, num_memories=2, kmeans_n_init=1, match_start_epoch=1)
+    return MMM(Linear(), cfg.model_copy(update=kw))
+
+
+def batch_of(feats, take=(0, 1, 4, 5)):
+    """Visible rows then infrared rows of the samples ``take`` (global index: infrared
+    after visible)."""
+    nv = len(feats[VIS])
+    x = torch.from_numpy(np.r_[feats[VIS][list(take)], feats[IR][list(take)]])
+    idx = torch.tensor([*take, *(nv + t for t in take)])
+    mod = torch.tensor([VIS] * len(take) + [IR] * len(take))
+    return {"images": x, "modality": mod, "index": idx}
+
+
+def test_matched_labels_enter_the_loss():
+    """+MMLM without SCA: the loss depends on which clusters were matched (it did not:
+    the matching only drove the sampler)."""
+    feats, labels = people()
+    m = method(lambda_intra=0.0, lambda_inter=0.0)
+    m.on_clusters(0, feats, labels)
+    assert m.v2r.tolist() == [3, 2, 1, 0]
+    batch = batch_of(feats)
+    right = m.training_step(batch)
+    assert "cross" in right
+    p = m.plan(0, feats, labels)
+    p["v2r"] = np.array([0, 1, 2, 3])  # a wrong matching, same clusters
+    p["r2v"] = np.array([0, 1, 2, 3])
+    m._use_plan(p, labels)
+    bad = m.training_step(batch)
+    assert bad["cross"] > right["cross"] + 1.0  # the right partners are far cheaper
+    assert not torch.isclose(bad["loss"], right["loss"])
+    # and the term is the two-way ClusterNCE against the partner's memory
+    f = batch["images"]
+    m._use_plan(m.plan(0, feats, labels), labels)
+    pv = torch.tensor([3, 3, 2, 2])  # visible clusters 0,0,1,1 → infrared 3,3,2,2
+    pr = torch.tensor([0, 0, 1, 1])  # their infrared samples (clusters 3,3,2,2) → 0,0,1,1
+    want = 0.5 * (m.memories["r"](f[:4], pv) + m.memories["v"](f[4:], pr))
+    assert m.training_step(batch)["cross"].item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_matching_waits_for_the_warm_up():
+    feats, labels = people()
+    m = method(match_start_epoch=3)
+    for epoch in (0, 1):
+        m.on_clusters(epoch, feats, labels)
+        assert m.v2r is None and m.sampling == "paired"
+        assert "cross" not in m.training_step(batch_of(feats))
+    m.on_clusters(2, feats, labels)
+    assert m.v2r is not None and m.sampling == "cross"
+
+
+def test_schedule_once_refits_confidences_and_centres():
+    feats, labels = people()
+    m = method(schedule="once")
+    m.on_clusters(0, feats, labels)
+    assert m.freeze_labels
+    before = {k: v.features.clone() for k, v in m.memories.items()}
+    centres = m._centres[VIS].clone()
+    moved = {
+        k: v + np.float32(0.5) * np.sin(np.arange(v.size)).reshape(v.shape)
+        for k, v in feats.items()
+    }
+    extras = m.refresh(1, moved)
+    assert "visible_confidence" in extras
+    assert not torch.allclose(m._centres[VIS], centres)
+    assert not torch.allclose(m.memories["v"].features, before["v"])
+    assert m.v2r.tolist() == [3, 2, 1, 0]  # the labels and the matching stay frozen
+    w = m._arrays["conf"][: len(labels[VIS])].numpy()
+    want = F.normalize(torch.from_numpy(weighted_centres(moved[VIS], labels[VIS], w)), dim=1)
+    torch.testing.assert_close(m.memories["v"].features, want)
+
+
+def test_official_l1_intra_on_the_codes_scale():
+    """Confidence × L1 averaged over dimensions, pre-BN feature vs the previous epoch's
+    prototype; the visible mean plus the infrared mean (main.py's self-mimic term)."""
+    feats, labels = people()
+    m = method(schedule="once", intra_loss="l1", lambda_inter=0.0, lambda_cross=0.0)
+    m.on_clusters(0, feats, labels)
+    batch = batch_of(feats)
+    assert "intra" not in m.training_step(batch)  # no prototypes in the matching epoch
+    m.after_optimizer_step()
+    m.refresh(1, feats)
+    out = m.training_step(batch)
+    x, w = batch["images"], m._arrays["conf"][batch["index"]]
+    lab = m._arrays["intra"][batch["index"]]
+    proto = {  # the batch is its own (only) source: prototype = Σ w·f / count per label
+        (mod, y): (x[s] * w[s, None]).sum(0) / s.sum()
+        for mod in (VIS, IR)
+        for y in lab.unique().tolist()
+        if (s := (batch["modality"] == mod) & (lab == y)).any()
+    }
+    per = torch.stack(
+        [
+            (x[i] - proto[(int(batch["modality"][i]), int(lab[i]))]).abs().mean() * w[i]
+            for i in range(len(x))
+        ]
+    )
+    want = per[:4].mean() + per[4:].mean()
+    assert out["intra"].item() == pytest.approx(want.item(), rel=1e-5)
+    assert out["intra"].item() < 1.0  # a dimension mean, not a sum over D
+
+
+def test_l1_intra_needs_frozen_labels():
+    with pytest.raises(ConfigError, match="schedule=once"):
+        method(intra_loss="l1")
+
+
+def test_official_inter_sums_views_and_directions():
+    torch.manual_seed(0)
+    f = torch.randn(12, D, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1])
+    is_ir = torch.tensor([False] * 8 + [True] * 4)
+    view2 = torch.tensor([False] * 4 + [True] * 4 + [False] * 4)
+    got = inter_modality_mmd(f, labels, is_ir, view2, "official")
+    want = 0
+    for y in (0, 1):
+        r = f[is_ir & (labels == y)]
+        for k in (False, True):
+            v = f[~is_ir & (view2 == k) & (labels == y)]
+            want = want + mmd2(v, r) + mmd2(r, v)
+    assert got.item() == pytest.approx(want.item() / 2, rel=1e-6)
+    paper = inter_modality_mmd(f, labels, is_ir, view2, "paper")
+    assert got.item() > 2 * paper.item()
+
+
+def test_second_view_rows_follow_the_collate_layout():
+    idx = torch.tensor([5, 7, 5, 7, 20, 21])
+    mod = torch.tensor([0, 0, 0, 0, 1, 1])
+    assert second_view_rows(idx, mod).tolist() == [False, False, True, True, False, False]
+    assert not second_view_rows(torch.tensor([5, 7, 20]), torch.tensor([0, 0, 1])).any()
+
+
+def test_unified_triplet_uses_the_matched_labels():
+    feats, labels = people()
+    m = method(lambda_triplet=1.0)
+    m.on_clusters(0, feats, labels)
+    batch = batch_of(feats)
+    out = m.training_step(batch)
+    u = m._arrays["unified"][batch["index"]]
+    assert u[:4].tolist() == u[4:].tolist()  # a matched pair shares its identity
+    want = batch_hard_triplet(batch["images"], u, 0.2)
+    assert out["triplet"].item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_non_local_blocks_train_at_the_backbone_rate():
+    net = TwoStreamNet("resnet18", non_local=True, width=0.25)
+    groups = MMM(net, MMMMethodCfg()).param_groups(0.1, 0.1)
+    slow = {id(p) for p in groups[0]["params"]}
+    nl = [p for p in net.non_local.parameters()]
+    assert nl and all(id(p) in slow for p in nl)
+    assert groups[0]["lr"] == pytest.approx(0.01)
+    fast = {id(p) for p in groups[1]["params"]}
+    assert {id(p) for p in net.bottleneck.parameters() if p.requires_grad} <= fast
+
+
+def test_official_matching_options_reach_the_plan():
+    """matching=greedy, cost=infrared and compat_skip_last_cluster each change the plan's
+    matching, to exactly what the building blocks give with those options."""
+    from vireid.clustering.multi_memory import cluster_memories, match_clusters, multi_memory_cost
+
+    rng = np.random.default_rng(1)
+    feats = {m: rng.normal(size=(48, D)).astype(np.float32) for m in (VIS, IR)}
+    labels = {m: np.repeat(np.arange(8), 6) for m in (VIS, IR)}  # no real correspondence
+    mv, cv = cluster_memories(feats[VIS], labels[VIS], 2, 1)
+    mr, cr = cluster_memories(feats[IR], labels[IR], 2, 1)
+    seen = set()
+    for opts in (
+        {},
+        {"matching": "greedy"},
+        {"cost": "infrared"},
+        {"compat_skip_last_cluster": True},
+        {"matching": "greedy", "cost": "infrared", "compat_skip_last_cluster": True},
+    ):
+        m = method(**opts)
+        m.on_clusters(0, feats, labels)
+        cost = multi_memory_cost(mv, cv, mr, cr, opts.get("cost", "visible"))
+        want = match_clusters(
+            cost, opts.get("matching", "hungarian"), opts.get("compat_skip_last_cluster", False)
+        )
+        assert m.v2r.tolist() == want.tolist(), opts
+        seen.add(tuple(want.tolist()))
+    assert len(seen) == 5  # every option made a difference on this data
