@@ -20,6 +20,7 @@ second call only runs what is missing.
     python benchmarks/bench_effects.py                    # every group, seeds 0 1 2
     python benchmarks/bench_effects.py --groups mmm maum --seeds 0 1 2 3 4
     python benchmarks/bench_effects.py --tag before-fix --out effects_before
+    python benchmarks/bench_effects.py --groups mmm --rows "CMC only" "full (MMLM + Intra + Inter)"
 """
 
 from __future__ import annotations
@@ -139,12 +140,15 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--tag", default="", help="part of the run cache key (e.g. a code state)")
     ap.add_argument("--out", default="effects", help="results/<out>.json")
+    ap.add_argument("--rows", nargs="*", default=None, help="only these row names")
     a = ap.parse_args()
     spec = SynthSpec()
     root = dataset(spec)
     table = []
     for g in load_groups(a.groups):
         rows = {}
+        if a.rows is not None:
+            g["rows"] = [r for r in g["rows"] if r["name"] in a.rows]
         for row in g["rows"]:
             runs = [
                 run_one(ROOT / g["config"], row.get("overrides", []), s, root, a.tag)
@@ -156,7 +160,7 @@ def main() -> None:
             print(json.dumps({"group": g["group"], **summary}), file=sys.stderr)
         for row in g["rows"]:
             ref = row.get("compare_to")
-            if ref is not None:
+            if ref is not None and ref in rows:
                 rows[row["name"]]["compare_to"] = ref
                 rows[row["name"]]["paper_direction"] = row["direction"]
                 rows[row["name"]]["effect"] = verdict(
