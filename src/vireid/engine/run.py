@@ -132,7 +132,7 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
     def quick_eval(trainer, quick=True):
         return run_evaluation(model, cfg, device, info, eval_trials(cfg, 1)).table()
 
-    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma)]
+    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma, t.warmup_start_lr)]
     if unsupervised:
         streams = build_streams(cfg, splits)
         b = cfg.data.batch
