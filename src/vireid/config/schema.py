@@ -63,8 +63,19 @@ class AugmentCfg(Strict):
     adaptive_gray: float = Field(0.0, ge=0, le=1, description="CAJ IR channel-adaptive gray")
 
 
+class KeepFractionCfg(Strict):
+    """Modality imbalance: keep only a fraction of one modality's training images."""
+
+    modality: Literal["visible", "infrared"]
+    fraction: float = Field(gt=0, le=1, description="per identity, at least one image kept")
+    seed: int = Field(0, description="which images are kept (fixed across training seeds)")
+
+
 class DataCfg(Strict):
     dataset: DatasetCfg = Field(default_factory=SysuDatasetCfg)
+    keep_fraction: KeepFractionCfg | None = Field(
+        None, description="training images of one modality subsampled per identity"
+    )
     height: int = Field(288, ge=16)
     width: int = Field(144, ge=8)
     batch: BatchCfg = Field(default_factory=BatchCfg)
@@ -125,10 +136,10 @@ class MAUMMethodCfg(Strict):
     ms_weight: float = Field(1.0, ge=0, description="modality-specific proxy CE")
     uni_weight: float = Field(1.0, ge=0, description="both unidirectional metrics")
     uni_start_epoch: int = Field(
-        0, ge=0, description="epoch (0-based) the unidirectional terms start; 0 = one stage"
+        10, ge=0, description="epoch (0-based) the unidirectional terms start; 0 = one stage"
     )
     memory_size: int = Field(
-        1, ge=1, description="reference sets per modality: current proxies + older copies"
+        4, ge=1, description="reference sets: current proxies + per-identity older copies"
     )
     triplet: Literal["wrt", "batch_hard"] = "wrt"
     margin: float = Field(0.3, ge=0, description="batch-hard margin (unused by WRT)")
