@@ -134,6 +134,23 @@ def test_identity_alignment_is_eq_12():
     assert float(identity_alignment_loss(v[:2], r[:2], a[:2], one, one, one)) == 0.0
 
 
+def test_raw_centre_alignment_rewards_shrinking_the_features():
+    """Why the recipes normalise the centres: with raw centres Eq. 12 is α + s·(pos − neg)
+    for features scaled by s, so while the hardest positive is farther than the nearest
+    negative (as at initialisation) shrinking every feature lowers it — the runs collapse
+    (docs/methods/mun.md). Normalised centres are scale-invariant."""
+    g = torch.Generator().manual_seed(2)
+    v, r, a = (torch.rand(12, 5, generator=g, dtype=torch.float64) for _ in range(3))
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    raw = [float(identity_alignment_loss(s * v, s * r, s * a, y, y, y)) for s in (1.0, 0.1)]
+    assert raw[1] < raw[0]
+    unit = [
+        float(identity_alignment_loss(s * v, s * r, s * a, y, y, y, normalize=True))
+        for s in (1.0, 0.1)
+    ]
+    assert unit[0] == pytest.approx(unit[1], rel=1e-9)
+
+
 def naive_mmd2(x, y):
     """Eq. 16: ‖mean φ(x) − mean φ(y)‖²_H through the kernel trick, with the Gaussian kernel
     bank of the MMD loss (5 bandwidths bw·2^k, bw = mean off-diagonal squared distance of
@@ -284,7 +301,7 @@ def test_recipes_follow_the_paper():
         assert (t.optimizer, t.lr, t.weight_decay, t.epochs) == ("adamw", 0.002, 0.01, 90)
         assert (t.warmup_epochs, t.warmup_start_lr, t.milestones) == (15, 1e-8, [30, 60])
         c = cfg.method
-        assert (c.residual, c.ia_normalize, c.classifier_feature) == (False, False, "pool")
+        assert (c.residual, c.ia_normalize, c.classifier_feature) == (False, True, "pool")
         assert (c.idc_weight, c.ia_weight, c.ma_weight, c.ia_margin) == (0.25, 0.5, 0.008, 0.55)
         assert (c.ma_beta_start, c.ma_beta_end, c.pyramid_ratios) == (1e-8, 1.0, [2, 4, 6, 12])
     start = 1e-8 / 0.002

@@ -176,7 +176,9 @@ class MUNMethodCfg(Strict):
     idc_weight: float = Field(0.25, ge=0, description="γ, identity consistency")
     ia_weight: float = Field(0.5, ge=0, description="θ, identity alignment")
     ia_margin: float = Field(0.55, ge=0, description="α of the identity alignment")
-    ia_normalize: bool = Field(False, description="identity centres L2-normalised (not Eq. 12)")
+    ia_normalize: bool = Field(
+        True, description="L2-normalised centres (raw ones, Eq. 12 as printed, collapse: mun.md)"
+    )
     ma_weight: float = Field(0.008, ge=0, description="σ, modality alignment")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
