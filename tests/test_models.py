@@ -102,3 +102,23 @@ def test_pretrained_errors(tmp_path):
     cfg = load_config(None, ["model.arch=resnet18", f"model.pretrained={junk}"])
     with pytest.raises(WeightsError, match="cannot load"):
         build_model(cfg.model, 3)
+
+
+def test_layer1_modality_specific_loads_imagenet_layer1_into_both_stems(tmp_path):
+    """MUN's reading of "the first stage … as two independent ResBlocks": layer1 joins each
+    stem, both copies start from the pretrained layer1, the shared part is layer2–4."""
+    ref = resnet18()
+    path = tmp_path / "r18.pth"
+    torch.save(ref.state_dict(), path)
+    over = ["model.arch=resnet18", f"model.pretrained={path}", "model.modality_specific=layer1"]
+    net = build_model(load_config(None, over).model, num_classes=3)
+    assert len(net.layers) == 3 and net.stem_channels == 64
+    for stem in net.stems:
+        assert torch.equal(stem[4][0].conv1.weight, ref.layer1[0].conv1.weight)
+    assert torch.equal(net.layers[0][0].conv1.weight, ref.layer2[0].conv1.weight)
+    with torch.no_grad():
+        net.stems[1][4][0].conv1.weight.add_(1.0)  # independent copies
+    assert not torch.equal(net.stems[0][4][0].conv1.weight, net.stems[1][4][0].conv1.weight)
+    x, m = torch.randn(2, 3, 64, 32), torch.tensor([0, 1])
+    assert net.stem_forward(x, m).shape == (2, 64, 16, 8)
+    assert net.train()(x, m)["pool"].shape == (2, 512)

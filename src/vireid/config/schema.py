@@ -63,8 +63,19 @@ class AugmentCfg(Strict):
     adaptive_gray: float = Field(0.0, ge=0, le=1, description="CAJ IR channel-adaptive gray")
 
 
+class KeepFractionCfg(Strict):
+    """Modality imbalance: keep only a fraction of one modality's training images."""
+
+    modality: Literal["visible", "infrared"]
+    fraction: float = Field(gt=0, le=1, description="per identity, at least one image kept")
+    seed: int = Field(0, description="which images are kept (fixed across training seeds)")
+
+
 class DataCfg(Strict):
     dataset: DatasetCfg = Field(default_factory=SysuDatasetCfg)
+    keep_fraction: KeepFractionCfg | None = Field(
+        None, description="training images of one modality subsampled per identity"
+    )
     height: int = Field(288, ge=16)
     width: int = Field(144, ge=8)
     batch: BatchCfg = Field(default_factory=BatchCfg)
@@ -88,6 +99,9 @@ class TwoStreamCfg(Strict):
     pooling: Literal["gem", "gem_learnable", "avg", "max"] = "gem"
     gem_p: float = Field(3.0, gt=0)
     width: float = Field(1.0, gt=0, le=1, description="channel multiplier (<1 only for tiny demos)")
+    modality_specific: Literal["stem", "layer1"] = Field(
+        "stem", description="modality-specific part: the stem (AGW) or stem + layer1 (MUN)"
+    )
 
 
 ModelCfg = Annotated[TwoStreamCfg, Field(discriminator="name")]
@@ -122,10 +136,10 @@ class MAUMMethodCfg(Strict):
     ms_weight: float = Field(1.0, ge=0, description="modality-specific proxy CE")
     uni_weight: float = Field(1.0, ge=0, description="both unidirectional metrics")
     uni_start_epoch: int = Field(
-        0, ge=0, description="epoch (0-based) the unidirectional terms start; 0 = one stage"
+        10, ge=0, description="epoch (0-based) the unidirectional terms start; 0 = one stage"
     )
     memory_size: int = Field(
-        1, ge=1, description="reference sets per modality: current proxies + older copies"
+        4, ge=1, description="reference sets: current proxies + per-identity older copies"
     )
     triplet: Literal["wrt", "batch_hard"] = "wrt"
     margin: float = Field(0.3, ge=0, description="batch-hard margin (unused by WRT)")
@@ -143,15 +157,28 @@ class MUNMethodCfg(Strict):
     upsample: Literal["transposed", "bilinear"] = Field(
         "transposed", description="CML: back to H × W by transposed convolutions (paper)"
     )
-    layer_scale_init: float = Field(1e-6, ge=0, le=1, description="IML/CML layer scales")
-    residual: bool = Field(
-        True, description="IMLs refine their input and F^a adds the V/IR average (our reading)"
+    layer_scale_init: float = Field(
+        1.0, gt=0, le=1, description="IML/CML layer scales, in the paper's (0, 1]"
     )
+    residual: bool = Field(
+        False,
+        description="false: F^a = Eq. 9 as printed; true: IMLs refine their input and "
+        "F^a adds the V/IR average (ConvNeXt-style reading; pair with layer_scale_init 1e-6)",
+    )
+    classifier_feature: Literal["pool", "feat"] = Field(
+        "pool", description="input of C_v / C_r: GeM-pooled Z (Eq. 10) or the BNNeck feature"
+    )
+    ma_beta_start: float = Field(
+        1e-8, gt=0, le=1, description="Eq. 14's β at the first epoch (1: no accumulation)"
+    )
+    ma_beta_end: float = Field(1.0, gt=0, le=1, description="β at the last epoch (linear)")
     triplet_margin: float = Field(0.3, ge=0, description="hard-mining triplet (baseline)")
     idc_weight: float = Field(0.25, ge=0, description="γ, identity consistency")
     ia_weight: float = Field(0.5, ge=0, description="θ, identity alignment")
     ia_margin: float = Field(0.55, ge=0, description="α of the identity alignment")
-    ia_normalize: bool = Field(True, description="identity centres L2-normalised")
+    ia_normalize: bool = Field(
+        True, description="L2-normalised centres (raw ones, Eq. 12 as printed, collapse: mun.md)"
+    )
     ma_weight: float = Field(0.008, ge=0, description="σ, modality alignment")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
@@ -273,6 +300,9 @@ class TrainCfg(Strict):
     nesterov: bool = True
     weight_decay: float = Field(5e-4, ge=0)
     warmup_epochs: int = Field(10, ge=0)
+    warmup_start_lr: float | None = Field(
+        None, gt=0, description="None: AGW's per-epoch (e+1)/warmup; else a per-step ramp from it"
+    )
     milestones: list[int] = Field(default_factory=lambda: [20, 50])
     gamma: float = Field(0.1, gt=0)
     amp: Literal["off", "bf16", "fp16"] = "off"

@@ -23,18 +23,40 @@ class Hook:
 
 
 class LRScheduleHook(Hook):
-    def __init__(self, base_lr: float, warmup_epochs: int, milestones: list[int], gamma: float):
+    """Sets the lr of every group before each epoch; with ``warmup_start_lr`` also after
+    every warm-up step (a per-iteration ramp)."""
+
+    def __init__(
+        self,
+        base_lr: float,
+        warmup_epochs: int,
+        milestones: list[int],
+        gamma: float,
+        warmup_start_lr: float | None = None,
+    ):
         self.base_lr, self.warmup, self.milestones, self.gamma = (
             base_lr,
             warmup_epochs,
             milestones,
             gamma,
         )
+        self.start = None if warmup_start_lr is None else warmup_start_lr / base_lr
 
-    def before_epoch(self, trainer) -> None:
-        f = lr_factor(trainer.epoch, self.warmup, self.milestones, self.gamma)
+    def _set(self, trainer, progress: float) -> None:
+        f = lr_factor(trainer.epoch, self.warmup, self.milestones, self.gamma, self.start, progress)
         for g in trainer.optimizer.param_groups:
             g["lr"] = self.base_lr * g.get("lr_mult", 1.0) * f
+
+    def before_epoch(self, trainer) -> None:
+        self.done = 0
+        self._set(trainer, 0.0)
+
+    def after_step(self, trainer, outputs: dict) -> None:
+        if self.start is None or trainer.epoch >= self.warmup:
+            return
+        self.done += 1
+        total = trainer.iters_per_epoch or len(trainer.loader)
+        self._set(trainer, min(self.done / max(total, 1), 1.0))
 
 
 class MetricsHook(Hook):

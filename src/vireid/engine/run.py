@@ -4,12 +4,14 @@ checkpoints, results and the rank report."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 
 from ..config import RunCfg, dump_config
 from ..data.datasets import build_dataset
+from ..data.imbalance import keep_fraction
 from ..data.protocols import get_protocol
 from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
@@ -112,6 +114,17 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     run_dir = prepare_run_dir(cfg, info)
     splits = build_dataset(cfg.data.dataset)
+    if (kf := cfg.data.keep_fraction) is not None:  # the modality-imbalance setting
+        before = len(splits.train)
+        train_set = keep_fraction(splits.train, kf.modality, kf.fraction, kf.seed)
+        splits = dataclasses.replace(splits, train=train_set)
+        log.info(
+            "keep_fraction: %s x%g, %d of %d training images",
+            kf.modality,
+            kf.fraction,
+            len(train_set),
+            before,
+        )
     fingerprint = dataset_fingerprint(splits)
     t = cfg.train
     unsupervised = cfg.method.unsupervised
@@ -132,7 +145,7 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
     def quick_eval(trainer, quick=True):
         return run_evaluation(model, cfg, device, info, eval_trials(cfg, 1)).table()
 
-    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma)]
+    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma, t.warmup_start_lr)]
     if unsupervised:
         streams = build_streams(cfg, splits)
         b = cfg.data.batch

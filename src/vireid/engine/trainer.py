@@ -48,6 +48,7 @@ class Trainer:
             getattr(h, name)(self, *args)
 
     def fit(self) -> list[dict]:
+        self.method.num_epochs = self.epochs  # for schedules inside a method (MUN's β)
         self.call("before_train")
         while self.epoch < self.epochs:
             self.epoch_extras = {}

@@ -21,11 +21,12 @@ def identity_alignment_loss(
     yr: torch.Tensor,
     ya: torch.Tensor,
     margin: float = 0.55,
-    normalize: bool = True,
+    normalize: bool = False,
 ) -> torch.Tensor:
-    """Σ_i [α + max_m ‖C^a_i − C^m_i‖ − min_{m, q≠i} ‖C^a_i − C^m_q‖]_+ over the identities
-    present in all three modalities; m ∈ {visible, infrared}; centres L2-normalised when
-    ``normalize`` (the margin 0.55 is on that scale)."""
+    """Eq. 12: Σ_i [α + max_m ‖C^a_i − C^m_i‖ − min_{m, q≠i} ‖C^a_i − C^m_q‖]_+ over the
+    identities present in all three modalities; m ∈ {visible, infrared}; C the mean
+    features (N, D) of an identity. ``normalize``: L2-normalised centres (not in the
+    paper)."""
     ids = torch.unique(ya)
     ids = ids[torch.isin(ids, yv) & torch.isin(ids, yr)]
     if len(ids) < 2:  # no negative centre: nothing to align against
@@ -42,6 +43,18 @@ def identity_alignment_loss(
         dv.masked_fill(~off, big).min(1).values, dr.masked_fill(~off, big).min(1).values
     )
     return F.relu(margin + pos - neg).sum()
+
+
+def accumulate_prototypes(
+    current: torch.Tensor, previous: torch.Tensor | None, beta: float
+) -> torch.Tensor:
+    """Eq. 14: [T]^i = β·W_p[Z]^i + (1 − β)·[T]^{i−1}, row by row (the paper's prototypes
+    are (B, D), one per batch position). ``current`` = W_p[Z]^i; ``previous`` (detached) is
+    ignored when absent or of another shape (the first iteration, Eq. 13, or a batch of
+    another size)."""
+    if previous is None or previous.shape != current.shape:
+        return current
+    return beta * current + (1.0 - beta) * previous.detach()
 
 
 def modality_alignment_loss(

@@ -23,6 +23,7 @@ class Method(nn.Module):
     unsupervised = False  # True: the engine adds the pseudo-label hook
     diagnostics: tuple[str, ...] = ("acc",)  # step outputs that are not loss terms
     backbone_prefixes: tuple[str, ...] = ("stems.", "layers.")  # trained at lr × mult
+    num_epochs: int | None = None  # the run's length, set by the trainer before training
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

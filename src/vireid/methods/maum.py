@@ -5,10 +5,16 @@ every choice the abstract leaves open is a config key (docs/methods/maum.md).
   ``proxies[1]``), each trained only by its own modality's images (L_MS).
 * Unidirectional metrics: infrared features → visible proxies and visible features →
   infrared proxies, with the proxies as static references (stop-gradient), so no shared
-  proxy relays the two modalities (L_Uni). Optionally from ``uni_start_epoch`` on
-  (two-phase reading of "afterward").
-* Memory augmentation: the last ``memory_size − 1`` copies of each modality's proxies
-  (one per optimiser step) join the current ones as extra reference sets.
+  proxy relays the two modalities (L_Uni). They start at ``uni_start_epoch``, once L_MS
+  has learned the proxies ("afterward … the already-learned MS-Proxies"); 0 = the
+  single-phase reading. L_MS keeps training the proxies in the second phase (otherwise
+  the memory would only hold copies of frozen proxies).
+* Memory augmentation: per identity and modality, the last ``memory_size − 1`` copies of
+  its proxy, each taken right after an optimiser step in which that identity was in the
+  batch in that modality (i.e. after its proxy was trained as the positive), so stored
+  copies differ; copy slot j of every identity forms reference set j (an identity with
+  fewer copies uses its current proxy there). L_Uni averages its CE over the current
+  proxies and the ``memory_size − 1`` stored sets.
 * Substrate: the AGW network and its triplet loss on the pooled feature (weight
   ``triplet_weight``; 0 disables); the shared classifier is off by default
   (``shared_ce_weight``), since it is the relay MAUM removes.
@@ -35,16 +41,27 @@ class MAUM(AGW):
         self.cfg = cfg
         dim = model.feat_dim
         self.proxies = nn.Parameter(0.01 * torch.randn(2, num_classes, dim))
-        # FIFO of older proxy copies: slot 0 the most recent; ``bank_count`` valid slots
+        # per-identity rings of older proxy copies: bank[j, m, c] is copy slot j of
+        # identity c's modality-m proxy; ``bank_writes[m, c]`` copies taken so far
         self.register_buffer("bank", torch.zeros(max(cfg.memory_size - 1, 0), 2, num_classes, dim))
-        self.register_buffer("bank_count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("bank_writes", torch.zeros(2, num_classes, dtype=torch.long))
+        self._trained_ids: list[torch.Tensor] = []  # identities per modality in the last batch
         if cfg.shared_ce_weight == 0:  # unused: frozen, so DDP does not wait for its grads
             model.classifier.requires_grad_(False)
 
     def references(self, modality: int) -> list[torch.Tensor]:
-        """The reference proxy sets of ``modality``: current, then older copies."""
-        older = [self.bank[i, modality] for i in range(int(self.bank_count))]
-        return [self.proxies[modality], *older]
+        """The ``memory_size`` reference proxy sets (C, D) of ``modality``: the current
+        proxies, then copy slot j of every identity (its current proxy while it has fewer
+        than j + 1 copies)."""
+        cur = self.proxies[modality]
+        writes = self.bank_writes[modality]
+        return [
+            cur,
+            *(
+                torch.where((writes > j)[:, None], self.bank[j, modality], cur.detach())
+                for j in range(len(self.bank))
+            ),
+        ]
 
     def training_step(self, batch):
         c = self.cfg
@@ -52,6 +69,7 @@ class MAUM(AGW):
         y, m = batch["labels"], batch["modality"]
         f = out["feat"].float()
         vis, ir = m == VIS, m == IR
+        self._trained_ids = [torch.unique(y[vis]), torch.unique(y[ir])]
         ms = proxy_ce(f[vis], y[vis], self.proxies[VIS], c.temp)
         ms = ms + proxy_ce(f[ir], y[ir], self.proxies[IR], c.temp)
         parts = {"ms": ms.detach()}
@@ -79,11 +97,15 @@ class MAUM(AGW):
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
-        if len(self.bank) == 0:
+        """Copy the proxies of the identities just trained (per modality) into their
+        rings: the updated proxy, one copy per update of that identity."""
+        if len(self.bank) == 0 or not self._trained_ids:
             return
-        self.bank.copy_(torch.roll(self.bank, 1, dims=0))
-        self.bank[0] = self.proxies.detach()
-        self.bank_count.fill_(min(int(self.bank_count) + 1, len(self.bank)))
+        for modality, ids in enumerate(self._trained_ids):
+            slot = self.bank_writes[modality, ids] % len(self.bank)
+            self.bank[slot, modality, ids] = self.proxies[modality, ids].detach()
+            self.bank_writes[modality, ids] += 1
+        self._trained_ids = []
 
 
 @METHODS.register("maum")

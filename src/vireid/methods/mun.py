@@ -2,13 +2,17 @@
 equations are followed and every gap is a config key (docs/methods/mun.md).
 
 Per batch of P identities × (K visible + K infrared) in matching order (AGW's sampler):
-the modality-specific stems give F^v, F^r; the auxiliary generator turns each visible/
-infrared pair of the same identity into an auxiliary map F^a; all three go through the
-shared residual layers, GeM and BNNeck. Losses (Eq. 17):
-L_id (visible and infrared classifiers on their own modality) + hard-mining triplet
-(visible + infrared) + γ·L_idc (both classifiers on the auxiliary features) + θ·L_ia
-(identity centre alignment, Eq. 12) + σ·L_ma (MMD between per-identity modality
-prototypes W_p^m·Z^m, Eq. 15). The auxiliary branch is training-only.
+the modality-specific part of the network (``model.modality_specific``: the MUN recipes
+use stem + layer1, "the first stage … as two independent ResBlocks") gives F^v, F^r; the
+auxiliary generator turns each visible/infrared pair of the same identity into an
+auxiliary map F^a; all three go through the shared residual stages and GeM (Z). Losses
+(Eq. 17): L_id (visible and infrared classifiers on their own modality's Z, Eq. 10) +
+hard-mining triplet (visible + infrared) + γ·L_idc (both classifiers on Z^a, Eq. 11) +
+θ·L_ia (identity centre alignment, Eq. 12) + σ·L_ma (MMD between per-identity modality
+prototypes, Eq. 15). The prototypes follow Eqs. 13–14: T^m = β·W_p^m Z^m + (1 − β)·T^m of
+the previous iteration (detached, carried across steps and checkpoints), β rising
+linearly per epoch from ``ma_beta_start`` to ``ma_beta_end``. The auxiliary branch is
+training-only: evaluation embeds through ``model.embed``, which never sees the generator.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..losses import batch_hard_triplet
-from ..losses.alignment import identity_alignment_loss, modality_alignment_loss
+from ..losses.alignment import (
+    accumulate_prototypes,
+    identity_alignment_loss,
+    modality_alignment_loss,
+)
 from ..models.auxiliary import AuxiliaryGenerator
 from ..registry import METHODS
 from .base import Method
@@ -32,9 +40,12 @@ class MUN(Method):
     def __init__(self, model, num_classes: int, cfg) -> None:
         super().__init__(model)
         self.cfg = cfg
-        channels = model.stems[0][0].out_channels
         self.generator = AuxiliaryGenerator(
-            channels, tuple(cfg.pyramid_ratios), cfg.layer_scale_init, cfg.upsample, cfg.residual
+            model.stem_channels,
+            tuple(cfg.pyramid_ratios),
+            cfg.layer_scale_init,
+            cfg.upsample,
+            cfg.residual,
         )
         dim = model.feat_dim
         self.classifiers = nn.ModuleList(nn.Linear(dim, num_classes, bias=False) for _ in "vr")
@@ -46,7 +57,39 @@ class MUN(Method):
         for p in self.prototypes:
             nn.init.eye_(p.weight)
             p.requires_grad_(cfg.ma_weight > 0)  # unused weights would stall DDP
+        # Eq. 14's [T^m]^{i-1}: the previous iteration's prototypes (detached)
+        self.last_prototypes: dict[str, torch.Tensor] = {}
         model.classifier.requires_grad_(False)  # MUN classifies per modality instead
+        if cfg.classifier_feature == "pool":  # no loss reads the BNNeck: it only normalises
+            model.bottleneck.weight.requires_grad_(False)  # the evaluation feature
+
+    def beta(self) -> float:
+        """Eq. 14's updating ratio at this epoch: linear from ``ma_beta_start`` (first
+        epoch) to ``ma_beta_end`` (last epoch)."""
+        c, n = self.cfg, self.num_epochs
+        t = 1.0 if not n or n <= 1 else min(self.epoch / (n - 1), 1.0)
+        return c.ma_beta_start + (c.ma_beta_end - c.ma_beta_start) * t
+
+    def prototypes_step(self, z: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Eqs. 13–14 for the three modalities; remembers the result for the next step."""
+        beta = self.beta()
+        out = {}
+        for k, w in zip("vra", self.prototypes, strict=True):
+            prev = self.last_prototypes.get(k)
+            out[k] = accumulate_prototypes(w(z[k]), prev, beta)
+            self.last_prototypes[k] = out[k].detach()
+        return out
+
+    def extra_state(self) -> dict:
+        return {f"prototypes_{k}": t.cpu() for k, t in self.last_prototypes.items()}
+
+    def load_extra_state(self, state: dict) -> None:
+        device = self.prototypes[0].weight.device
+        self.last_prototypes = {
+            k[len("prototypes_") :]: t.to(device)
+            for k, t in state.items()
+            if k.startswith("prototypes_")
+        }
 
     def _pairs(self, labels: torch.Tensor, modality: torch.Tensor):
         """Visible/infrared row indices paired by position (same identity)."""
@@ -73,7 +116,8 @@ class MUN(Method):
         vis, ir = mod == VIS, mod == IR
         ya = y[pr]
         z = {"v": pool[:n][vis], "r": pool[:n][ir], "a": pool[n:]}
-        fv, fr, fa_feat = feat[:n][vis], feat[:n][ir], feat[n:]
+        cls_in = pool if c.classifier_feature == "pool" else feat
+        fv, fr, fa_feat = cls_in[:n][vis], cls_in[:n][ir], cls_in[n:]
         cv, cr = self.classifiers
         ls = c.label_smoothing
         lid = F.cross_entropy(cv(fv), y[vis], label_smoothing=ls) + F.cross_entropy(
@@ -95,7 +139,7 @@ class MUN(Method):
             loss = loss + c.ia_weight * ia
             parts["ia"] = ia.detach()
         if c.ma_weight > 0:
-            t = {k: p(z[k]) for k, p in zip("vra", self.prototypes, strict=True)}
+            t = self.prototypes_step(z)
             ma = modality_alignment_loss(t["v"], t["r"], t["a"], y[vis], y[ir], ya)
             loss = loss + c.ma_weight * ma
             parts["ma"] = ma.detach()

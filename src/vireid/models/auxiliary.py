@@ -2,12 +2,14 @@
 (IML) and one cross-modality learner (CML) turn a visible and an infrared stem feature map
 of the same identity into an auxiliary-modality feature map of the same shape.
 
-Our reading where the paper is silent (all switchable, docs/methods/mun.md): the layer
-scales are per-channel, clamped to [0, 1] (straight-through) and initialised at
-``layer_scale_init``; with
-``residual=True`` each IML refines its input (F̂ = F + I_scale·IML(F), ConvNeXt-style) and
-the auxiliary map is ½(F̂_v + F̂_r) + C_scale·CML(F̂_v, F̂_r), so the generator starts as the
-average of the two modalities instead of a map of zeros.
+By default the generator is Eqs. 5 and 9 as printed: F̂^m = I_scale·IML(F^m) and
+F^a = C_scale·P(BN(Ŝ)) from the two IML outputs, with no copy of the stem maps. The layer
+scales are per channel, initialised at ``layer_scale_init`` (1 by default) and kept in the
+paper's (0, 1] (clamped in value to [1e-6, 1], straight-through in gradient).
+
+``residual=True`` is the ConvNeXt-style reading kept as an option: each IML refines its
+input (F̂ = F + I_scale·IML(F)) and F^a = ½(F̂_v + F̂_r) + C_scale·CML(F̂_v, F̂_r); with
+ConvNeXt's 1e-6 init it starts as the average of the two stem maps (docs/methods/mun.md).
 """
 
 from __future__ import annotations
@@ -16,17 +18,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+SCALE_FLOOR = 1e-6  # the paper's scales lie in (0, 1]: never exactly 0
+
 
 class LayerScale(nn.Module):
     def __init__(self, channels: int, init: float) -> None:
         super().__init__()
+        if not 0 < init <= 1:
+            raise ValueError(f"layer scale init {init}: the paper's scales lie in (0, 1]")
         self.gamma = nn.Parameter(torch.full((channels, 1, 1), init))
 
+    def value(self) -> torch.Tensor:
+        """The scale used, (C, 1, 1): clamped in value, straight-through in gradient, so a
+        scale pushed past a bound keeps receiving gradient."""
+        return self.gamma + (self.gamma.clamp(SCALE_FLOOR, 1) - self.gamma).detach()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the paper's scale lies in (0, 1]: clamped in value, straight-through in gradient,
-        # so a scale that reaches 0 can still recover
-        g = self.gamma + (self.gamma.clamp(0, 1) - self.gamma).detach()
-        return g * x
+        return self.value() * x
 
 
 def _depthwise(channels: int, kernel: int) -> nn.Conv2d:
@@ -93,9 +101,9 @@ class AuxiliaryGenerator(nn.Module):
         self,
         channels: int,
         ratios: tuple[int, ...] = (2, 4, 6, 12),
-        layer_scale_init: float = 1e-6,
+        layer_scale_init: float = 1.0,
         upsample: str = "transposed",
-        residual: bool = True,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         self.iml_v = IntraModalityLearner(channels, layer_scale_init)
@@ -104,7 +112,8 @@ class AuxiliaryGenerator(nn.Module):
         self.residual = residual
 
     def forward(self, fv: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
-        """Auxiliary maps for paired visible/infrared stem maps (same shape, same ids)."""
+        """Auxiliary maps (B, C, H, W) for paired visible/infrared maps ``fv``, ``fr``
+        (B, C, H, W) of the same identities."""
         hv, hr = self.iml_v(fv), self.iml_r(fr)
         if self.residual:
             hv, hr = fv + hv, fr + hr

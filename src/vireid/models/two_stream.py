@@ -1,9 +1,11 @@
 """The community's two-stream ResNet for VI-ReID (AGW; yangbincv/ADCA ``agw.py``).
 
 A modality-specific stem (conv1, bn1, relu, maxpool) per modality, shared layer1–4 with
-last stride 1, optional non-local blocks (``[0, 2, 3, 0]``: after the last two blocks of
-layer2 and the last three of layer3), GeM pooling, a BNNeck (BatchNorm1d with frozen bias)
-and a bias-free linear classifier on the BN feature.
+last stride 1 (``specific_stages=1``: layer1 is modality-specific too, MUN's reading of
+"the first stage … as two independent ResBlocks"), optional non-local blocks
+(``[0, 2, 3, 0]``: after the last two blocks of layer2 and the last three of layer3),
+GeM pooling, a BNNeck (BatchNorm1d with frozen bias) and a bias-free linear classifier on
+the BN feature.
 
 ``forward(images, modality)`` routes each sample by its modality (0 visible, 1 infrared),
 so mixed batches in any order work. Outputs a dict: ``pool`` (pre-BN, for triplet losses),
@@ -68,23 +70,31 @@ class TwoStreamNet(nn.Module):
         pooling: str = "gem",
         gem_p: float = 3.0,
         width: float = 1.0,
+        specific_stages: int = 0,
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"arch {arch!r}: expected one of {sorted(ARCHS)}")
+        if specific_stages not in (0, 1):
+            raise ValueError(f"specific_stages={specific_stages}: expected 0 or 1")
         base = _scaled_resnet(arch, width)
-        stem = nn.Sequential(base.conv1, base.bn1, base.relu, base.maxpool)
-        self.stems = nn.ModuleList([stem, copy.deepcopy(stem)])  # visible, infrared
         if last_stride == 1:
             blk = base.layer4[0]
             conv = blk.conv2 if hasattr(blk, "conv3") else blk.conv1
             conv.stride = (1, 1)
             if blk.downsample is not None:
                 blk.downsample[0].stride = (1, 1)
-        self.layers = nn.ModuleList([base.layer1, base.layer2, base.layer3, base.layer4])
+        layers = [base.layer1, base.layer2, base.layer3, base.layer4]
+        specific = layers[:specific_stages]
+        stem = nn.Sequential(base.conv1, base.bn1, base.relu, base.maxpool, *specific)
+        self.stems = nn.ModuleList([stem, copy.deepcopy(stem)])  # visible, infrared
+        # channels of the modality-specific maps (MUN's generator works on them)
+        self.stem_channels = _out_channels(specific[-1]) if specific else base.conv1.out_channels
+        self.layers = nn.ModuleList(layers[specific_stages:])
         self.non_local = nn.ModuleList()
         self.nl_index: list[list[int]] = []
-        for layer, count in zip(self.layers, NON_LOCAL_LAYERS, strict=True):
+        nl_counts = NON_LOCAL_LAYERS[specific_stages:]
+        for layer, count in zip(self.layers, nl_counts, strict=True):
             n = count if non_local else 0
             idx = list(range(len(layer) - n, len(layer)))
             self.nl_index.append(idx)
@@ -156,9 +166,17 @@ def _out_channels(layer: nn.Sequential) -> int:
 def build_two_stream(cfg, num_classes: int = 0) -> TwoStreamNet:
     from .weights import load_pretrained
 
+    stages = {"stem": 0, "layer1": 1}[cfg.modality_specific]
     net = TwoStreamNet(
-        cfg.arch, num_classes, cfg.last_stride, cfg.non_local, cfg.pooling, cfg.gem_p, cfg.width
+        cfg.arch,
+        num_classes,
+        cfg.last_stride,
+        cfg.non_local,
+        cfg.pooling,
+        cfg.gem_p,
+        cfg.width,
+        stages,
     )
     if cfg.pretrained is not None:
-        load_pretrained(net, cfg.pretrained, cfg.arch, cfg.width)
+        load_pretrained(net, cfg.pretrained, cfg.arch, cfg.width, stages)
     return net

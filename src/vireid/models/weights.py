@@ -67,8 +67,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def map_resnet_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """torchvision ResNet keys → TwoStreamNet keys."""
+def map_resnet_keys(
+    sd: dict[str, torch.Tensor], specific_stages: int = 0
+) -> dict[str, torch.Tensor]:
+    """torchvision ResNet keys → TwoStreamNet keys; the first ``specific_stages`` residual
+    stages are copied into both stems (after conv1, bn1, relu, maxpool: index 4 on)."""
     out = {}
     stem = {"conv1": "0", "bn1": "1"}
     for k, v in sd.items():
@@ -78,13 +81,20 @@ def map_resnet_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             for s in (0, 1):
                 out[f"stems.{s}.{stem[head]}.{rest}"] = v
         elif head.startswith("layer") and head[5:].isascii() and head[5:].isdigit():
-            out[f"layers.{int(head[5:]) - 1}.{rest}"] = v
+            i = int(head[5:]) - 1
+            if i < specific_stages:
+                for s in (0, 1):
+                    out[f"stems.{s}.{4 + i}.{rest}"] = v
+            else:
+                out[f"layers.{i - specific_stages}.{rest}"] = v
     return out
 
 
-def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str, width: float = 1.0) -> None:
+def load_pretrained(
+    net: torch.nn.Module, path: str | Path, arch: str, width: float = 1.0, specific_stages: int = 0
+) -> None:
     file = _resolve(path, arch, width)
-    mapped = map_resnet_keys(read_state_dict(file))
+    mapped = map_resnet_keys(read_state_dict(file), specific_stages)
     own = net.state_dict()
     wrong = [k for k, v in mapped.items() if k in own and own[k].shape != v.shape]
     missing_backbone = [
