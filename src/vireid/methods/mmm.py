@@ -210,7 +210,7 @@ class MMM(Method):
 
         p = broadcast_object(self.plan(epoch, feats, labels) if get_rank() == 0 else None)
         self._use_plan(p, labels)
-        self._new_prototypes(labels)
+        self._new_prototypes(p["unified"])
         if self.freeze_labels:  # `schedule: once`: kept, and checkpointed, from here on
             self.frozen = {"plan": p, "labels": labels}
         return p["extras"]
@@ -231,7 +231,7 @@ class MMM(Method):
         return p["extras"]
 
     def _new_prototypes(self, labels: dict) -> None:
-        """New labels: an empty prototype bank (visible view 1, view 2, infrared)."""
+        """New (unified) labels: an empty prototype bank (visible view 1, view 2, infrared)."""
         if self.cfg.intra_loss != "l1":
             return
         n = max(int(labels[m].max()) + 1 for m in (VIS, IR))
@@ -361,13 +361,16 @@ class MMM(Method):
     def _intra_l1(self, pool, m, view2, a) -> torch.Tensor | None:
         """The official code's self-mimic term: confidence × L1 (mean over dimensions) of
         the pre-BN feature to its label's prototype of the previous epoch; the visible term
-        (both views) plus the infrared term. None until prototypes exist."""
+        (both views) plus the infrared term. None until prototypes exist. Prototypes are
+        indexed by the unified label (the code's ``label1`` after matching), so visible
+        clusters merged into one infrared identity share one prototype."""
         slot = torch.where(m == IR, 2, view2.long())
-        ok = a["intra"] >= 0
-        ok[ok.clone()] = self.protos.valid[slot[ok], a["intra"][ok]]
+        y = a["unified"]
+        ok = y >= 0
+        ok[ok.clone()] = self.protos.valid[slot[ok], y[ok]]
         if not ok.any():
             return None
-        target = self.protos.ready[slot[ok], a["intra"][ok]]
+        target = self.protos.ready[slot[ok], y[ok]]
         per = (pool[ok] - target).abs().mean(1) * a["conf"][ok]
         is_ir = m[ok] == IR
         return sum(per[s].mean() for s in (~is_ir, is_ir) if s.any())
@@ -386,7 +389,7 @@ class MMM(Method):
             self.memories["vr"].update(f[sel], a["joint"][sel])
         if self.protos is not None:
             slot = torch.where(m == IR, 2, view2.long())
-            self.protos.add(slot, pool, a["intra"], a["conf"])
+            self.protos.add(slot, pool, a["unified"], a["conf"])
         self._last = None
 
 
