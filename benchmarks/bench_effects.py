@@ -20,6 +20,7 @@ second call only runs what is missing.
     python benchmarks/bench_effects.py                    # every group, seeds 0 1 2
     python benchmarks/bench_effects.py --groups mmm maum --seeds 0 1 2 3 4
     python benchmarks/bench_effects.py --tag before-fix --out effects_before
+    python benchmarks/bench_effects.py --groups ecul --rows full "without TSMem"
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ GROUPS = Path(__file__).parent / "effects"
 CACHE = ROOT / ".cache" / "bench_effects"
 METRICS = ("R1", "mAP", "mINP")
 CLUSTER_KEYS = ("cross_ARI", "visible_ARI", "infrared_ARI", "visible_clusters", "infrared_clusters")
+# joint clustering of the methods that cluster both modalities together (ECUL)
+JOINT_KEYS = ("joint_ARI", "joint_NMI", "joint_clusters", "joint_outlier_ratio")
 
 
 def load_groups(names: list[str] | None) -> list[dict]:
@@ -92,7 +95,7 @@ def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str)
     terms = sorted({t for h in out["history"] for t in h.get("terms", [])})
     result = {
         **{k: out["eval"]["mean"][k] for k in METRICS},
-        **{k: last[k] for k in CLUSTER_KEYS if k in last},
+        **{k: last[k] for k in (*CLUSTER_KEYS, *JOINT_KEYS) if k in last},
         "terms": terms,
         "seconds": sum(h["seconds"] for h in out["history"]),
     }
@@ -110,7 +113,7 @@ def _stand_in(cfg) -> str | None:
 
 def summarise(runs: list[dict]) -> dict:
     out = {"seeds": len(runs), "terms": sorted({t for r in runs for t in r["terms"]})}
-    for k in (*METRICS, *CLUSTER_KEYS):
+    for k in (*METRICS, *CLUSTER_KEYS, *JOINT_KEYS):
         vals = [r[k] for r in runs if r.get(k) is not None]
         if vals:
             out[k] = {
@@ -139,12 +142,15 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--tag", default="", help="part of the run cache key (e.g. a code state)")
     ap.add_argument("--out", default="effects", help="results/<out>.json")
+    ap.add_argument("--rows", nargs="*", default=None, help="only these row names")
     a = ap.parse_args()
     spec = SynthSpec()
     root = dataset(spec)
     table = []
     for g in load_groups(a.groups):
         rows = {}
+        if a.rows is not None:
+            g["rows"] = [r for r in g["rows"] if r["name"] in a.rows]
         for row in g["rows"]:
             runs = [
                 run_one(ROOT / g["config"], row.get("overrides", []), s, root, a.tag)
@@ -156,7 +162,7 @@ def main() -> None:
             print(json.dumps({"group": g["group"], **summary}), file=sys.stderr)
         for row in g["rows"]:
             ref = row.get("compare_to")
-            if ref is not None:
+            if ref is not None and ref in rows:
                 rows[row["name"]]["compare_to"] = ref
                 rows[row["name"]]["paper_direction"] = row["direction"]
                 rows[row["name"]]["effect"] = verdict(
