@@ -85,8 +85,8 @@ class ECUL(Method):
     def __init__(self, model, cfg) -> None:
         super().__init__(model)
         self.cfg = cfg
+        # plain dict, not submodules: sizes change per epoch and nothing is checkpointed
         self.memories: dict[str, ClusterMemory] = {}
-        self.instances: ClusterMemory | None = None
         self.samples: dict[int, list] | None = None  # set by the pseudo-label hook
         self.seed = torch.initial_seed()  # rank 0's is broadcast with the plan
         self.generator = torch.Generator()
@@ -165,10 +165,9 @@ class ECUL(Method):
         }
         if len(p["joint_centres"]):
             self.memories["vr"] = self._memory(p["joint_centres"], c.temp, c.momentum)
-        self.instances = ClusterMemory(
-            feats[VIS].shape[1], 0, c.instance_temp, c.instance_momentum
-        ).to(dev)
-        self.instances.reset(torch.from_numpy(cat([feats[VIS], feats[IR]])))
+        bank = ClusterMemory(feats[VIS].shape[1], 0, c.instance_temp, c.instance_momentum)
+        bank.to(dev).reset(torch.from_numpy(cat([feats[VIS], feats[IR]])))
+        self.memories["instance"] = bank
         self.generator.manual_seed(int(p["seed"]) % (1 << 63))
         self.v2i = p["v2i"]
         self._arrays = {
@@ -212,7 +211,7 @@ class ECUL(Method):
             ins = instance_nce(
                 f,
                 idx,
-                self.instances.features,
+                self.memories["instance"].features,
                 self._arrays["positives"],
                 self._arrays["joint"],
                 c.instance_temp,
@@ -238,7 +237,7 @@ class ECUL(Method):
         if "vr" in self.memories and self._cross_active() and sel.any():
             self.memories["vr"].update_with(f[sel], a["joint_loss"][sel], rule, self.generator)
         if self.cfg.instance_weight and self._cross_active():
-            self.instances.update(f, idx)  # per sample; two views of an image in turn
+            self.memories["instance"].update(f, idx)  # per sample; two views of an image in turn
         self._last = None
 
 
