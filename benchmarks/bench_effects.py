@@ -21,6 +21,7 @@ table resumes and a second call only runs what is missing.
     python benchmarks/bench_effects.py --groups mmm maum --seeds 0 1 2 3 4
     python benchmarks/bench_effects.py --tag before-fix --out effects_before
     python benchmarks/bench_effects.py --groups mmm --rows "CMC only" "full (MMLM + Intra + Inter)"
+    python benchmarks/bench_effects.py --groups ecul --rows full "without TSMem"
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ CLUSTER_KEYS = (
     "visible_clusters",
     "infrared_clusters",
 )
+# joint clustering of the methods that cluster both modalities together (ECUL)
+JOINT_KEYS = ("joint_ARI", "joint_NMI", "joint_clusters", "joint_outlier_ratio")
 
 
 def load_groups(names: list[str] | None) -> list[dict]:
@@ -108,7 +111,7 @@ def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str)
     terms = sorted({t for h in out["history"] for t in h.get("terms", [])})
     result = {
         **{k: out["eval"]["mean"][k] for k in METRICS},
-        **{k: last[k] for k in CLUSTER_KEYS if k in last},
+        **{k: last[k] for k in (*CLUSTER_KEYS, *JOINT_KEYS) if k in last},
         "terms": terms,
         "seconds": sum(h["seconds"] for h in out["history"]),
     }
@@ -126,7 +129,7 @@ def _stand_in(cfg) -> str | None:
 
 def summarise(runs: list[dict]) -> dict:
     out = {"seeds": len(runs), "terms": sorted({t for r in runs for t in r["terms"]})}
-    for k in (*METRICS, *CLUSTER_KEYS):
+    for k in (*METRICS, *CLUSTER_KEYS, *JOINT_KEYS):
         vals = [r[k] for r in runs if r.get(k) is not None]
         if vals:
             out[k] = {

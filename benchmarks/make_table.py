@@ -77,7 +77,7 @@ def rows() -> list[str]:
     for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048"):
         if c := _load(name):
             out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
-    out += index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
+    out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
     for name in ("mmm_step", "mmm_step_ivf"):
         if st := _load(name):
             out.append(_mmm_step_row(st, cpu(st)))
@@ -107,6 +107,43 @@ def _mmm_step_row(st: dict, cpu: str) -> str:
         f"{st.get('knn', 'exact')} kNN (3 clusterings, k-means n_init {st['kmeans_n_init']},"
         f" matching) | {measured} | {ref} | {cpu} |"
     )
+
+
+def emcc_rows(cpu) -> list[str]:
+    """ECUL's EMCC distance next to the modality-balanced Jaccard, same run."""
+    e = _load("emcc")
+    if not e:
+        return []
+    j, m = e["jaccard_modality"], e["emcc"]
+    return [
+        f"| EMCC + DBSCAN (ECUL joint clustering: k1 {e['k1']}, k2 {e['k2']}, k3 {e['k3']}, "
+        f"camera-aware), N = {e['n']:,}, D = {e['dim']} | {m['seconds']:.1f} s, "
+        f"+{m['algo_mb']:.0f} MB (peak RSS {m['peak_mb']:.0f} MB incl. features) | "
+        f"`jaccard_distance(modality=...)` {j['seconds']:.1f} s, +{j['algo_mb']:.0f} MB → "
+        f"×{e['time_ratio']:.2f} time | {cpu(e)} |"
+    ]
+
+
+def ecul_effects_rows() -> list[str]:
+    """ECUL's ablation on the synthetic benchmark (benchmarks/effects/ecul.yaml)."""
+    ef = _load("effects_ecul")
+    if not ef:
+        return []
+    out = [
+        "| ECUL ablation (synthetic, mean ± std over seeds) | R1 | mAP | joint ARI | joint NMI "
+        "| joint clusters | joint outliers |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    pm = lambda r, k, f: f"{r[k]['mean']:{f}} ± {r[k]['std']:{f}}" if k in r else "–"  # noqa: E731
+    for g in ef["groups"]:
+        for r in g["rows"]:
+            out.append(
+                f"| {r['name']} ({r['seeds']} seeds) | {pm(r, 'R1', '.2f')} | "
+                f"{pm(r, 'mAP', '.2f')} | {pm(r, 'joint_ARI', '.3f')} | "
+                f"{pm(r, 'joint_NMI', '.3f')} | {pm(r, 'joint_clusters', '.0f')} | "
+                f"{pm(r, 'joint_outlier_ratio', '.2f')} |"
+            )
+    return out
 
 
 DEFAULT_KNOB = {"ivf": ("nprobe", 16), "hnsw": ("ef_search", 64)}
@@ -269,7 +306,7 @@ def replace_block(path: Path, lines: list[str], start: str = START, end: str = E
 
 def main() -> None:
     table = rows()
-    for extra in (calibration_rows(), effects_rows(), robustness_rows()):
+    for extra in (calibration_rows(), effects_rows(), robustness_rows(), ecul_effects_rows()):
         if extra:
             table += ["", *extra]
     replace_block(ROOT / "README.md", table)

@@ -227,6 +227,43 @@ class ClusterContrastMethodCfg(Strict):
     adca_threshold: float = Field(0.5, description="ADCA: cosine threshold of voting pairs")
 
 
+class TSMemCfg(Strict):
+    """ECUL's two-step memory update: ``stage1`` for the first ``switch_epoch`` epochs,
+    ``stage2`` afterwards; ``switch_epoch: null`` = Cluster-Contrast's rule throughout."""
+
+    switch_epoch: int | None = Field(25, ge=0, description="default: half of 50 epochs")
+    stage1: Literal["random", "mean", "hard", "sequential"] = "random"
+    stage2: Literal["random", "mean", "hard", "sequential"] = "mean"
+
+
+class ECULMethodCfg(Strict):
+    """ECUL (no public code): vireid's reading, every open choice a key
+    (docs/methods/ecul.md; PCAL's numbers where ECUL gives none)."""
+
+    name: Literal["ecul"] = "ecul"
+    unsupervised: ClassVar[bool] = True
+    temp: float = Field(0.05, gt=0)
+    momentum: float = Field(0.1, ge=0, lt=1)
+    cluster: ClusterCfg = Field(default_factory=ClusterCfg)
+    joint_k1: int = Field(40, ge=2, description="EMCC joint clustering: 40 SYSU, 38 RegDB")
+    joint_k2: int = Field(32, ge=1, description="small range (positives): 32 SYSU, 18 RegDB")
+    joint_k3: int | None = Field(
+        80, ge=2, description="large range (negative filter), >= joint_k1; null = off"
+    )
+    camera_aware: bool = Field(True, description="k2 expansion per (modality, camera) group")
+    cross_weight: float = Field(1.0, ge=0, description="cross-modal memory ClusterNCE")
+    cross_mixed_only: bool = Field(
+        True, description="cross loss only on joint clusters holding both modalities (PCAL)"
+    )
+    cross_start_epoch: int = Field(1, ge=1, description="1-based epoch the cross terms start")
+    instance_weight: float = Field(1.0, ge=0, description="instance-level term; 0 = off")
+    instance_temp: float = Field(0.05, gt=0)
+    instance_momentum: float = Field(0.2, ge=0, lt=1, description="instance memory")
+    selection: Literal["nearest", "mutual", "all"] = "nearest"
+    selection_k: int = Field(4, ge=1, description="k of nearest / mutual selection")
+    tsmem: TSMemCfg = Field(default_factory=TSMemCfg)
+
+
 class MMMMethodCfg(Strict):
     """MMM (Shi et al., ECCV 2024). Defaults follow the paper; ``configs/unsupervised/
     mmm_official_*.yaml`` sets the official code's choices (docs/methods/mmm.md)."""
@@ -284,7 +321,8 @@ MethodCfg = Annotated[
     | MAUMMethodCfg
     | MUNMethodCfg
     | ClusterContrastMethodCfg
-    | MMMMethodCfg,
+    | MMMMethodCfg
+    | ECULMethodCfg,
     Field(discriminator="name"),
 ]
 

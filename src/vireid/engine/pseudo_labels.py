@@ -46,6 +46,8 @@ class PseudoLabelHook(Hook):
         self.method, self.streams, self.featurize = method, streams, featurize
         self.c, self.b = cluster_cfg, batch_cfg
         self.opts, self.info = loader_opts, info
+        if hasattr(method, "set_samples"):  # methods that read cameras (ECUL's EMCC)
+            method.set_samples({m: s.samples for m, s in streams.items()})
 
     def _cluster(self, feats) -> dict[int, np.ndarray]:
         labels = None

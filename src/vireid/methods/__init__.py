@@ -1,12 +1,13 @@
 """Methods: each builds its losses around a model and implements ``training_step``."""
 
-from . import cluster_contrast, maum, mmm, mun, supervised
+from . import cluster_contrast, ecul, maum, mmm, mun, supervised
 from .base import Method
 
 __all__ = [
     "Method",
     "build_method",
     "cluster_contrast",
+    "ecul",
     "list_methods",
     "maum",
     "mmm",

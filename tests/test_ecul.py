@@ -1,0 +1,172 @@
+"""ECUL: TSMem rules and schedule, inter-modality instance selection, the instance loss,
+cross-modal aggregation, an instant CLI run and exact resume across the TSMem switch."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from conftest import run_overrides, straight_and_resumed
+from vireid.cli import app
+from vireid.clustering.instance_selection import mixed_cluster_mask, select_instances
+from vireid.losses.instance import instance_nce
+from vireid.losses.memory import ClusterMemory
+from vireid.losses.tsmem import TwoStepMemory, tsmem_rule, update_targets
+from vireid.methods.ecul import cross_modal_centres, joint_v2i
+
+INSTANT = Path(__file__).parents[1] / "configs" / "tests" / "instant_ecul.yaml"
+
+
+def unit(rows):
+    return F.normalize(torch.tensor(rows, dtype=torch.float32), dim=1)
+
+
+def test_tsmem_rule_switches_at_switch_epoch():
+    rules = [tsmem_rule(e, 3, "random", "mean") for e in range(6)]
+    assert rules == ["random"] * 3 + ["mean"] * 3
+    assert tsmem_rule(0, 0, "random", "hard") == "hard"  # 0: stage 2 from the start
+    assert {tsmem_rule(e, None, "random", "mean") for e in range(5)} == {"sequential"}
+
+
+@pytest.mark.parametrize("rule", ["mean", "random", "hard"])
+def test_tsmem_updates_equal_hand_computed_ones(rule):
+    m = 0.1
+    mem0 = unit([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    x = unit([[1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 2, 0]])
+    y = torch.tensor([0, 0, 1, 1])
+    mem = TwoStepMemory(3, 3, momentum=m)
+    mem.reset(mem0.clone())
+    if rule == "random":
+        keys = torch.rand(4, generator=torch.Generator().manual_seed(0))
+        mem.update_with(x, y, rule, torch.Generator().manual_seed(0))
+    else:
+        mem.update_with(x, y, rule)
+    if rule == "mean":
+        t0, t1 = (x[0] + x[1]) / 2, (x[2] + x[3]) / 2
+    elif rule == "random":
+        t0, t1 = x[int(keys[:2].argmin())], x[2 + int(keys[2:].argmin())]
+    else:  # least similar to the memory entry
+        t0 = x[int((x[:2] @ mem0[0]).argmin())]
+        t1 = x[2 + int((x[2:] @ mem0[1]).argmin())]
+    want0 = F.normalize(m * mem0[0] + (1 - m) * t0, dim=0)
+    want1 = F.normalize(m * mem0[1] + (1 - m) * t1, dim=0)
+    torch.testing.assert_close(mem.features[0], want0)
+    torch.testing.assert_close(mem.features[1], want1)
+    torch.testing.assert_close(mem.features[2], mem0[2])  # absent cluster untouched
+
+
+def test_tsmem_random_targets_follow_the_keys_and_sequential_is_cluster_contrast():
+    x = unit([[1, 0], [0, 1], [1, 1], [1, -1], [2, 1]])
+    y = torch.tensor([2, 0, 2, 0, 2])
+    t, ys = update_targets(x, y, "random", None, torch.tensor([0.5, 0.7, 0.1, 0.3, 0.2]))
+    assert ys.tolist() == [0, 2]
+    torch.testing.assert_close(t, x[[3, 2]])  # smallest key of each cluster
+    a, b = TwoStepMemory(2, 3), ClusterMemory(2, 3)
+    for mem in (a, b):
+        mem.reset(unit([[1, 0], [0, 1], [1, 1]]))
+    a.update_with(x, y, "sequential")
+    b.update(x, y)
+    torch.testing.assert_close(a.features, b.features)
+    with pytest.raises(ValueError, match="TSMem rule"):
+        update_targets(x, y, "median", a.features)
+
+
+def hand_clusters():
+    """Joint cluster 0: visible 0,1 + infrared 2,3,4; cluster 1: visible only (5, 6);
+    sample 7 an outlier. Features on a circle so nearest neighbours are obvious."""
+    ang = np.array([0, 90, 10, 80, 40, 180, 190, 270]) * np.pi / 180
+    feats = np.stack([np.cos(ang), np.sin(ang)], 1).astype(np.float32)
+    joint = np.array([0, 0, 0, 0, 0, 1, 1, -1])
+    is_ir = np.array([0, 0, 1, 1, 1, 0, 0, 1], bool)
+    return feats, joint, is_ir
+
+
+def test_instance_selection_on_hand_built_clusters():
+    feats, joint, is_ir = hand_clusters()
+    assert mixed_cluster_mask(joint, is_ir).tolist() == [1, 1, 1, 1, 1, 0, 0, 0]
+    near = select_instances(feats, joint, is_ir, "nearest", k=1)
+    assert near[:, 0].tolist() == [2, 3, 0, 1, 0, -1, -1, -1]
+    two = select_instances(feats, joint, is_ir, "nearest", k=2)
+    assert two[0].tolist() == [2, 4] and two[1].tolist() == [3, 4]
+    assert two[4].tolist() == [0, 1]
+    mutual = select_instances(feats, joint, is_ir, "mutual", k=1)
+    # 4's nearest visible is 0, but 0's nearest infrared is 2: not mutual
+    assert mutual[:, 0].tolist() == [2, 3, 0, 1, -1, -1, -1, -1]
+    everyone = select_instances(feats, joint, is_ir, "all")
+    assert sorted(everyone[0][everyone[0] >= 0]) == [2, 3, 4]
+    assert sorted(everyone[3][everyone[3] >= 0]) == [0, 1]
+    assert (everyone[5:] < 0).all()
+
+
+def test_instance_nce_equals_a_brute_force_loop():
+    torch.manual_seed(0)
+    feats, joint, is_ir = hand_clusters()
+    pos = torch.from_numpy(select_instances(feats, joint, is_ir, "nearest", k=2))
+    memory = F.normalize(torch.randn(8, 2), dim=1)
+    f = torch.randn(3, 2, requires_grad=True)
+    index = torch.tensor([0, 3, 5])  # 5 has no positive: left out
+    got = instance_nce(f, index, memory, pos, torch.from_numpy(joint), temp=0.5)
+    terms = []
+    for r, i in enumerate(index.tolist()[:2]):
+        s = F.normalize(f[r], dim=0) @ memory.T / 0.5
+        p = [j for j in pos[i].tolist() if j >= 0]
+        neg = [k for k in range(8) if joint[k] != joint[i]]
+        num = torch.logsumexp(s[p], 0)
+        den = torch.logsumexp(s[p + neg], 0)
+        terms.append(den - num)
+    torch.testing.assert_close(got, torch.stack(terms).mean())
+    got.backward()
+    assert f.grad[2].abs().sum() == 0 and f.grad[0].abs().sum() > 0
+    none = instance_nce(f, torch.tensor([5, 6]), memory, pos, torch.from_numpy(joint))
+    assert float(none) == 0 and not none.requires_grad
+
+
+def test_cross_modal_aggregation_and_joint_map():
+    feats = np.array([[1, 0], [3, 0], [0, 2], [5, 5], [0, 4]], np.float32)
+    joint = np.array([0, 0, 0, 1, 2])
+    is_ir = np.array([0, 0, 1, 0, 1], bool)
+    cent = cross_modal_centres(feats, joint, is_ir)
+    np.testing.assert_allclose(cent[0], 0.5 * (np.array([2, 0]) + np.array([0, 2])))
+    np.testing.assert_allclose(cent[1], [5, 5])  # visible only: its mean
+    np.testing.assert_allclose(cent[2], [0, 4])  # infrared only
+    # visible first (samples 0, 1, 3: intra clusters 0, 0, 1), then infrared (2, 4: 0, 1)
+    v2i = joint_v2i(np.array([0, 0, 1]), np.array([0, 1]), np.array([0, 0, 1, 0, 2]))
+    assert v2i.tolist() == [0, -1]
+
+
+def test_instant_ecul_run_through_the_cli(sysu_root, tmp_path):
+    out = tmp_path / "ecul"
+    r = CliRunner().invoke(
+        app, ["train", str(INSTANT), *run_overrides(sysu_root, out, tmp_path / "c")]
+    )
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["memory_rule"] for row in rows] == ["random", "mean"]  # switch_epoch 1
+    for key in ("joint_clusters", "joint_ARI", "joint_NMI", "cross_ARI", "selected_ratio"):
+        assert key in rows[0], key
+    assert set(rows[0]["terms"]) == {"instance", "nce_cross", "nce_infrared", "nce_visible"}
+    assert (out / "results.json").is_file()
+
+
+def test_ecul_is_listed():
+    r = CliRunner().invoke(app, ["list", "methods"])
+    assert r.exit_code == 0 and "ecul" in r.output
+
+
+def test_exact_resume_across_the_tsmem_switch(sysu_root, tmp_path):
+    """Stopped after epoch 1 of 3 (stage 1, random rule) and resumed: epoch 2 draws the
+    same random members, epoch 3 switches to the mean rule; the weights equal the
+    uninterrupted run's bit for bit."""
+    a, mid, b = straight_and_resumed(
+        INSTANT, sysu_root, tmp_path, 3, 1, "method.tsmem.switch_epoch=2"
+    )
+    assert mid["epoch"] == 1
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    log = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(x) for x in log]
+    assert [r["memory_rule"] for r in rows] == ["random", "random", "mean"]
