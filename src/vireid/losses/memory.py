@@ -109,3 +109,22 @@ class ClusterMemory(nn.Module):
             sel = rounds == r  # at most one sample per label in each round
             ys = y[sel]
             self.features[ys] = F.normalize(m * self.features[ys] + (1 - m) * x[sel], dim=1)
+
+
+def modality_nce(
+    memories: dict[str, ClusterMemory],
+    feats: torch.Tensor,
+    modality: torch.Tensor,
+    labels: torch.Tensor,
+    visible: int,
+    infrared: int,
+) -> dict[str, torch.Tensor]:
+    """ClusterNCE of each modality's clustered samples against its own memory
+    (``memories["v"]``, ``memories["r"]``): ``{"nce_visible", "nce_infrared"}``, a term only
+    for a modality with clustered samples in the batch (labels −1 = outliers)."""
+    parts = {}
+    for mod, key, name in ((visible, "v", "nce_visible"), (infrared, "r", "nce_infrared")):
+        sel = (modality == mod) & (labels >= 0)
+        if sel.any():
+            parts[name] = memories[key](feats[sel], labels[sel])
+    return parts

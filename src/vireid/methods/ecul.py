@@ -30,7 +30,7 @@ from ..clustering import centroids, cluster_quality
 from ..clustering.emcc import emcc_labels
 from ..clustering.instance_selection import mixed_cluster_mask, select_instances
 from ..losses.instance import instance_nce
-from ..losses.memory import ClusterMemory
+from ..losses.memory import ClusterMemory, modality_nce
 from ..losses.tsmem import TwoStepMemory, tsmem_rule
 from ..registry import METHODS
 from .base import Method
@@ -196,13 +196,8 @@ class ECUL(Method):
         out = self.model(batch["images"], batch["modality"])
         f, m, idx = out["feat"].float(), batch["modality"], batch["index"]
         a = {k: v[idx] for k, v in self._arrays.items() if k != "positives"}
-        parts: dict[str, torch.Tensor] = {}
-        loss = f.new_zeros(())
-        for mod, key, name in ((VIS, "v", "nce_visible"), (IR, "r", "nce_infrared")):
-            sel = (m == mod) & (a["intra"] >= 0)
-            if sel.any():
-                parts[name] = self.memories[key](f[sel], a["intra"][sel])
-                loss = loss + parts[name]
+        parts = modality_nce(self.memories, f, m, a["intra"], VIS, IR)
+        loss = sum(parts.values(), f.new_zeros(()))
         sel = a["joint_loss"] >= 0
         if c.cross_weight and self._cross_active() and "vr" in self.memories and sel.any():
             parts["nce_cross"] = self.memories["vr"](f[sel], a["joint_loss"][sel])

@@ -46,7 +46,7 @@ from ..clustering.multi_memory import (
 from ..clustering.pseudo_labels import build_ann
 from ..config.loader import ConfigError
 from ..losses.confidence import gmm_confidence
-from ..losses.memory import ClusterMemory
+from ..losses.memory import ClusterMemory, modality_nce
 from ..losses.mmd import inter_modality_mmd
 from ..losses.prototypes import EpochPrototypes
 from ..losses.triplet import batch_hard_triplet
@@ -304,13 +304,8 @@ class MMM(Method):
         pool = out["pool"].float()
         view2 = second_view_rows(idx, m)
         a = {k: v[idx] for k, v in self._arrays.items()}
-        parts: dict[str, torch.Tensor] = {}
-        loss = f.new_zeros(())
-        for mod, key, name in ((VIS, "v", "nce_visible"), (IR, "r", "nce_infrared")):
-            sel = (m == mod) & (a["intra"] >= 0)
-            if sel.any():
-                parts[name] = self.memories[key](f[sel], a["intra"][sel])
-                loss = loss + parts[name]
+        parts = modality_nce(self.memories, f, m, a["intra"], VIS, IR)
+        loss = sum(parts.values(), f.new_zeros(()))
         sel = a["joint"] >= 0
         if "vr" in self.memories and sel.any():
             parts["nce_joint"] = self.memories["vr"](f[sel], a["joint"][sel])
