@@ -22,6 +22,7 @@ table resumes and a second call only runs what is missing.
     python benchmarks/bench_effects.py --tag before-fix --out effects_before
     python benchmarks/bench_effects.py --groups mmm --rows "CMC only" "full (MMLM + Intra + Inter)"
     python benchmarks/bench_effects.py --groups ecul --rows full "without TSMem"
+    python benchmarks/bench_effects.py --groups mun --set model.pretrained=OLD.safetensors
 """
 
 from __future__ import annotations
@@ -185,6 +186,14 @@ def main() -> None:
         help="dataset other than the default, e.g. camera_shift=0.25 (a before/after pair "
         "measured on an earlier default)",
     )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run, e.g. model.pretrained=FILE (a before/after "
+        "pair on the stand-in an earlier run used)",
+    )
     a = ap.parse_args()
     spec = SynthSpec(**{k: float(v) for k, v in (kv.split("=", 1) for kv in a.synth)})
     root = dataset(spec)
@@ -195,7 +204,7 @@ def main() -> None:
             g["rows"] = [r for r in g["rows"] if r["name"] in a.rows]
         for row in g["rows"]:
             runs = [
-                run_one(ROOT / g["config"], row.get("overrides", []), s, root, a.tag)
+                run_one(ROOT / g["config"], [*a.set, *row.get("overrides", [])], s, root, a.tag)
                 for s in a.seeds
             ]
             rows[row["name"]] = summary = summarise(runs)
@@ -228,6 +237,7 @@ def main() -> None:
             "stand_in": "model.pretrained: synthetic (vireid pretrain defaults)",
             "seeds": a.seeds,
             "tag": a.tag,
+            "set": a.set,
             "threads": os.environ.get("OMP_NUM_THREADS"),
             "groups": table,
         },

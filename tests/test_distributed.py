@@ -1,7 +1,9 @@
-"""Two gloo ranks on CPU give exactly the single-process features (padding removed)."""
+"""Two gloo ranks on CPU give exactly the single-process features (padding removed), and
+memory updates stay in step when a rank has no row of its own."""
 
 import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ import torch.multiprocessing as mp
 from vireid.data.protocols import query_gallery
 from vireid.engine.distributed import gather_ordered, shard_indices
 from vireid.evaluation.features import extract_features
+from vireid.losses.memory import ClusterMemory
+from vireid.losses.tsmem import TwoStepMemory
 from vireid.models.two_stream import TwoStreamNet
 
 pytestmark = pytest.mark.dist
@@ -101,3 +105,104 @@ def test_two_rank_training_through_the_cli(sysu_root, tmp_path, recipe, extra):
     assert r.returncode == 0, r.stderr[:3000] + "\n...\n" + r.stderr[-3000:]
     assert json.loads((out / "results.json").read_text())["protocol"] == "sysu/all/single"
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1  # rank 0 writes once
+
+
+def _memories():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 4, generator=g)
+    rows, labels = torch.randn(2, 4, generator=g), torch.tensor([0, 2])
+    mems = [ClusterMemory(4, 3), ClusterMemory(4, 3, mode="hard"), TwoStepMemory(4, 3)]
+    for mem in mems:
+        mem.reset(centres)
+    return mems, rows, labels
+
+
+def _update_all(mems, rows, labels):
+    mems[0].update(rows, labels, torch.full((len(rows),), 0.5))
+    mems[1].update(rows, labels)
+    mems[2].update_with(rows, labels, "mean")
+    mems[2].update_with(rows, labels, "random", torch.Generator().manual_seed(1))
+    return torch.stack([m.features for m in mems])
+
+
+def _memory_worker(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    mems, rows, labels = _memories()
+    if rank == 1:  # this rank's batch had no clustered sample of the modality
+        rows, labels = rows[:0], labels[:0]
+    np.save(f"{out}.{rank}.npy", _update_all(mems, rows, labels).numpy())
+    dist.destroy_process_group()
+
+
+def test_memory_updates_with_an_empty_rank_stay_in_step(tmp_path):
+    """Methods call every memory update on every rank, with or without rows: the update's
+    all-gather must not hang, and both ranks must end with rank 0's rows applied."""
+    out = str(tmp_path / "mem")
+    ctx = mp.spawn(_memory_worker, args=(2, _free_port(), out), nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=5) and time.monotonic() < deadline:
+        pass  # join() returns after each rank that ends
+    hung = [p for p in ctx.processes if p.is_alive()]
+    for p in hung:
+        p.kill()
+    assert not hung, "a rank hung in the memory update"
+    single = _update_all(*_memories()).numpy()
+    for rank in (0, 1):
+        np.testing.assert_allclose(np.load(f"{out}.{rank}.npy"), single, rtol=0, atol=1e-6)
+    untouched = torch.stack([m.features for m in _memories()[0]])
+    empty = _update_all(_memories()[0], torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+    np.testing.assert_array_equal(empty.numpy(), untouched.numpy())  # no rows: no change
+
+
+class _Recorder:
+    """Stands in for a cluster memory: records how many rows each update received."""
+
+    def __init__(self):
+        self.rows = []
+
+    def update(self, feats, labels, weights=None):
+        self.rows.append(len(labels))
+
+    def update_with(self, feats, labels, rule, generator=None):
+        self.rows.append(len(labels))
+
+
+def _no_infrared_step(name):
+    """A method after a step whose infrared rows are all outliers; its memories recorded."""
+    from torch import nn
+
+    from vireid.config.schema import ECULMethodCfg, MMMMethodCfg
+    from vireid.methods.cluster_contrast import ClusterContrast
+    from vireid.methods.ecul import ECUL
+    from vireid.methods.mmm import MMM
+
+    model = nn.Linear(4, 4)
+    f, m = torch.randn(4, 4), torch.tensor([0, 0, 1, 1])
+    y = torch.tensor([0, 1, -1, -1])
+    if name == "cluster_contrast":
+        method = ClusterContrast(model)
+        method.memories = {0: _Recorder(), 1: _Recorder()}
+        method._last = (f[:2], y[:2], m[:2])  # its batches hold clustered rows only
+    elif name == "ecul":
+        method = ECUL(model, ECULMethodCfg())
+        method.memories = {k: _Recorder() for k in ("v", "r", "vr", "instance")}
+        a = {"intra": y, "joint_loss": torch.tensor([0, -1, -1, -1])}
+        method._last = (f, m, torch.arange(4), a)
+    else:
+        method = MMM(model, MMMMethodCfg())
+        method.memories = {k: _Recorder() for k in ("v", "r", "vr")}
+        a = {"intra": y, "conf": torch.ones(4), "joint": torch.tensor([0, -1, -1, -1])}
+        method._last = (f, f, m, torch.zeros(4), a)
+    method.after_optimizer_step()
+    return method.memories
+
+
+@pytest.mark.parametrize("name", ["cluster_contrast", "ecul", "mmm"])
+def test_every_memory_update_runs_without_rows_of_the_rank(name):
+    """Under DDP each memory update all-gathers: a rank whose batch had no clustered row
+    for a memory must still call its update (with zero rows), or the other ranks hang."""
+    memories = _no_infrared_step(name)
+    infrared = memories[1] if name == "cluster_contrast" else memories["r"]
+    assert infrared.rows == [0]
+    assert all(mem.rows for mem in memories.values())

@@ -170,3 +170,35 @@ def test_exact_resume_across_the_tsmem_switch(sysu_root, tmp_path):
     log = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     rows = [json.loads(x) for x in log]
     assert [r["memory_rule"] for r in rows] == ["random", "random", "mean"]
+
+
+def test_joint_k3_below_joint_k1_is_refused_when_the_config_loads():
+    from vireid.config import load_config
+    from vireid.config.loader import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match="joint_k3=10 is below joint_k1=15"):
+        load_config(INSTANT, ["method.joint_k1=15", "method.joint_k3=10"])
+    assert load_config(INSTANT, ["method.joint_k3=null"]).method.joint_k3 is None
+
+
+def test_cluster_knn_setting_reaches_the_joint_clustering(monkeypatch):
+    """``method.cluster.knn`` (ivf / hnsw) builds the approximate search for EMCC too."""
+    from torch import nn
+
+    from vireid.config.schema import ECULMethodCfg
+    from vireid.methods import ecul as ecul_mod
+
+    seen = {}
+
+    def fake(x, *a, ann=None, **k):
+        seen["ann"] = ann
+        return np.full(len(x), -1, np.int64)
+
+    monkeypatch.setattr(ecul_mod, "emcc_labels", fake)
+    cfg = ECULMethodCfg(camera_aware=False)
+    cfg.cluster.knn = "hnsw"
+    method = ecul_mod.ECUL(nn.Linear(2, 2), cfg)
+    feats = {0: np.eye(4, dtype=np.float32), 1: np.eye(4, dtype=np.float32)[::-1].copy()}
+    labels = {0: np.array([0, 0, 1, 1]), 1: np.array([0, 0, 1, 1])}
+    method.plan(0, feats, labels)
+    assert seen["ann"] is not None and seen["ann"].method == "hnsw"

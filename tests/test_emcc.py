@@ -123,3 +123,25 @@ def test_emcc_device_path_equals_host_path(device):
     dev = emcc_distance(x, 10, 4, 20, device=device, **kw)
     # the pair distances may differ in the last float32 bit (summation order)
     np.testing.assert_allclose(_fill(host), _fill(dev), atol=1e-6)
+
+
+def test_approximate_neighbours_reach_the_emcc_search(monkeypatch):
+    """``cluster.knn: ivf|hnsw`` serves EMCC as it serves the Jaccard: the one search of
+    width k3 gets the ``Ann`` (the exact path stays the default)."""
+    from vireid.clustering import emcc as emcc_mod
+    from vireid.clustering.knn_approx import Ann
+
+    seen = []
+    real = emcc_mod.knn_search
+
+    def spy(x, k, backend="auto", ann=None, **kw):
+        seen.append((k, ann))
+        return real(x, k, backend=backend, ann=ann, **kw)
+
+    monkeypatch.setattr(emcc_mod, "knn_search", spy)
+    x, ir, cam = people()
+    ann = Ann("hnsw", m=16, ef_search=96)
+    approx = emcc_distance(x, 10, 4, 20, ir, cam, ann=ann)
+    exact = emcc_distance(x, 10, 4, 20, ir, cam)
+    assert seen == [(20, ann), (20, None)]
+    assert approx.shape == exact.shape and approx.nnz > 0

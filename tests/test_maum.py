@@ -105,6 +105,20 @@ def test_unidirectional_terms_pair_each_modality_with_the_other_proxies():
     assert abs(expect - swapped) > 1e-2 * expect
 
 
+def test_a_skipped_optimizer_step_stores_no_copy():
+    """AMP's GradScaler skips a step with non-finite gradients; the trainer says so and
+    the bank must not roll (it would store a copy of an unchanged proxy)."""
+    method, _ = _method(memory_size=3, uni_start_epoch=0)
+    method.training_step(_batch())
+    method.optimizer_stepped = False
+    method.after_optimizer_step()
+    assert method.bank_writes.sum() == 0 and method.bank.abs().sum() == 0
+    method.optimizer_stepped = True
+    method.training_step(_batch())
+    method.after_optimizer_step()
+    assert method.bank_writes.sum() > 0
+
+
 def test_two_phases_by_default():
     """The unidirectional terms join the loss only from ``uni_start_epoch`` (default > 0):
     before it the loss is L_MS + triplet exactly."""
@@ -121,24 +135,27 @@ def test_two_phases_by_default():
 
 def test_memory_holds_a_copy_per_identity_update():
     """After a step, only the identities of the batch (per modality) get a new copy, the
-    copy is their updated proxy, and successive copies of one identity differ."""
+    copy is their proxy from before that step (so no stored copy equals the current
+    proxy), and successive copies of one identity differ."""
     method, _ = _method(memory_size=3, uni_start_epoch=0)
     opt = torch.optim.SGD([method.proxies], lr=1.0)
     batch = {**_batch(), "labels": torch.tensor([0, 1, 0, 1, 2, 3, 2, 3])}
-    copies = []
+    before = []
     for _ in range(3):
+        before.append(method.proxies.detach().clone())
         opt.zero_grad()
         method.training_step(batch)["loss"].backward()
         opt.step()
         method.after_optimizer_step()
-        copies.append(method.proxies.detach().clone())
     w = method.bank_writes
     assert w[0].tolist() == [3, 3, 0, 0, 0, 0] and w[1].tolist() == [0, 0, 3, 3, 0, 0]
     # ring of 2 slots per identity: the third copy overwrote slot 0
-    assert torch.equal(method.bank[0, 0, :2], copies[2][0, :2])
-    assert torch.equal(method.bank[1, 0, :2], copies[1][0, :2])
-    assert torch.equal(method.bank[0, 1, 2:4], copies[2][1, 2:4])
+    assert torch.equal(method.bank[0, 0, :2], before[2][0, :2])
+    assert torch.equal(method.bank[1, 0, :2], before[1][0, :2])
+    assert torch.equal(method.bank[0, 1, 2:4], before[2][1, 2:4])
     assert not torch.equal(method.bank[0, 0, :2], method.bank[1, 0, :2])
+    for j in range(2):  # the newest copy is one positive update behind the current proxy
+        assert not torch.allclose(method.bank[j, 0, :2], method.proxies[0, :2].detach())
     assert method.bank[:, 0, 2:].abs().sum() == 0 and method.bank[:, 1, :2].abs().sum() == 0
     refs = method.references(0)  # identities without copies fall back to the current proxy
     assert len(refs) == 3 and torch.equal(refs[1][2:], method.proxies[0, 2:].detach())

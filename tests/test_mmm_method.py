@@ -228,3 +228,40 @@ def test_official_matching_options_reach_the_plan():
         assert m.v2r.tolist() == want.tolist(), opts
         seen.add(tuple(want.tolist()))
     assert len(seen) == 5  # every option made a difference on this data
+
+
+def test_joint_clusters_of_one_modality_are_dropped(monkeypatch):
+    """Only joint clusters that hold both modalities feed L_VR (MMM's associated clusters):
+    a visible-only or infrared-only joint cluster becomes −1, the rest are renumbered."""
+    from vireid.methods import mmm as mmm_mod
+
+    feats, labels = people(n=1, per=4)
+    #            visible: 0 0 1 2      infrared: 0 1 3 −1   (2: visible only, 3: infrared only)
+    joint = np.array([0, 0, 1, 2, 0, 1, 3, -1])
+    monkeypatch.setattr(mmm_mod, "cluster_labels", lambda *a, **k: joint.copy())
+    got = method(use_joint=True)._joint_labels(feats, labels)
+    assert got.tolist() == [0, 0, 1, -1, 0, 1, -1, -1]
+
+
+def test_default_intra_is_the_mean_squared_distance_to_the_centre():
+    """The paper-default L_Intra (``intra_loss: l2sq``): per clustered sample, the squared
+    L2 distance of its normalised feature to its modality's (confidence-weighted) centre,
+    averaged over the samples; outliers are left out."""
+    m = method()
+    assert m.cfg.intra_loss == "l2sq"
+    g = torch.Generator().manual_seed(0)
+    m._centres = {VIS: torch.randn(2, D, generator=g), IR: torch.randn(3, D, generator=g)}
+    f = torch.randn(5, D, generator=g)
+    mod = torch.tensor([VIS, VIS, IR, IR, IR])
+    y = torch.tensor([1, -1, 2, 0, 0])
+    got = m._intra(f, mod, {"intra": y})
+    fn = F.normalize(f, dim=1).numpy().astype(np.float64)
+    want = np.mean(
+        [
+            np.sum((fn[i] - m._centres[int(mod[i])][int(y[i])].numpy()) ** 2)
+            for i in range(5)
+            if y[i] >= 0
+        ]
+    )
+    assert float(got) == pytest.approx(want, rel=1e-6)
+    assert float(m._intra(f, mod, {"intra": torch.full((5,), -1)})) == 0.0

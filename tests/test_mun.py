@@ -35,6 +35,21 @@ def test_generator_keeps_the_map_shape(size, upsample, residual):
     assert gen(fv, fr).shape == fv.shape
 
 
+@pytest.mark.parametrize("upsample", ["transposed", "bilinear"])
+def test_every_generator_parameter_gets_a_gradient(upsample):
+    # DDP waits for the gradient of every parameter: a module the forward never uses
+    # (the transposed convolutions in bilinear mode) would hang it
+    gen = AuxiliaryGenerator(8, (2, 4, 6, 12), 0.5, upsample)
+    gen(torch.randn(2, 8, 24, 12), torch.randn(2, 8, 24, 12)).square().sum().backward()
+    missing = [n for n, p in gen.named_parameters() if p.grad is None]
+    assert not missing, missing
+
+
+def test_generator_rejects_an_unknown_upsample():
+    with pytest.raises(ValueError, match="upsample 'nearest'"):
+        AuxiliaryGenerator(8, (2,), 0.5, "nearest")
+
+
 def _bn(x, bn):  # BatchNorm in training mode: the batch's statistics
     return F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
 
@@ -104,16 +119,22 @@ def test_residual_reading_starts_at_the_average_and_learns():
         AuxiliaryGenerator(8, (2,), layer_scale_init=0.0)
 
 
-def naive_ia(v, r, a, yv, yr, ya, margin):
+def naive_ia(v, r, a, yv, yr, ya, margin, unit=False):
     """Eq. 12 with numpy: C = mean of an identity's pooled features; hardest positive centre
-    over {v, r}, hardest negative over {v, r} and q ≠ i, hinged (triplet form), summed."""
+    over {v, r}, hardest negative over {v, r} and q ≠ i, hinged (triplet form), summed.
+    ``unit``: every centre divided by its own length first (the recipes' option)."""
     v, r, a = (np.asarray(x, dtype=np.float64) for x in (v, r, a))
     yv, yr, ya = (np.asarray(y) for y in (yv, yr, ya))
     ids = sorted(set(ya) & set(yv) & set(yr))
-    cen = {m: {i: x[y == i].mean(0) for i in ids} for m, x, y in (("v", v, yv), ("r", r, yr))}
+
+    def centre(x, y, i):
+        c = x[y == i].mean(0)
+        return c / np.linalg.norm(c) if unit else c
+
+    cen = {m: {i: centre(x, y, i) for i in ids} for m, x, y in (("v", v, yv), ("r", r, yr))}
     total = 0.0
     for i in ids:
-        ca = a[ya == i].mean(0)
+        ca = centre(a, ya, i)
         pos = max(np.linalg.norm(ca - cen[m][i]) for m in "vr")
         neg = min(np.linalg.norm(ca - cen[m][q]) for m in "vr" for q in ids if q != i)
         total += max(0.0, margin + pos - neg)
@@ -130,6 +151,8 @@ def test_identity_alignment_is_eq_12():
         assert float(ours) == pytest.approx(naive_ia(v, r, a, yv, yr, ya, margin), rel=1e-9)
     unit = identity_alignment_loss(v, r, a, yv, yr, ya, 0.55, normalize=True)
     assert float(unit) != pytest.approx(naive_ia(v, r, a, yv, yr, ya, 0.55), rel=1e-3)
+    # each centre on its own unit sphere (a normalisation over identities, dim 0, differs)
+    assert float(unit) == pytest.approx(naive_ia(v, r, a, yv, yr, ya, 0.55, unit=True), rel=1e-9)
     one = torch.zeros(2, dtype=torch.long)
     assert float(identity_alignment_loss(v[:2], r[:2], a[:2], one, one, one)) == 0.0
 

@@ -38,6 +38,18 @@ def test_weights_are_cached_by_their_settings(tmp_path, monkeypatch):
     assert weights_path(other, tmp_path) != path  # other settings, other file
 
 
+def test_cache_key_follows_the_population_defaults(monkeypatch):
+    """The stand-in's population takes SynthSpec's factor defaults; recalibrating them
+    changes the weights, so it must change the file name (else a stale file is reused)."""
+    from vireid.data.synthetic import SynthSpec
+
+    before = weights_path(PretrainSpec()).name
+    pop = PretrainSpec().population()
+    recalibrated = SynthSpec(**{**pop.__dict__, "difficulty": pop.difficulty + 0.5})
+    monkeypatch.setattr(PretrainSpec, "population", lambda self: recalibrated)
+    assert weights_path(PretrainSpec()).name != before
+
+
 def test_stand_in_loads_into_both_stems_like_imagenet_weights(tmp_path):
     path = ensure_weights(TINY, root=tmp_path)
     sd = read_state_dict(path)

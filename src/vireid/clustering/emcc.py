@@ -27,6 +27,7 @@ import torch
 
 from .jaccard import _Clock, _dot_distance, _dot_distance_torch, _host_overlap
 from .knn import knn as knn_search
+from .knn_approx import Ann
 from .kreciprocal import ROW_BLOCK, TRIPLET_BUDGET, encodings, expanded_sets
 from .overlap_torch import GPU_TRIPLET_BUDGET, jaccard_from_encodings
 
@@ -98,6 +99,7 @@ def emcc_distance(
     *,
     max_distance: float | None = None,
     knn_backend: str = "auto",
+    ann: Ann | None = None,
     budget: int | None = None,
     workers: int | None = None,
     device: str | None = None,
@@ -108,8 +110,9 @@ def emcc_distance(
     ``feats`` (N, D) float32 clustering features; ``modality`` (N,) bool "is infrared"
     and ``camera`` (N,) int camera ids define the groups of the k2 expansion (None: not
     used); ``k3`` (≥ k1) the large neighbourhood of the negative filter (None: off).
-    ``max_distance``, ``knn_backend``, ``budget``, ``workers``, ``device`` and
-    ``timings`` as in ``jaccard_distance`` (on a CUDA device the kNN runs there too).
+    ``max_distance``, ``knn_backend``, ``ann``, ``budget``, ``workers``, ``device`` and
+    ``timings`` as in ``jaccard_distance`` (on a CUDA device the kNN runs there too; with
+    ``ann`` one approximate search of width k3 serves both ranges).
     """
     x = np.ascontiguousarray(np.asarray(feats, dtype=np.float32))
     n = len(x)
@@ -124,9 +127,9 @@ def emcc_distance(
     width = k1 if k3 is None else k3  # one search serves both ranges
     xt = None if device is None else torch.from_numpy(x).to(device)
     if xt is not None and xt.is_cuda and knn_backend == "auto":
-        _, nn = knn_search(xt, width, backend="torch")
+        _, nn = knn_search(xt, width, backend="torch", ann=ann)
     else:
-        _, nn = knn_search(x, width, backend=knn_backend)
+        _, nn = knn_search(x, width, backend=knn_backend, ann=ann)
     clock("knn")
     pair = _dot_distance(x) if xt is None else _dot_distance_torch(xt)
     # the k-reciprocal sets see exactly k1 columns (the community's quirk, see jaccard.py)
@@ -155,9 +158,11 @@ def emcc_labels(
     camera=None,
     knn_backend: str = "auto",
     device: str = "cpu",
+    ann: Ann | None = None,
 ) -> np.ndarray:
     """Contiguous pseudo-labels 0..C−1 (−1 = outlier) of DBSCAN on the EMCC distance;
-    ``device`` as in ``cluster_labels`` ("cpu", "cuda" or "auto")."""
+    ``device`` and ``ann`` as in ``cluster_labels`` ("cpu", "cuda" or "auto"; None =
+    exact neighbours)."""
     from .dbscan import dbscan, relabel_contiguous
     from .pseudo_labels import overlap_device
 
@@ -172,6 +177,7 @@ def emcc_labels(
         camera,
         max_distance=eps,
         knn_backend=knn_backend,
+        ann=ann,
         device=overlap_device(device),
     )
     return relabel_contiguous(dbscan(dist, eps, min_samples))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -262,6 +262,15 @@ class ECULMethodCfg(Strict):
     selection: Literal["nearest", "mutual", "all"] = "nearest"
     selection_k: int = Field(4, ge=1, description="k of nearest / mutual selection")
     tsmem: TSMemCfg = Field(default_factory=TSMemCfg)
+
+    @model_validator(mode="after")
+    def _k3_is_the_large_range(self) -> ECULMethodCfg:
+        if self.joint_k3 is not None and self.joint_k3 < self.joint_k1:
+            raise ValueError(
+                f"joint_k3={self.joint_k3} is below joint_k1={self.joint_k1}: the negative "
+                "filter's range must hold the k1 neighbourhood (joint_k3 >= joint_k1, or null)"
+            )
+        return self
 
 
 class MMMMethodCfg(Strict):

@@ -111,11 +111,16 @@ class Trainer:
             loss.backward()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.grad_clip)
+        stepped = True
         if self.scaler is not None:
+            scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            # the scaler skips the step and lowers its scale on non-finite gradients
+            stepped = self.scaler.get_scale() >= scale
         else:
             self.optimizer.step()
+        self.method.optimizer_stepped = stepped
         if hasattr(self.method, "after_optimizer_step"):
             self.method.after_optimizer_step()  # e.g. cluster-memory momentum updates
         return {k: v.detach() for k, v in out.items()}

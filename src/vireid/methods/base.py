@@ -24,6 +24,9 @@ class Method(nn.Module):
     diagnostics: tuple[str, ...] = ("acc",)  # step outputs that are not loss terms
     backbone_prefixes: tuple[str, ...] = ("stems.", "layers.")  # trained at lr × mult
     num_epochs: int | None = None  # the run's length, set by the trainer before training
+    # False when the last optimiser step was skipped (AMP's GradScaler found non-finite
+    # gradients); set by the trainer before ``after_optimizer_step``
+    optimizer_stepped: bool = True
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

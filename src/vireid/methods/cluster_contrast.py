@@ -124,9 +124,8 @@ class ClusterContrast(Method):
             return
         f, y, m = self._last
         for mod, mem in self.memories.items():
-            sel = m == mod
-            if sel.any():
-                mem.update(f[sel], y[sel])
+            sel = m == mod  # no `if sel.any()`: a rank that skipped the all-gather would hang DDP
+            mem.update(f[sel], y[sel])
         self._last = None
 
 

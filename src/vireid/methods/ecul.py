@@ -29,6 +29,7 @@ import torch
 from ..clustering import centroids, cluster_quality
 from ..clustering.emcc import emcc_labels
 from ..clustering.instance_selection import mixed_cluster_mask, select_instances
+from ..clustering.pseudo_labels import build_ann
 from ..losses.instance import instance_nce
 from ..losses.memory import ClusterMemory, modality_nce
 from ..losses.tsmem import TwoStepMemory, tsmem_rule
@@ -126,6 +127,7 @@ class ECUL(Method):
             camera=camera,
             knn_backend=c.cluster.knn_backend,
             device=c.cluster.device,
+            ann=build_ann(c.cluster),
         )
         mixed = mixed_cluster_mask(joint, is_ir)
         p = {
@@ -224,12 +226,13 @@ class ECUL(Method):
         f, m, idx, a = self._last
         t = self.cfg.tsmem
         rule = tsmem_rule(self.epoch, t.switch_epoch, t.stage1, t.stage2)
+        # every update runs on every rank, with or without rows of its own: under DDP the
+        # updates all-gather, and a rank that skipped one would hang the others
         for mod, key in ((VIS, "v"), (IR, "r")):
             sel = (m == mod) & (a["intra"] >= 0)
-            if sel.any():
-                self.memories[key].update_with(f[sel], a["intra"][sel], rule, self.generator)
+            self.memories[key].update_with(f[sel], a["intra"][sel], rule, self.generator)
         sel = a["joint_loss"] >= 0
-        if "vr" in self.memories and self._cross_active() and sel.any():
+        if "vr" in self.memories and self._cross_active():
             self.memories["vr"].update_with(f[sel], a["joint_loss"][sel], rule, self.generator)
         if self.cfg.instance_weight and self._cross_active():
             self.memories["instance"].update(f, idx)  # per sample; two views of an image in turn

@@ -10,11 +10,13 @@ every choice the abstract leaves open is a config key (docs/methods/maum.md).
   single-phase reading. L_MS keeps training the proxies in the second phase (otherwise
   the memory would only hold copies of frozen proxies).
 * Memory augmentation: per identity and modality, the last ``memory_size − 1`` copies of
-  its proxy, each taken right after an optimiser step in which that identity was in the
-  batch in that modality (i.e. after its proxy was trained as the positive), so stored
-  copies differ; copy slot j of every identity forms reference set j (an identity with
-  fewer copies uses its current proxy there). L_Uni averages its CE over the current
-  proxies and the ``memory_size − 1`` stored sets.
+  its proxy, each the proxy as it was just before an optimiser step in which that
+  identity was in the batch in that modality (i.e. before its proxy was trained as the
+  positive). Stored copies therefore differ from each other and from the current proxy
+  (a copy taken after the step would equal the current proxy until the identity's next
+  positive update); a step that AMP skipped stores nothing. Copy slot j of every identity
+  forms reference set j (an identity with fewer copies uses its current proxy there).
+  L_Uni averages its CE over the current proxies and the ``memory_size − 1`` stored sets.
 * Substrate: the AGW network and its triplet loss on the pooled feature (weight
   ``triplet_weight``; 0 disables); the shared classifier is off by default
   (``shared_ce_weight``), since it is the relay MAUM removes.
@@ -45,7 +47,8 @@ class MAUM(AGW):
         # identity c's modality-m proxy; ``bank_writes[m, c]`` copies taken so far
         self.register_buffer("bank", torch.zeros(max(cfg.memory_size - 1, 0), 2, num_classes, dim))
         self.register_buffer("bank_writes", torch.zeros(2, num_classes, dtype=torch.long))
-        self._trained_ids: list[torch.Tensor] = []  # identities per modality in the last batch
+        # per modality: (identities of the last batch, their proxies before the step)
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
         if cfg.shared_ce_weight == 0:  # unused: frozen, so DDP does not wait for its grads
             model.classifier.requires_grad_(False)
 
@@ -69,7 +72,9 @@ class MAUM(AGW):
         y, m = batch["labels"], batch["modality"]
         f = out["feat"].float()
         vis, ir = m == VIS, m == IR
-        self._trained_ids = [torch.unique(y[vis]), torch.unique(y[ir])]
+        if len(self.bank):
+            ids = (torch.unique(y[vis]), torch.unique(y[ir]))
+            self._pending = [(i, self.proxies[k, i].detach().clone()) for k, i in enumerate(ids)]
         ms = proxy_ce(f[vis], y[vis], self.proxies[VIS], c.temp)
         ms = ms + proxy_ce(f[ir], y[ir], self.proxies[IR], c.temp)
         parts = {"ms": ms.detach()}
@@ -97,15 +102,15 @@ class MAUM(AGW):
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
-        """Copy the proxies of the identities just trained (per modality) into their
-        rings: the updated proxy, one copy per update of that identity."""
-        if len(self.bank) == 0 or not self._trained_ids:
+        """Store, per modality, the pre-step proxies of the identities just trained in
+        their rings (one copy per positive update of that identity)."""
+        pending, self._pending = self._pending, []
+        if not pending or not self.optimizer_stepped:
             return
-        for modality, ids in enumerate(self._trained_ids):
+        for modality, (ids, before) in enumerate(pending):
             slot = self.bank_writes[modality, ids] % len(self.bank)
-            self.bank[slot, modality, ids] = self.proxies[modality, ids].detach()
+            self.bank[slot, modality, ids] = before
             self.bank_writes[modality, ids] += 1
-        self._trained_ids = []
 
 
 @METHODS.register("maum")

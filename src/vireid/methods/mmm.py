@@ -375,12 +375,13 @@ class MMM(Method):
         if self._last is None:
             return
         f, pool, m, view2, a = self._last
+        # every update runs on every rank, with or without rows of its own: under DDP the
+        # updates all-gather, and a rank that skipped one would hang the others
         for mod, key in ((VIS, "v"), (IR, "r")):
             sel = (m == mod) & (a["intra"] >= 0)
-            if sel.any():
-                self.memories[key].update(f[sel], a["intra"][sel], a["conf"][sel])
+            self.memories[key].update(f[sel], a["intra"][sel], a["conf"][sel])
         sel = a["joint"] >= 0
-        if "vr" in self.memories and sel.any():
+        if "vr" in self.memories:
             self.memories["vr"].update(f[sel], a["joint"][sel])
         if self.protos is not None:
             slot = torch.where(m == IR, 2, view2.long())

@@ -72,10 +72,13 @@ class CrossModalityLearner(nn.Module):
         self, channels: int, ratios: tuple[int, ...], layer_scale_init: float, upsample: str
     ) -> None:
         super().__init__()
+        if upsample not in ("transposed", "bilinear"):
+            raise ValueError(f"upsample {upsample!r}: expected 'transposed' or 'bilinear'")
         self.ratios, self.upsample = tuple(ratios), upsample
-        self.up = nn.ModuleList(
-            nn.ConvTranspose2d(channels, channels, r, stride=r) for r in self.ratios
-        )
+        # bilinear mode has no transposed convolutions at all: parameters that never get a
+        # gradient would make DDP wait for them forever
+        ups = [nn.ConvTranspose2d(channels, channels, r, stride=r) for r in self.ratios]
+        self.up = nn.ModuleList(ups if upsample == "transposed" else [])
         n = 2 * len(self.ratios)
         self.bn, self.pw = nn.BatchNorm2d(n * channels), nn.Conv2d(n * channels, channels, 1)
         self.scale = LayerScale(channels, layer_scale_init)
@@ -83,9 +86,9 @@ class CrossModalityLearner(nn.Module):
     def _pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         size = x.shape[-2:]
         out = []
-        for r, up in zip(self.ratios, self.up, strict=True):
+        for i, r in enumerate(self.ratios):
             s = F.avg_pool2d(x, r, stride=r, ceil_mode=True)
-            s = up(s) if self.upsample == "transposed" else s
+            s = self.up[i](s) if self.upsample == "transposed" else s
             if s.shape[-2:] != size:  # ratios that do not divide H or W, or bilinear mode
                 s = F.interpolate(s, size=size, mode="bilinear", align_corners=False)
             out.append(s)

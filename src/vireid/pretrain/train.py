@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.synthetic.spec import GENERATOR_VERSION, SynthSpec
+from ..data.synthetic.spec import SynthSpec
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..models.two_stream import ARCHS, _scaled_resnet
 from .population import render_population
@@ -56,7 +56,9 @@ class PretrainSpec:
             raise ValueError("expected ids >= 2, images_per_id >= 1 and epochs >= 1")
 
     def key(self) -> dict:
-        return {**asdict(self), "generator": GENERATOR_VERSION}
+        # the population's factors come from SynthSpec's defaults: a recalibration of those
+        # changes the weights, so it must change the cache key too
+        return {**asdict(self), "population": self.population().key()}
 
     def population(self) -> SynthSpec:
         return SynthSpec(ids=self.ids, seed=self.seed, height=self.height, width=self.image_width)
