@@ -68,14 +68,17 @@ def test_two_ranks_equal_one_process(sysu_root, tmp_path):
         ("instant_mmm.yaml", []),
         ("instant.yaml", ["method.name=mun"]),
         ("instant.yaml", ["method.name=maum", "method.memory_size=2"]),
+        ("instant_ecul.yaml", []),
+        ("instant.yaml", ["method.name=mun", "method.upsample=bilinear"]),
     ],
-    ids=["mmm", "mun", "maum"],
+    ids=["mmm", "mun", "maum", "ecul", "mun-bilinear"],
 )
 def test_two_rank_training_through_the_cli(sysu_root, tmp_path, recipe, extra):
     """torchrun with 2 gloo ranks and no hang. MMM: clustering on rank 0 + broadcast,
     sharded samplers with equal step counts, memory updates gathered across ranks. MUN and
     MAUM: every trainable parameter receives a gradient on every rank (DDP's reducer would
-    otherwise wait), frozen shared classifier."""
+    otherwise wait), frozen shared classifier. ECUL: the broadcast plan and random-rule
+    seed, the cross-modal and instance memories' gathers."""
     import json
     import subprocess
     import sys
@@ -110,36 +113,40 @@ def test_two_rank_training_through_the_cli(sysu_root, tmp_path, recipe, extra):
 def _memories():
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(3, 4, generator=g)
-    rows, labels = torch.randn(2, 4, generator=g), torch.tensor([0, 2])
+    rows, labels = torch.randn(3, 4, generator=g), torch.tensor([0, 2, 0])
+    weights = torch.tensor([0.2, 0.6, 1.0])
     mems = [ClusterMemory(4, 3), ClusterMemory(4, 3, mode="hard"), TwoStepMemory(4, 3)]
     for mem in mems:
         mem.reset(centres)
-    return mems, rows, labels
+    return mems, rows, labels, weights
 
 
-def _update_all(mems, rows, labels):
-    mems[0].update(rows, labels, torch.full((len(rows),), 0.5))
+def _update_all(mems, rows, labels, weights):
+    mems[0].update(rows, labels, weights)
     mems[1].update(rows, labels)
     mems[2].update_with(rows, labels, "mean")
     mems[2].update_with(rows, labels, "random", torch.Generator().manual_seed(1))
     return torch.stack([m.features for m in mems])
 
 
-def _memory_worker(rank, world, port, out):
+def _memory_worker(rank, world, port, counts, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    mems, rows, labels = _memories()
-    if rank == 1:  # this rank's batch had no clustered sample of the modality
-        rows, labels = rows[:0], labels[:0]
-    np.save(f"{out}.{rank}.npy", _update_all(mems, rows, labels).numpy())
+    mems, rows, labels, weights = _memories()
+    start = sum(counts[:rank])  # this rank's rows of the pool, in rank order
+    part = slice(start, start + counts[rank])
+    updated = _update_all(mems, rows[part], labels[part], weights[part])
+    np.save(f"{out}.{rank}.npy", updated.numpy())
     dist.destroy_process_group()
 
 
-def test_memory_updates_with_an_empty_rank_stay_in_step(tmp_path):
+@pytest.mark.parametrize("counts", [(2, 0), (0, 0), (2, 1)])
+def test_memory_updates_with_an_empty_rank_stay_in_step(tmp_path, counts):
     """Methods call every memory update on every rank, with or without rows: the update's
-    all-gather must not hang, and both ranks must end with rank 0's rows applied."""
+    all-gather must not hang (one rank empty, every rank empty, unequal counts), and both
+    ranks must end with all ranks' rows applied in rank order, as one process would."""
     out = str(tmp_path / "mem")
-    ctx = mp.spawn(_memory_worker, args=(2, _free_port(), out), nprocs=2, join=False)
+    ctx = mp.spawn(_memory_worker, args=(2, _free_port(), counts, out), nprocs=2, join=False)
     deadline = time.monotonic() + 120
     while not ctx.join(timeout=5) and time.monotonic() < deadline:
         pass  # join() returns after each rank that ends
@@ -147,12 +154,14 @@ def test_memory_updates_with_an_empty_rank_stay_in_step(tmp_path):
     for p in hung:
         p.kill()
     assert not hung, "a rank hung in the memory update"
-    single = _update_all(*_memories()).numpy()
+    mems, rows, labels, weights = _memories()
+    n = sum(counts)
+    single = _update_all(mems, rows[:n], labels[:n], weights[:n]).numpy()
     for rank in (0, 1):
         np.testing.assert_allclose(np.load(f"{out}.{rank}.npy"), single, rtol=0, atol=1e-6)
-    untouched = torch.stack([m.features for m in _memories()[0]])
-    empty = _update_all(_memories()[0], torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
-    np.testing.assert_array_equal(empty.numpy(), untouched.numpy())  # no rows: no change
+    if n == 0:  # no rows anywhere: nothing moves
+        untouched = torch.stack([m.features for m in _memories()[0]]).numpy()
+        np.testing.assert_array_equal(single, untouched)
 
 
 class _Recorder:

@@ -174,3 +174,37 @@ def test_select_on_test_is_labelled(sysu_root, tmp_path):
     assert all("val_mAP" in h for h in out["history"])
     plain = train(cfg_for(sysu_root, tmp_path / "plain", "train.epochs=1"))
     assert plain["eval"]["selected_on_test_epoch"] is None
+
+
+def test_trainer_tells_the_method_when_amp_skipped_the_step():
+    """fp16 AMP: GradScaler skips a step whose gradients are not finite. The trainer must
+    say so (``optimizer_stepped``) before ``after_optimizer_step``, so a method that
+    snapshots state after a step (MAUM's proxy memory) can leave it alone."""
+    from torch import nn
+
+    from vireid.engine.trainer import Trainer
+    from vireid.methods.base import Method
+
+    class Probe(Method):
+        def __init__(self):
+            super().__init__(nn.Linear(1, 1))
+            self.w = nn.Parameter(torch.zeros(1))
+            self.bad, self.seen = True, []
+
+        def training_step(self, batch):
+            # sqrt at 0: a finite loss whose gradient is not finite
+            shift = 0.0 if self.bad else 1.0
+            loss = torch.sqrt(self.w.abs() + shift).sum() + 0 * self.model(batch["images"]).sum()
+            return {"loss": loss}
+
+        def after_optimizer_step(self):
+            self.seen.append(self.optimizer_stepped)
+
+    probe = Probe()
+    opt = torch.optim.SGD(probe.parameters(), lr=0.1)
+    trainer = Trainer(probe, opt, [], epochs=1, device=torch.device("cpu"), hooks=[], amp="fp16")
+    batch = {"images": torch.zeros(2, 1)}
+    trainer.train_step(batch)
+    probe.bad = False
+    trainer.train_step(batch)
+    assert probe.seen == [False, True]

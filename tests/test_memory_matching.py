@@ -36,6 +36,18 @@ def test_hard_update_uses_least_similar_sample():
     torch.testing.assert_close(mem.features[0], expected)
 
 
+def test_weighted_hard_update_picks_by_the_unweighted_similarity():
+    """A low confidence weight scales the pull, not the choice: the least similar sample
+    is found on the normalised features, then moved in with its weight."""
+    mem = ClusterMemory(2, 1, momentum=0.5, mode="hard")
+    mem.reset(torch.tensor([[1.0, 0.0]]))
+    x = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # similarities 1 and 0.71
+    mem.update(x, torch.tensor([0, 0]), torch.tensor([0.1, 0.8]))
+    b = F.normalize(torch.tensor([1.0, 1.0]), dim=0)
+    expected = F.normalize(0.5 * torch.tensor([1.0, 0.0]) + 0.5 * 0.8 * b, dim=0)
+    torch.testing.assert_close(mem.features[0], expected)
+
+
 def test_cluster_nce_matches_formula():
     mem = ClusterMemory(3, 2, temp=0.05)
     mem.reset(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))

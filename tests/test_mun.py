@@ -292,6 +292,40 @@ def test_total_loss_is_eq_17_with_classifiers_on_the_pooled_features():
     assert not method.model.bottleneck.weight.requires_grad  # no loss reads the BN feature
 
 
+@pytest.mark.parametrize("feature", ["pool", "feat"])
+def test_bnneck_statistics_leave_the_auxiliary_rows_out(feature):
+    """Evaluation normalises visible and infrared features with the BNNeck's running
+    statistics: with the classifiers on Z (default) no loss reads the auxiliary rows' BN
+    feature, so only the real rows update them; classifiers on the BN feature need all."""
+    method, _ = _mun(f"method.classifier_feature={feature}")
+    method.train()
+    bn = method.model.bottleneck
+    bn.reset_running_stats()
+    bn.momentum = 1.0  # running mean := this batch's mean
+    pool = _capture_pool(method)
+    method.training_step(_batch(0))
+    rows = pool[-1] if feature == "feat" else pool[-1][:8]
+    torch.testing.assert_close(bn.running_mean, rows.mean(0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        [],
+        ["method.upsample=bilinear"],
+        ["method.ia_weight=0", "method.ma_weight=0", "method.idc_weight=0"],
+    ],
+)
+def test_every_trainable_parameter_gets_a_gradient(over):
+    """DDP's reducer waits for a gradient of every parameter that requires one: a step of
+    the method (not only its generator) must reach them all, in each mode and ablation."""
+    method, _ = _mun(*over)
+    method.train()
+    method.training_step(_batch(0))["loss"].backward()
+    missing = [n for n, p in method.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
+
+
 def test_inference_ignores_the_generator():
     method, _ = _mun()
     method.eval()

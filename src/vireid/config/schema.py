@@ -198,12 +198,17 @@ class ClusterCfg(Strict):
     ivf_nprobe: int = Field(8, ge=1, description="knn=ivf: cells searched per sample")
     hnsw_m: int = Field(16, ge=2, description="knn=hnsw: graph links per node")
     hnsw_ef_construction: int = Field(40, ge=1, description="knn=hnsw: build breadth")
-    hnsw_ef_search: int = Field(64, ge=1, description="knn=hnsw: search breadth (>= k1)")
+    hnsw_ef_search: int = Field(
+        64, ge=1, description="knn=hnsw: search breadth (>= k1; >= joint_k3 for ECUL's EMCC)"
+    )
     knn_pca_dim: int = Field(
         256, ge=0, description="ivf/hnsw: search on this many PCA components, 0 = all"
     )
     knn_rerank: int = Field(
-        2, ge=1, description="ivf/hnsw with PCA: rerank·k1 candidates re-ranked exactly"
+        2,
+        ge=1,
+        description="ivf/hnsw with PCA: rerank·k candidates re-ranked exactly (k = k1; "
+        "joint_k3 for ECUL's EMCC search)",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where kNN + Jaccard overlap run; auto = the GPU when present"

@@ -33,6 +33,8 @@ def _gather(t: torch.Tensor) -> torch.Tensor:
     sizes = [torch.empty_like(n) for _ in range(world)]
     dist.all_gather(sizes, n)
     rows = [int(x) for x in sizes]
+    if max(rows) == 0:  # every rank agrees (same sizes): skip an all-gather of empty tensors
+        return t
     pad = t.new_zeros((max(rows) - len(t), *t.shape[1:]))
     parts = [t.new_empty((max(rows), *t.shape[1:])) for _ in range(world)]
     dist.all_gather(parts, torch.cat([t, pad]).contiguous())
@@ -88,15 +90,14 @@ class ClusterMemory(nn.Module):
     ) -> None:
         """``weights`` (B,) in [0, 1] scale each sample's pull (MMM's confidence-weighted
         update); None = the plain update."""
-        x = F.normalize(feats.detach().float(), dim=1)
-        if weights is not None:
-            x = x * weights.float()[:, None]
-        x = _gather(x)
+        x = _gather(F.normalize(feats.detach().float(), dim=1))
         y = _gather(labels)
+        w = None if weights is None else _gather(weights.float())
         m = self.momentum
         if self.mode == "hard":
-            # least similar sample of each cluster: sort by similarity, then (stably)
-            # by label, and keep the first row of every label group
+            # least similar sample of each cluster (by the unweighted feature, so a low
+            # weight does not make a sample look dissimilar): sort by similarity, then
+            # (stably) by label, and keep the first row of every label group
             sim = (x * self.features[y]).sum(1)
             order = torch.argsort(sim, stable=True)
             order = order[torch.argsort(y[order], stable=True)]
@@ -104,6 +105,9 @@ class ClusterMemory(nn.Module):
             first = torch.ones_like(ys, dtype=torch.bool)
             first[1:] = ys[1:] != ys[:-1]
             x, y = x[order[first]], ys[first]
+            w = None if w is None else w[order[first]]
+        if w is not None:
+            x = x * w[:, None]
         rounds = occurrence_rounds(y)
         for r in range(int(rounds.max()) + 1 if len(y) else 0):
             sel = rounds == r  # at most one sample per label in each round

@@ -12,10 +12,11 @@ every choice the abstract leaves open is a config key (docs/methods/maum.md).
 * Memory augmentation: per identity and modality, the last ``memory_size − 1`` copies of
   its proxy, each the proxy as it was just before an optimiser step in which that
   identity was in the batch in that modality (i.e. before its proxy was trained as the
-  positive). Stored copies therefore differ from each other and from the current proxy
-  (a copy taken after the step would equal the current proxy until the identity's next
-  positive update); a step that AMP skipped stores nothing. Copy slot j of every identity
-  forms reference set j (an identity with fewer copies uses its current proxy there).
+  positive). Stored copies are therefore one positive update apart, the newest one
+  update behind the current proxy (a copy taken after the step differed from it only by
+  negative-class gradients and weight decay); a step that AMP skipped stores nothing.
+  Copy slot j of every identity forms reference set j (an identity with fewer copies
+  uses its current proxy there).
   L_Uni averages its CE over the current proxies and the ``memory_size − 1`` stored sets.
 * Substrate: the AGW network and its triplet loss on the pooled feature (weight
   ``triplet_weight``; 0 disables); the shared classifier is off by default
@@ -25,6 +26,7 @@ every choice the abstract leaves open is a config key (docs/methods/maum.md).
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -47,8 +49,8 @@ class MAUM(AGW):
         # identity c's modality-m proxy; ``bank_writes[m, c]`` copies taken so far
         self.register_buffer("bank", torch.zeros(max(cfg.memory_size - 1, 0), 2, num_classes, dim))
         self.register_buffer("bank_writes", torch.zeros(2, num_classes, dtype=torch.long))
-        # per modality: (identities of the last batch, their proxies before the step)
-        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # (identities trained in the last batch per modality (2, C), all proxies before it)
+        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         if cfg.shared_ce_weight == 0:  # unused: frozen, so DDP does not wait for its grads
             model.classifier.requires_grad_(False)
 
@@ -73,8 +75,10 @@ class MAUM(AGW):
         f = out["feat"].float()
         vis, ir = m == VIS, m == IR
         if len(self.bank):
-            ids = (torch.unique(y[vis]), torch.unique(y[ir]))
-            self._pending = [(i, self.proxies[k, i].detach().clone()) for k, i in enumerate(ids)]
+            trained = torch.zeros(self.bank_writes.shape, dtype=torch.bool, device=y.device)
+            trained[VIS, y[vis]] = True
+            trained[IR, y[ir]] = True
+            self._pending = (trained, self.proxies.detach().clone())
         ms = proxy_ce(f[vis], y[vis], self.proxies[VIS], c.temp)
         ms = ms + proxy_ce(f[ir], y[ir], self.proxies[IR], c.temp)
         parts = {"ms": ms.detach()}
@@ -102,15 +106,22 @@ class MAUM(AGW):
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
-        """Store, per modality, the pre-step proxies of the identities just trained in
-        their rings (one copy per positive update of that identity)."""
-        pending, self._pending = self._pending, []
-        if not pending or not self.optimizer_stepped:
+        """Store the pre-step proxies of the identities just trained (per modality) in
+        their rings, one copy per positive update of that identity. Under DDP the trained
+        identities are those of every rank's batch (the proxies are the same on every
+        rank, so every rank writes the same copies and the bank stays in step)."""
+        pending, self._pending = self._pending, None
+        if pending is None or not self.optimizer_stepped:
             return
-        for modality, (ids, before) in enumerate(pending):
-            slot = self.bank_writes[modality, ids] % len(self.bank)
-            self.bank[slot, modality, ids] = before
-            self.bank_writes[modality, ids] += 1
+        trained, before = pending
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            flags = trained.to(torch.int32)
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            trained = flags.bool()
+        modality, ids = torch.nonzero(trained, as_tuple=True)
+        slot = self.bank_writes[modality, ids] % len(self.bank)
+        self.bank[slot, modality, ids] = before[modality, ids]
+        self.bank_writes[modality, ids] += 1
 
 
 @METHODS.register("maum")

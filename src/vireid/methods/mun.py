@@ -110,9 +110,12 @@ class MUN(Method):
         pv, pr = self._pairs(y, mod)
         fa = self.generator(f0[pv], f0[pr])
         pool = m.pool(m.backbone(torch.cat([f0, fa])))
-        feat = m.bottleneck(pool).float()
-        pool = pool.float()
         n = len(x)
+        # The BNNeck's running statistics normalise the evaluation feature, which only
+        # visible and infrared images reach: when no loss reads the BN feature of the
+        # auxiliary rows (classifiers on Z), they stay out of those statistics.
+        feat = m.bottleneck(pool[:n] if c.classifier_feature == "pool" else pool).float()
+        pool = pool.float()
         vis, ir = mod == VIS, mod == IR
         ya = y[pr]
         z = {"v": pool[:n][vis], "r": pool[:n][ir], "a": pool[n:]}
