@@ -37,12 +37,25 @@ def calibration_rows() -> list[str]:
     return [*out, "", f"Targets — {met}."]
 
 
-def effects_rows() -> list[str]:
-    eff = _load("effects")
+def _dataset_note(eff: dict) -> str:
+    """The factors a table was measured on, when they are not today's defaults."""
+    from vireid.data.synthetic import SynthSpec
+
+    now = SynthSpec().key()
+    diff = {k: v for k, v in eff["dataset"].items() if now.get(k) != v}
+    return ", ".join(f"{k} {v}" for k, v in diff.items())
+
+
+def effects_rows(name: str = "effects") -> list[str]:
+    """The effects table of ``results/<name>.json``; one measured on other factors than
+    today's defaults says which in its header."""
+    eff = _load(name)
     if not eff:
         return []
+    other = _dataset_note(eff)
+    where = f"; earlier factors: {other}" if other else ""
     out = [
-        f"| effects (synthetic, {len(eff['seeds'])} seeds) | row | loss terms active | R1 | "
+        f"| effects (synthetic, {len(eff['seeds'])} seeds{where}) | row | loss terms active | R1 | "
         "mAP | mINP | cross ARI | paper R1 / mAP | paper's direction | here |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]

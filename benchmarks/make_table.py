@@ -124,28 +124,6 @@ def emcc_rows(cpu) -> list[str]:
     ]
 
 
-def ecul_effects_rows() -> list[str]:
-    """ECUL's ablation on the synthetic benchmark (benchmarks/effects/ecul.yaml)."""
-    ef = _load("effects_ecul")
-    if not ef:
-        return []
-    out = [
-        "| ECUL ablation (synthetic, mean ± std over seeds) | R1 | mAP | joint ARI | joint NMI "
-        "| joint clusters | joint outliers |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    pm = lambda r, k, f: f"{r[k]['mean']:{f}} ± {r[k]['std']:{f}}" if k in r else "–"  # noqa: E731
-    for g in ef["groups"]:
-        for r in g["rows"]:
-            out.append(
-                f"| {r['name']} ({r['seeds']} seeds) | {pm(r, 'R1', '.2f')} | "
-                f"{pm(r, 'mAP', '.2f')} | {pm(r, 'joint_ARI', '.3f')} | "
-                f"{pm(r, 'joint_NMI', '.3f')} | {pm(r, 'joint_clusters', '.0f')} | "
-                f"{pm(r, 'joint_outlier_ratio', '.2f')} |"
-            )
-    return out
-
-
 DEFAULT_KNOB = {"ivf": ("nprobe", 16), "hnsw": ("ef_search", 64)}
 
 
@@ -306,11 +284,12 @@ def replace_block(path: Path, lines: list[str], start: str = START, end: str = E
 
 def main() -> None:
     table = rows()
-    for extra in (calibration_rows(), effects_rows(), robustness_rows(), ecul_effects_rows()):
+    earlier = effects_rows("effects_earlier")  # the table on the benchmark's earlier factors
+    for extra in (calibration_rows(), effects_rows(), earlier, robustness_rows()):
         if extra:
             table += ["", *extra]
     replace_block(ROOT / "README.md", table)
-    replace_block(ROOT / "docs" / "benchmark.md", effects_rows())
+    replace_block(ROOT / "docs" / "benchmark.md", [*effects_rows(), "", *earlier])
     cal = ("<!-- CALIBRATION:START -->", "<!-- CALIBRATION:END -->")
     replace_block(ROOT / "docs" / "synthetic.md", calibration_rows(), *cal)
 

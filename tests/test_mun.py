@@ -274,14 +274,21 @@ def test_prototypes_follow_eq_14_and_l_ma_uses_them():
         assert torch.equal(fresh.last_prototypes[k], method.last_prototypes[k])
 
 
-def test_total_loss_is_eq_17_with_classifiers_on_the_pooled_features():
-    method, _ = _mun()
+@pytest.mark.parametrize("feature", ["feat", "pool"])
+def test_total_loss_is_eq_17_with_classifiers_on_the_pooled_features(feature):
+    """Eqs. 10–11 apply C_v, C_r to the GeM-pooled Z of the visible, infrared and auxiliary
+    rows; by default a classifier is the BNNeck (batch statistics over every row it
+    classifies) then a linear layer, ``pool`` is a bare linear on Z. Total = Eq. 17."""
+    method, _ = _mun(f"method.classifier_feature={feature}")
     seen = _capture_pool(method)
     batch = _batch(0)
     out = method.training_step(batch)
     y, z = batch["labels"], seen[-1]
+    if feature == "feat":
+        bn = method.model.bottleneck
+        z = F.batch_norm(z, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
     cv, cr = method.classifiers
-    lid = F.cross_entropy(cv(z[:4]), y[:4]) + F.cross_entropy(cr(z[4:8]), y[4:])  # Eq. 10 on Z
+    lid = F.cross_entropy(cv(z[:4]), y[:4]) + F.cross_entropy(cr(z[4:8]), y[4:])  # Eq. 10
     assert float(out["id"]) == pytest.approx(float(lid), rel=1e-5)
     lidc = F.cross_entropy(cv(z[8:]), y[4:]) + F.cross_entropy(cr(z[8:]), y[4:])  # Eq. 11
     assert float(out["idc"]) == pytest.approx(float(lidc), rel=1e-5)
@@ -289,14 +296,16 @@ def test_total_loss_is_eq_17_with_classifiers_on_the_pooled_features():
     total = parts["id"] + parts["triplet"] + 0.25 * parts["idc"] + 0.5 * parts["ia"]
     total += 0.008 * parts["ma"]  # γ, θ, σ = 0.25, 0.5, 0.008 (§4.2)
     assert float(out["loss"]) == pytest.approx(total, rel=1e-5)
-    assert not method.model.bottleneck.weight.requires_grad  # no loss reads the BN feature
+    # the BN weight trains only where a loss reads the BN feature
+    assert method.model.bottleneck.weight.requires_grad == (feature == "feat")
 
 
 @pytest.mark.parametrize("feature", ["pool", "feat"])
 def test_bnneck_statistics_leave_the_auxiliary_rows_out(feature):
     """Evaluation normalises visible and infrared features with the BNNeck's running
-    statistics: with the classifiers on Z (default) no loss reads the auxiliary rows' BN
-    feature, so only the real rows update them; classifiers on the BN feature need all."""
+    statistics: with bare linear classifiers on Z no loss reads the auxiliary rows' BN
+    feature, so only the real rows update them; classifiers through the BNNeck (default)
+    classify the auxiliary rows too, so the BN sees them."""
     method, _ = _mun(f"method.classifier_feature={feature}")
     method.train()
     bn = method.model.bottleneck
@@ -358,7 +367,7 @@ def test_recipes_follow_the_paper():
         assert (t.optimizer, t.lr, t.weight_decay, t.epochs) == ("adamw", 0.002, 0.01, 90)
         assert (t.warmup_epochs, t.warmup_start_lr, t.milestones) == (15, 1e-8, [30, 60])
         c = cfg.method
-        assert (c.residual, c.ia_normalize, c.classifier_feature) == (False, True, "pool")
+        assert (c.residual, c.ia_normalize, c.classifier_feature) == (False, True, "feat")
         assert (c.idc_weight, c.ia_weight, c.ma_weight, c.ia_margin) == (0.25, 0.5, 0.008, 0.55)
         assert (c.ma_beta_start, c.ma_beta_end, c.pyramid_ratios) == (1e-8, 1.0, [2, 4, 6, 12])
     start = 1e-8 / 0.002

@@ -166,7 +166,9 @@ class MUNMethodCfg(Strict):
         "F^a adds the V/IR average (ConvNeXt-style reading; pair with layer_scale_init 1e-6)",
     )
     classifier_feature: Literal["pool", "feat"] = Field(
-        "pool", description="input of C_v / C_r: GeM-pooled Z (Eq. 10) or the BNNeck feature"
+        "feat",
+        description="C_v / C_r read Z through the BNNeck (BN + linear, as Re-ID classifiers "
+        "[16]) or a bare linear on Z ('pool': does not train, docs/methods/mun.md)",
     )
     ma_beta_start: float = Field(
         1e-8, gt=0, le=1, description="Eq. 14's β at the first epoch (1: no accumulation)"

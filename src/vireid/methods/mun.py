@@ -113,7 +113,7 @@ class MUN(Method):
         n = len(x)
         # The BNNeck's running statistics normalise the evaluation feature, which only
         # visible and infrared images reach: when no loss reads the BN feature of the
-        # auxiliary rows (classifiers on Z), they stay out of those statistics.
+        # auxiliary rows (bare linear classifiers on Z), they stay out of those statistics.
         feat = m.bottleneck(pool[:n] if c.classifier_feature == "pool" else pool).float()
         pool = pool.float()
         vis, ir = mod == VIS, mod == IR
