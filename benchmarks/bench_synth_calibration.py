@@ -29,6 +29,7 @@ from vireid.data.synthetic import SynthSpec
 from vireid.engine.distributed import DistInfo
 from vireid.engine.run import eval_trials, run_evaluation
 from vireid.models import build_model
+from vireid.pretrain import PretrainSpec, weights_path
 from vireid.utils.seed import seed_everything
 
 CONFIGS = Path(__file__).parents[1] / "configs" / "quickstart"
@@ -80,7 +81,12 @@ def main() -> None:
         "AGW R1 in [40, 85]": 40 <= agw <= 85,
         "Cluster-Contrast R1 >= AGW R1 / 2": cc >= agw / 2,
     }
-    emit("synth_calibration", {"dataset": spec.key(), "rows": rows, "targets": targets})
+    # the stand-in file (its name holds a digest of its settings and population)
+    stand_in = weights_path(PretrainSpec()).name
+    emit(
+        "synth_calibration",
+        {"dataset": spec.key(), "stand_in": stand_in, "rows": rows, "targets": targets},
+    )
 
 
 if __name__ == "__main__":

@@ -289,13 +289,13 @@ def test_total_loss_is_eq_17_with_classifiers_on_the_pooled_features(feature):
         z = F.batch_norm(z, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
     cv, cr = method.classifiers
     lid = F.cross_entropy(cv(z[:4]), y[:4]) + F.cross_entropy(cr(z[4:8]), y[4:])  # Eq. 10
-    assert float(out["id"]) == pytest.approx(float(lid), rel=1e-5)
+    assert float(out["id"]) == pytest.approx(float(lid.detach()), rel=1e-5)
     lidc = F.cross_entropy(cv(z[8:]), y[4:]) + F.cross_entropy(cr(z[8:]), y[4:])  # Eq. 11
-    assert float(out["idc"]) == pytest.approx(float(lidc), rel=1e-5)
+    assert float(out["idc"]) == pytest.approx(float(lidc.detach()), rel=1e-5)
     parts = {k: float(out[k]) for k in ("id", "triplet", "idc", "ia", "ma")}
     total = parts["id"] + parts["triplet"] + 0.25 * parts["idc"] + 0.5 * parts["ia"]
     total += 0.008 * parts["ma"]  # γ, θ, σ = 0.25, 0.5, 0.008 (§4.2)
-    assert float(out["loss"]) == pytest.approx(total, rel=1e-5)
+    assert float(out["loss"].detach()) == pytest.approx(total, rel=1e-5)
     # the BN weight trains only where a loss reads the BN feature
     assert method.model.bottleneck.weight.requires_grad == (feature == "feat")
 
