@@ -241,3 +241,12 @@ def test_maum_resumes_exactly_with_its_proxy_bank(sysu_root, tmp_path):
     assert {"proxies", "bank", "bank_writes"} <= set(a) and a["bank_writes"].sum() > 0
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_a_switched_off_term_is_not_reported_as_active():
+    """The effects table reads a run's active terms from the step outputs: with
+    ``uni_weight: 0`` L_Uni must not appear, whatever the phase."""
+    method, _ = _method(uni_weight=0.0, uni_start_epoch=0)
+    out = method.training_step(_batch())
+    assert "uni" not in out
+    assert float(out["loss"].detach()) == pytest.approx(float(out["ms"] + out["triplet"]), rel=1e-6)

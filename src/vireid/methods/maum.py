@@ -81,9 +81,9 @@ class MAUM(AGW):
             self._pending = (trained, self.proxies.detach().clone())
         ms = proxy_ce(f[vis], y[vis], self.proxies[VIS], c.temp)
         ms = ms + proxy_ce(f[ir], y[ir], self.proxies[IR], c.temp)
-        parts = {"ms": ms.detach()}
+        parts = {"ms": ms.detach()} if c.ms_weight > 0 else {}
         loss = c.ms_weight * ms
-        if self.epoch >= c.uni_start_epoch:
+        if c.uni_weight > 0 and self.epoch >= c.uni_start_epoch:
             uni = unidirectional_ce(f[ir], y[ir], self.references(VIS), c.temp)
             uni = uni + unidirectional_ce(f[vis], y[vis], self.references(IR), c.temp)
             loss = loss + c.uni_weight * uni
