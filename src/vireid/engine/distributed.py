@@ -72,6 +72,11 @@ def get_rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def world_size() -> int:
+    """Ranks of the running process group; 1 without one."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def broadcast_object(obj, src: int = 0):
     if not (dist.is_available() and dist.is_initialized()):
         return obj

@@ -22,13 +22,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..engine.distributed import world_size
+
 
 def _gather(t: torch.Tensor) -> torch.Tensor:
     """All ranks' rows, in rank order. Ranks may hold different row counts (a method
     selects its clustered rows before updating), so rows are padded to the largest."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    world = world_size()
+    if world == 1:
         return t
-    world = dist.get_world_size()
     n = torch.tensor([len(t)], device=t.device)
     sizes = [torch.empty_like(n) for _ in range(world)]
     dist.all_gather(sizes, n)
@@ -89,7 +91,9 @@ class ClusterMemory(nn.Module):
         self, feats: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
     ) -> None:
         """``weights`` (B,) in [0, 1] scale each sample's pull (MMM's confidence-weighted
-        update); None = the plain update."""
+        update); None = the plain update. Under DDP every rank must call this (and
+        ``TwoStepMemory.update_with``) at the same point, with zero rows if it has none:
+        the update all-gathers, so a rank that skips it leaves the others waiting."""
         x = _gather(F.normalize(feats.detach().float(), dim=1))
         y = _gather(labels)
         w = None if weights is None else _gather(weights.float())

@@ -124,7 +124,7 @@ class ClusterContrast(Method):
             return
         f, y, m = self._last
         for mod, mem in self.memories.items():
-            sel = m == mod  # no `if sel.any()`: a rank that skipped the all-gather would hang DDP
+            sel = m == mod  # no `if sel.any()`: every rank runs every update (DDP)
             mem.update(f[sel], y[sel])
         self._last = None
 

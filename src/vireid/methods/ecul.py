@@ -226,8 +226,7 @@ class ECUL(Method):
         f, m, idx, a = self._last
         t = self.cfg.tsmem
         rule = tsmem_rule(self.epoch, t.switch_epoch, t.stage1, t.stage2)
-        # every update runs on every rank, with or without rows of its own: under DDP the
-        # updates all-gather, and a rank that skipped one would hang the others
+        # no `if sel.any()`: every rank runs every update (ClusterMemory.update, DDP)
         for mod, key in ((VIS, "v"), (IR, "r")):
             sel = (m == mod) & (a["intra"] >= 0)
             self.memories[key].update_with(f[sel], a["intra"][sel], rule, self.generator)

@@ -30,6 +30,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..engine.distributed import world_size
 from ..losses.proxy import proxy_ce, unidirectional_ce
 from ..registry import METHODS
 from .supervised import AGW
@@ -114,7 +115,7 @@ class MAUM(AGW):
         if pending is None or not self.optimizer_stepped:
             return
         trained, before = pending
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if world_size() > 1:
             flags = trained.to(torch.int32)
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
             trained = flags.bool()

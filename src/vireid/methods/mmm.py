@@ -375,8 +375,7 @@ class MMM(Method):
         if self._last is None:
             return
         f, pool, m, view2, a = self._last
-        # every update runs on every rank, with or without rows of its own: under DDP the
-        # updates all-gather, and a rank that skipped one would hang the others
+        # no `if sel.any()`: every rank runs every update (ClusterMemory.update, DDP)
         for mod, key in ((VIS, "v"), (IR, "r")):
             sel = (m == mod) & (a["intra"] >= 0)
             self.memories[key].update(f[sel], a["intra"][sel], a["conf"][sel])
