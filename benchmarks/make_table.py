@@ -74,9 +74,14 @@ def rows() -> list[str]:
     if c := _load("cluster"):
         for r in c["runs"]:
             out += _cluster_rows(r, c)
-    for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048"):
+    for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048", "cluster_gpu_1m_bf16"):
         if c := _load(name):
-            out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
+            for r in c["runs"]:
+                out.append(_gpu_cluster_row(r, c["machine"]))
+                for kind, a in r.get("approx", {}).items():
+                    out.append(_gpu_approx_row(r, kind, a, c["machine"]))
+    if k := _load("knn_gpu"):
+        out += [_knn_gpu_row(r, k["machine"]) for r in k["runs"]]
     out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
     for name in ("mmm_step", "mmm_step_ivf"):
         if st := _load(name):
@@ -194,6 +199,28 @@ def _gpu_cluster_row(r: dict, machine: dict) -> str:
         f"| Jaccard + DBSCAN on the GPU, N = {r['n']:,}, D = {r['dim']} | "
         f"{r['sparse_s']:.1f} s ({stages}), GPU peak {r['gpu_peak_mb']:,.0f} MB, host "
         f"peak RSS {r['sparse_peak_mb']:,.0f} MB incl. features | {'; '.join(ref) or '–'} | "
+        f"{machine['gpu']} + {machine['cores']} CPU cores |"
+    )
+
+
+def _gpu_approx_row(r: dict, kind: str, a: dict, machine: dict) -> str:
+    return (
+        f"| Jaccard + DBSCAN on the GPU, N = {r['n']:,}, D = {r['dim']}, {kind} kNN | "
+        f"{a['seconds']:.1f} s ({_stages(a['stages_s'])}); recall@k1 {a['recall_k1']:.4f}, vs"
+        f" exact labels ARI {a['ari_vs_exact']:.4f}, labels identical: {a['labels_identical']}"
+        + (f" ({a['note']})" if a.get("note") else "")
+        + f" | exact kNN in the same run {r['sparse_s']:.1f} s | "
+        f"{machine['gpu']} + {machine['cores']} CPU cores |"
+    )
+
+
+def _knn_gpu_row(r: dict, machine: dict) -> str:
+    """The exact k1-NN self-join alone: bf16 candidates re-ranked vs float32 products."""
+    return (
+        f"| exact k-NN self-join on the GPU (k {r['k']}), N = {r['n']:,}, D = {r['dim']}, bf16"
+        f" candidates re-ranked in fp32 | {r['bf16_s']:.1f} s; rows identical to fp32"
+        f" {100 * r['bf16_rows_identical']:.2f} %, max |Δd²| {r['bf16_max_abs_d2_diff']:.1e}"
+        f" | float32 products {r['fp32_s']:.1f} s → **{r['fp32_s'] / r['bf16_s']:.1f}×** | "
         f"{machine['gpu']} + {machine['cores']} CPU cores |"
     )
 

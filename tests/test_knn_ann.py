@@ -1,5 +1,7 @@
 """Approximate neighbours (cluster.knn = ivf | hnsw) against the exact search."""
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -105,7 +107,7 @@ def test_routes_and_settings():
     assert ann_route("ivf", on_cuda=True, faiss_gpus=1) == "ivf_gpu"
     assert ann_route("ivf", on_cuda=True, faiss_gpus=0) == "exact"  # the torch path
     assert ann_route("hnsw", on_cuda=True, faiss_gpus=1) == "exact"
-    with pytest.raises(ValueError, match="expected ivf or hnsw"):
+    with pytest.raises(ValueError, match="expected ivf, hnsw or bf16"):
         Ann("pq")
     with pytest.raises(ValueError, match="nprobe=0"):
         Ann("ivf", nprobe=0)
@@ -120,10 +122,41 @@ def test_routes_and_settings():
     assert (h.m, h.ef_search, h.pca_dim, h.rerank) == (12, 80, 64, 2)
 
 
+def test_bf16_candidates_reranked_give_the_exact_lists_and_distances():
+    x, _ = blobs(1200, 40, d=48, noise=0.5, seed=4)
+    d_ex, i_ex = knn(x, 15, backend="torch")
+    d2, idx = knn(x, 15, ann=Ann("bf16", rerank=2))
+    np.testing.assert_array_equal(idx, i_ex)
+    # float32 distances of the found neighbours: bf16 products alone are off by ~1e-2
+    np.testing.assert_allclose(d2, brute_d2(x, idx), atol=2e-5)
+    np.testing.assert_allclose(d2, d_ex, atol=2e-5)
+    a = jaccard_distance(x, 20, 6, max_distance=0.6)
+    b = jaccard_distance(x, 20, 6, max_distance=0.6, ann=Ann("bf16"))
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_allclose(a.data, b.data, atol=1e-5)
+    assert build_ann(ClusterCfg(knn="bf16", knn_rerank=3)).rerank == 3
+
+
+def test_bf16_ties_keep_the_smaller_index_first():
+    x = np.repeat(np.eye(6, 8, dtype=np.float32), 3, axis=0)  # triplets of equal rows
+    _, idx = knn(x, 3, ann=Ann("bf16"))
+    np.testing.assert_array_equal(np.sort(idx, 1), idx)  # equal distances: index order
+    np.testing.assert_array_equal(idx[4], [3, 4, 5])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_bf16_candidates_match_the_exact_torch_search():
+    x, _ = blobs(3000, 100, d=256, noise=0.5, seed=1)
+    d_ex, i_ex = knn(x, 30, device="cuda")
+    d2, idx = knn(x, 30, device="cuda", ann=Ann("bf16"))
+    np.testing.assert_array_equal(idx, i_ex)
+    np.testing.assert_allclose(d2, d_ex, atol=1e-4)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_without_faiss_gpu_keeps_the_exact_torch_search(monkeypatch):
-    from vireid.clustering import knn as knn_mod
-
+    # the module (vireid.clustering.knn is also the name of the function it exports)
+    knn_mod = importlib.import_module("vireid.clustering.knn")
     monkeypatch.setattr(knn_mod, "faiss_gpus", lambda: 0)
     x, _ = blobs(300)
     a = knn_mod.knn(x, 8, device="cuda", ann=Ann("ivf"))
@@ -141,3 +174,14 @@ def test_approximate_pseudo_labels_agree_with_exact(method):
     assert adjusted_rand_score(pid, exact) > 0.9  # a real clustering, not all outliers
     labels = dbscan(jaccard_distance(x, 30, 6, max_distance=0.6, ann=ann), 0.6)
     assert (labels < 0).sum() == (exact < 0).sum()
+
+
+@pytest.mark.parametrize("n", [20000, 4 * 4096 + 4096])  # a partial last chunk; whole chunks
+def test_two_round_selection_equals_one_top_k(n):
+    from vireid.clustering.knn import _smallest
+
+    d = torch.from_numpy(np.random.default_rng(n).random((6, n), dtype=np.float32))
+    v, i = _smallest(d, 30, chunked=True)  # the GPU's default
+    rv, ri = torch.topk(d, 30, dim=1, largest=False)
+    torch.testing.assert_close(v, rv)
+    np.testing.assert_array_equal(i.numpy(), ri.numpy())

@@ -16,6 +16,14 @@ Ties are broken by the smaller index in the torch backend up to ``STABLE_SORT_MA
 (stable sort of each tile); above it, and in faiss, the order among exact ties is
 implementation-defined.
 
+``ann=Ann("bf16")``: the torch search with its tile's products in bfloat16 (tensor cores
+on a GPU: 8× the float32 product on an H200), keeping ``rerank``·k candidates
+per row whose distances are then computed exactly in float32 and sorted (ties by the
+smaller index). The result is the exact search's unless one of a row's k nearest falls
+outside its candidates, which takes a bf16 rounding error (~2⁻⁸ of a product) larger than
+the gap between the k-th and the (rerank·k)-th distance. On the host the exact faiss
+search is as fast, so this is a GPU option (it runs on the CPU too, for tests).
+
 Approximate search (``ann=Ann(...)``: faiss IVF or HNSW, optionally on a PCA projection
 with exact re-ranking) is in ``knn_approx``.
 """
@@ -31,6 +39,8 @@ from .knn_approx import Ann, ann_route, approximate, faiss_gpus
 log = get_logger(__name__)
 
 STABLE_SORT_MAX = 65536  # above this many points the torch backend uses top-k per tile
+SELECT_CHUNK = 4096  # large N: k smallest per chunk of a row first, then among those
+RERANK_FLOATS = 1 << 26  # bf16 candidates: gathered float32 candidate features per step (256 MB)
 
 
 def _faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,20 +62,82 @@ def _faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return d, i
 
 
-def _torch_knn(x: torch.Tensor, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+def _smallest(
+    d: torch.Tensor, k: int, sort: bool = True, chunked: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(d, k, largest=False)`` of a wide (b, N) tile; ``chunked`` in two
+    rounds: the k smallest of each ``SELECT_CHUNK`` columns, then the k smallest of those
+    (b·N/chunk·k values). Default: two rounds for CUDA tiles and k > 32. Measured on an
+    H200 (1024 × 1M tiles, benchmarks/results/knn_gpu.json): for k = 30 one top-k takes
+    16 ms and two rounds 22 ms, but the bf16 search's k = 60 candidates took 99 s per
+    million rows with one top-k against 33 s in two rounds (the product is 13 s of
+    either). On the host one top-k is the faster. Ties come back in arbitrary order."""
+    b, n = d.shape
+    chunked = (d.is_cuda and k > 32) if chunked is None else chunked
+    if not chunked or n <= 4 * SELECT_CHUNK or k > SELECT_CHUNK:
+        return torch.topk(d, k, dim=1, largest=False, sorted=sort)
+    m = n - n % SELECT_CHUNK
+    v, i = torch.topk(d[:, :m].view(b, -1, SELECT_CHUNK), k, dim=2, largest=False, sorted=False)
+    i += torch.arange(0, m, SELECT_CHUNK, device=d.device)[None, :, None]
+    v, i = v.reshape(b, -1), i.reshape(b, -1)
+    if m < n:
+        v = torch.cat([v, d[:, m:]], 1)
+        i = torch.cat([i, torch.arange(m, n, device=d.device).expand(b, -1)], 1)
+    v, pos = torch.topk(v, k, dim=1, largest=False, sorted=sort)
+    return v, i.gather(1, pos)
+
+
+def _bf16_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(m, n) float32 a·bᵀ from bfloat16 rows: fp32 accumulation and output on CUDA, a
+    bf16-rounded output on the host (coarser candidates; tests only)."""
+    if a.is_cuda:
+        try:
+            return torch.mm(a, b.T, out_dtype=torch.float32)
+        except (TypeError, RuntimeError):  # a torch without mm(out_dtype=)
+            pass
+    return (a @ b.T).float()
+
+
+def _exact_order(x: torch.Tensor, sq: torch.Tensor, s: int, cand: torch.Tensor, k: int):
+    """The k of rows s.. 's candidates (b, C) nearest by float32 distance, ascending, ties
+    by the smaller index (as the stable-sorted exact tile orders them)."""
+    cand = cand.sort(dim=1).values
+    b, c = cand.shape
+    d = torch.empty(b, c, dtype=torch.float32, device=x.device)
+    step = max(1, RERANK_FLOATS // (c * x.shape[1]))
+    for r in range(0, b, step):
+        cb = cand[r : r + step]
+        dot = torch.bmm(x[cb], x[s + r : s + r + len(cb), :, None])[..., 0]
+        d[r : r + len(cb)] = (sq[s + r : s + r + len(cb), None] + sq[cb] - 2 * dot).clamp_min_(0)
+    vals, pos = torch.sort(d, dim=1, stable=True)
+    return vals[:, :k], cand.gather(1, pos[:, :k])
+
+
+def _torch_knn(
+    x: torch.Tensor, k: int, block: int, candidates: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact search in float32 tiles; ``candidates`` > k: bf16 tiles choose that many per
+    row, re-ranked exactly (module docstring)."""
     n = x.shape[0]
     sq = (x * x).sum(1)
+    low = x.to(torch.bfloat16) if candidates else None
     out_d = torch.empty(n, k, dtype=torch.float32)
     out_i = torch.empty(n, k, dtype=torch.int64)
     for s in range(0, n, block):
         e = min(n, s + block)
-        d = (sq[s:e, None] + sq[None] - 2 * x[s:e] @ x.T).clamp_min_(0)
-        if n <= STABLE_SORT_MAX:
-            # full stable sort keeps index order among ties (top-k does not)
-            vals, idx = torch.sort(d, dim=1, stable=True)
-            vals, idx = vals[:, :k], idx[:, :k]
-        else:  # large N: top-k (ties in arbitrary order, like faiss)
-            vals, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
+        if low is not None:
+            d = (sq[s:e, None] + sq[None] - 2 * _bf16_products(low[s:e], low)).clamp_min_(0)
+            cand = _smallest(d, candidates, sort=False)[1]
+            del d
+            vals, idx = _exact_order(x, sq, s, cand, k)
+        else:
+            d = (sq[s:e, None] + sq[None] - 2 * x[s:e] @ x.T).clamp_min_(0)
+            if n <= STABLE_SORT_MAX:
+                # full stable sort keeps index order among ties (top-k does not)
+                vals, idx = torch.sort(d, dim=1, stable=True)
+                vals, idx = vals[:, :k], idx[:, :k]
+            else:  # large N: top-k (ties in arbitrary order, like faiss)
+                vals, idx = _smallest(d, k)
         out_d[s:e] = vals.float().cpu()
         out_i[s:e] = idx.cpu()
     return out_d.numpy(), out_i.numpy()
@@ -91,6 +163,10 @@ def knn(
         backend = "torch" if on_cuda else "faiss"
     if backend not in ("faiss", "torch"):
         raise ValueError(f"knn backend {backend!r}: expected auto, faiss or torch")
+    if ann is not None and ann.method == "bf16":  # the torch search, wherever the data is
+        x = feats if isinstance(feats, torch.Tensor) else torch.from_numpy(np.asarray(feats))
+        x = x.to(device or x.device, dtype=torch.float32)
+        return _torch_knn(x, k, block, candidates=min(n, max(k + 1, ann.rerank * k)))
     if ann is not None:
         route = ann_route(ann.method, on_cuda and backend == "torch", faiss_gpus())
         if route != "exact":

@@ -48,7 +48,7 @@ RERANK_BYTES = 32 << 20  # re-rank: gathered candidate features per block (per t
 class Ann:
     """Approximate neighbour search settings (see the module docstring)."""
 
-    method: Literal["ivf", "hnsw"] = "ivf"
+    method: Literal["ivf", "hnsw", "bf16"] = "ivf"  # bf16: the exact torch search's variant
     nlist: int = 0  # ivf cells; 0 = round(2·√N)
     nprobe: int = 8  # ivf cells searched per point
     train_points: int = 64  # ivf k-means training sample per cell
@@ -64,8 +64,8 @@ class Ann:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.method not in ("ivf", "hnsw"):
-            raise ValueError(f"approximate knn {self.method!r}: expected ivf or hnsw")
+        if self.method not in ("ivf", "hnsw", "bf16"):
+            raise ValueError(f"approximate knn {self.method!r}: expected ivf, hnsw or bf16")
         if self.metric not in ("ip", "l2"):
             raise ValueError(f"Ann.metric={self.metric!r}: expected ip or l2")
         names = ("nprobe", "train_points", "m", "ef_construction", "ef_search", "rerank")

@@ -193,8 +193,10 @@ class ClusterCfg(Strict):
     eps: float = Field(0.6, gt=0, lt=1, description="0.6 SYSU-MM01, 0.3 RegDB (ADCA/MMM)")
     min_samples: int = Field(4, ge=1)
     knn_backend: Literal["auto", "faiss", "torch"] = "auto"
-    knn: Literal["exact", "ivf", "hnsw"] = Field(
-        "exact", description="neighbour search; ivf/hnsw: approximate (docs/scaling.md)"
+    knn: Literal["exact", "ivf", "hnsw", "bf16"] = Field(
+        "exact",
+        description="neighbour search; ivf/hnsw: approximate; bf16: the exact torch search's "
+        "candidates from bf16 products (GPU tensor cores), re-ranked in fp32 (docs/scaling.md)",
     )
     ivf_nlist: int = Field(0, ge=0, description="knn=ivf: k-means cells; 0 = 2·sqrt(N)")
     ivf_nprobe: int = Field(8, ge=1, description="knn=ivf: cells searched per sample")
@@ -209,7 +211,7 @@ class ClusterCfg(Strict):
     knn_rerank: int = Field(
         2,
         ge=1,
-        description="ivf/hnsw with PCA: rerank·k candidates re-ranked exactly (k = k1; "
+        description="ivf/hnsw with PCA, and bf16: rerank·k candidates re-ranked exactly (k = k1; "
         "joint_k3 for ECUL's EMCC search)",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
