@@ -115,9 +115,8 @@ def child(a: argparse.Namespace) -> None:
     captured = []  # the neighbour lists of the timed call, for the recall
     search = jac.knn_search
     jac.knn_search = lambda *p, **kw: captured.append(search(*p, **kw)) or captured[-1]
-    ann = None
-    if kind.split(":")[0] in ("ivf", "hnsw"):
-        ann = ann_spec(kind)
+    # every kind but the references is a knn_approx.Ann spec (ivf, hnsw, bf16, ...)
+    ann = None if kind in ("exact", "host", "dense", "community") else ann_spec(kind)
     base = reset_peak_rss()  # current RSS with libraries and features loaded
     t0 = time.perf_counter()
     stages: dict[str, float] = {}

@@ -74,7 +74,7 @@ def rows() -> list[str]:
     if c := _load("cluster"):
         for r in c["runs"]:
             out += _cluster_rows(r, c)
-    for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048", "cluster_gpu_1m_bf16"):
+    for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048", "cluster_gpu_1m_h200"):
         if c := _load(name):
             for r in c["runs"]:
                 out.append(_gpu_cluster_row(r, c["machine"]))

@@ -22,7 +22,9 @@ per row whose distances are then computed exactly in float32 and sorted (ties by
 smaller index). The result is the exact search's unless one of a row's k nearest falls
 outside its candidates, which takes a bf16 rounding error (~2⁻⁸ of a product) larger than
 the gap between the k-th and the (rerank·k)-th distance. On the host the exact faiss
-search is as fast, so this is a GPU option (it runs on the CPU too, for tests).
+search is faster (bf16 products have no float32 output there, and the candidates would be
+coarser), so ``bf16`` applies where the torch search runs on CUDA and the host search stays
+exact; ``_torch_knn(..., candidates=...)`` runs the same code on the CPU for the tests.
 
 Approximate search (``ann=Ann(...)``: faiss IVF or HNSW, optionally on a PCA projection
 with exact re-ranking) is in ``knn_approx``.
@@ -39,7 +41,6 @@ from .knn_approx import Ann, ann_route, approximate, faiss_gpus
 log = get_logger(__name__)
 
 STABLE_SORT_MAX = 65536  # above this many points the torch backend uses top-k per tile
-SELECT_CHUNK = 4096  # large N: k smallest per chunk of a row first, then among those
 RERANK_FLOATS = 1 << 26  # bf16 candidates: gathered float32 candidate features per step (256 MB)
 
 
@@ -60,31 +61,6 @@ def _faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     for s in range(0, len(x), step):
         d[s : s + step], i[s : s + step] = faiss.knn(x[s : s + step], x, k)
     return d, i
-
-
-def _smallest(
-    d: torch.Tensor, k: int, sort: bool = True, chunked: bool | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.topk(d, k, largest=False)`` of a wide (b, N) tile; ``chunked`` in two
-    rounds: the k smallest of each ``SELECT_CHUNK`` columns, then the k smallest of those
-    (b·N/chunk·k values). Default: two rounds for CUDA tiles and k > 32. Measured on an
-    H200 (1024 × 1M tiles, benchmarks/results/knn_gpu.json): for k = 30 one top-k takes
-    16 ms and two rounds 22 ms, but the bf16 search's k = 60 candidates took 99 s per
-    million rows with one top-k against 33 s in two rounds (the product is 13 s of
-    either). On the host one top-k is the faster. Ties come back in arbitrary order."""
-    b, n = d.shape
-    chunked = (d.is_cuda and k > 32) if chunked is None else chunked
-    if not chunked or n <= 4 * SELECT_CHUNK or k > SELECT_CHUNK:
-        return torch.topk(d, k, dim=1, largest=False, sorted=sort)
-    m = n - n % SELECT_CHUNK
-    v, i = torch.topk(d[:, :m].view(b, -1, SELECT_CHUNK), k, dim=2, largest=False, sorted=False)
-    i += torch.arange(0, m, SELECT_CHUNK, device=d.device)[None, :, None]
-    v, i = v.reshape(b, -1), i.reshape(b, -1)
-    if m < n:
-        v = torch.cat([v, d[:, m:]], 1)
-        i = torch.cat([i, torch.arange(m, n, device=d.device).expand(b, -1)], 1)
-    v, pos = torch.topk(v, k, dim=1, largest=False, sorted=sort)
-    return v, i.gather(1, pos)
 
 
 def _bf16_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -113,6 +89,11 @@ def _exact_order(x: torch.Tensor, sq: torch.Tensor, s: int, cand: torch.Tensor, 
     return vals[:, :k], cand.gather(1, pos[:, :k])
 
 
+def bf16_candidates(k: int, n: int, rerank: int) -> int:
+    """Candidates per row of the bf16 search: rerank·k, more than k, at most N."""
+    return min(n, max(k + 1, rerank * k))
+
+
 def _torch_knn(
     x: torch.Tensor, k: int, block: int, candidates: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -126,8 +107,9 @@ def _torch_knn(
     for s in range(0, n, block):
         e = min(n, s + block)
         if low is not None:
-            d = (sq[s:e, None] + sq[None] - 2 * _bf16_products(low[s:e], low)).clamp_min_(0)
-            cand = _smallest(d, candidates, sort=False)[1]
+            # ×2 is exact in bf16 and spares one (block × N) float32 temporary
+            d = (sq[s:e, None] + sq[None]).sub_(_bf16_products(2 * low[s:e], low))
+            cand = torch.topk(d.clamp_min_(0), candidates, dim=1, largest=False, sorted=False)[1]
             del d
             vals, idx = _exact_order(x, sq, s, cand, k)
         else:
@@ -137,7 +119,7 @@ def _torch_knn(
                 vals, idx = torch.sort(d, dim=1, stable=True)
                 vals, idx = vals[:, :k], idx[:, :k]
             else:  # large N: top-k (ties in arbitrary order, like faiss)
-                vals, idx = _smallest(d, k)
+                vals, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
         out_d[s:e] = vals.float().cpu()
         out_i[s:e] = idx.cpu()
     return out_d.numpy(), out_i.numpy()
@@ -152,7 +134,8 @@ def knn(
     ann: Ann | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours of every row of ``feats`` (N, D) among all rows; ``ann``:
-    approximate search instead of exact (None)."""
+    approximate search instead of exact (None), or ``Ann("bf16")``: the exact torch
+    search's bf16 candidates re-ranked in float32 (on CUDA; module docstring)."""
     n = len(feats)
     if not 1 <= k <= n:
         raise ValueError(f"k={k}: expected 1 <= k <= N={n}")
@@ -163,10 +146,13 @@ def knn(
         backend = "torch" if on_cuda else "faiss"
     if backend not in ("faiss", "torch"):
         raise ValueError(f"knn backend {backend!r}: expected auto, faiss or torch")
-    if ann is not None and ann.method == "bf16":  # the torch search, wherever the data is
-        x = feats if isinstance(feats, torch.Tensor) else torch.from_numpy(np.asarray(feats))
-        x = x.to(device or x.device, dtype=torch.float32)
-        return _torch_knn(x, k, block, candidates=min(n, max(k + 1, ann.rerank * k)))
+    if ann is not None and ann.method == "bf16":
+        if backend == "torch" and on_cuda:
+            x = feats if isinstance(feats, torch.Tensor) else torch.from_numpy(np.asarray(feats))
+            x = x.to(device or x.device, dtype=torch.float32)
+            return _torch_knn(x, k, block, candidates=bf16_candidates(k, n, ann.rerank))
+        log.info("knn=bf16 off a CUDA device: the exact search (as fast on the host)")
+        ann = None
     if ann is not None:
         route = ann_route(ann.method, on_cuda and backend == "torch", faiss_gpus())
         if route != "exact":

@@ -60,7 +60,7 @@ class Ann:
     metric: Literal["ip", "l2"] = "ip"  # hnsw graph metric (the result is re-ranked by L2)
     pca_dim: int = 0  # search on this many principal components (0 = the full features)
     pca_train: int = 8192  # samples the PCA is fitted on
-    rerank: int = 2  # with pca_dim: candidates per point = rerank·k, re-ranked exactly
+    rerank: int = 2  # with pca_dim, and bf16: candidates per point = rerank·k, re-ranked exactly
     seed: int = 0
 
     def __post_init__(self) -> None:
