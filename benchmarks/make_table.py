@@ -76,10 +76,7 @@ def rows() -> list[str]:
             out += _cluster_rows(r, c)
     for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048", "cluster_gpu_1m_h200"):
         if c := _load(name):
-            for r in c["runs"]:
-                out.append(_gpu_cluster_row(r, c["machine"]))
-                for kind, a in r.get("approx", {}).items():
-                    out.append(_gpu_approx_row(r, kind, a, c["machine"]))
+            out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
     if k := _load("knn_gpu"):
         out += [_knn_gpu_row(r, k["machine"]) for r in k["runs"]]
     out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
@@ -199,17 +196,6 @@ def _gpu_cluster_row(r: dict, machine: dict) -> str:
         f"| Jaccard + DBSCAN on the GPU, N = {r['n']:,}, D = {r['dim']} | "
         f"{r['sparse_s']:.1f} s ({stages}), GPU peak {r['gpu_peak_mb']:,.0f} MB, host "
         f"peak RSS {r['sparse_peak_mb']:,.0f} MB incl. features | {'; '.join(ref) or '–'} | "
-        f"{machine['gpu']} + {machine['cores']} CPU cores |"
-    )
-
-
-def _gpu_approx_row(r: dict, kind: str, a: dict, machine: dict) -> str:
-    return (
-        f"| Jaccard + DBSCAN on the GPU, N = {r['n']:,}, D = {r['dim']}, {kind} kNN | "
-        f"{a['seconds']:.1f} s ({_stages(a['stages_s'])}); recall@k1 {a['recall_k1']:.4f}, vs"
-        f" exact labels ARI {a['ari_vs_exact']:.4f}, labels identical: {a['labels_identical']}"
-        + (f" ({a['note']})" if a.get("note") else "")
-        + f" | exact kNN in the same run {r['sparse_s']:.1f} s | "
         f"{machine['gpu']} + {machine['cores']} CPU cores |"
     )
 

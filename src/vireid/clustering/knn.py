@@ -69,7 +69,9 @@ def _bf16_products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.is_cuda:
         try:
             return torch.mm(a, b.T, out_dtype=torch.float32)
-        except (TypeError, RuntimeError):  # a torch without mm(out_dtype=)
+        # a torch without mm(out_dtype=), or without its kernel for this GPU (not OOM:
+        # torch.OutOfMemoryError is a RuntimeError and must surface)
+        except (TypeError, NotImplementedError):
             pass
     return (a @ b.T).float()
 
@@ -146,12 +148,12 @@ def knn(
         backend = "torch" if on_cuda else "faiss"
     if backend not in ("faiss", "torch"):
         raise ValueError(f"knn backend {backend!r}: expected auto, faiss or torch")
+    candidates = 0  # the exact float32 search
     if ann is not None and ann.method == "bf16":
         if backend == "torch" and on_cuda:
-            x = feats if isinstance(feats, torch.Tensor) else torch.from_numpy(np.asarray(feats))
-            x = x.to(device or x.device, dtype=torch.float32)
-            return _torch_knn(x, k, block, candidates=bf16_candidates(k, n, ann.rerank))
-        log.info("knn=bf16 off a CUDA device: the exact search (as fast on the host)")
+            candidates = bf16_candidates(k, n, ann.rerank)
+        else:
+            log.info("knn=bf16 off a CUDA device: the exact search (as fast on the host)")
         ann = None
     if ann is not None:
         route = ann_route(ann.method, on_cuda and backend == "torch", faiss_gpus())
@@ -163,4 +165,4 @@ def knn(
         return _faiss_knn(np.ascontiguousarray(x, dtype=np.float32), k)
     x = feats if isinstance(feats, torch.Tensor) else torch.from_numpy(np.asarray(feats))
     x = x.to(device or x.device, dtype=torch.float32)
-    return _torch_knn(x, k, block)
+    return _torch_knn(x, k, block, candidates)
