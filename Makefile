@@ -11,7 +11,7 @@ DEMO_DIR ?= outputs/demo
 DEMO_CONFIG ?= configs/quickstart/agw_synth.yaml
 PYTEST_ARGS ?= -n 2
 
-.PHONY: test demo install lint format bench clean
+.PHONY: test demo install lint format bench clean mutants
 
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: lint
 
 demo: install
 	$(PY) -m vireid demo --out $(DEMO_DIR) --config $(DEMO_CONFIG)
+
+# every mechanism mutant against its guarding tests (tests/mutants); 0 survivors expected
+mutants: install
+	$(PY) -m tests.mutants
 
 bench: install
 	$(PY) benchmarks/run_all.py

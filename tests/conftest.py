@@ -194,3 +194,11 @@ def live_server(app):
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def pytest_configure(config):
+    """Apply the mechanism mutant named by ``$VIREID_MUTANT`` (see tests/mutants) before
+    collection, so that names imported by the test modules are the mutated ones."""
+    from mutants import apply_from_env
+
+    apply_from_env()
