@@ -9,7 +9,8 @@ methods, the last epoch's cross-modality ARI), the loss terms the runs actually 
 with (read from their metrics, not declared), and a verdict on the paper's direction:
 
 * ``reproduced``: the difference to the compared row has the paper's sign and exceeds
-  twice its standard error over seeds;
+  twice its standard error, paired by seed (every row of a group runs on the same seeds,
+  data and per-epoch batch sampler; the error is that of the per-seed differences);
 * ``opposite``: the other sign, beyond twice the standard error;
 * ``within spread``: neither.
 
@@ -142,15 +143,28 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def verdict(row: dict, ref: dict, direction: int, key: str = "R1") -> dict:
-    """Row − reference on ``key`` against twice the standard error of the difference."""
+    """Row − reference on ``key`` against twice the standard error of the difference.
+
+    Rows of a group run on the same seeds, data and (seeded per epoch) batch sampler, so
+    the runs are paired by seed: the error is that of the per-seed differences,
+    std(d) / sqrt(n). Without common seeds (older result files) it falls back to the
+    unpaired error of two independent means."""
     a, b = row[key], ref[key]
-    diff = a["mean"] - b["mean"]
-    se = math.sqrt(a["std"] ** 2 / len(a["runs"]) + b["std"] ** 2 / len(b["runs"]))
+    common = [s for s in row.get("seed_ids", []) if s in ref.get("seed_ids", [])]
+    if len(common) >= 2:
+        ia = {s: v for s, v in zip(row["seed_ids"], a["runs"], strict=True)}
+        ib = {s: v for s, v in zip(ref["seed_ids"], b["runs"], strict=True)}
+        d = np.array([ia[s] - ib[s] for s in common])
+        diff, se, paired = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), True
+    else:
+        diff = a["mean"] - b["mean"]
+        se = math.sqrt(a["std"] ** 2 / len(a["runs"]) + b["std"] ** 2 / len(b["runs"]))
+        paired = False
     if abs(diff) <= 2 * se or diff == 0:
         word = "within spread"
     else:
         word = "reproduced" if np.sign(diff) == direction else "opposite"
-    return {"metric": key, "diff": diff, "se": se, "verdict": word}
+    return {"metric": key, "diff": diff, "se": se, "paired": paired, "verdict": word}
 
 
 def merged(out: str, table: list[dict], seeds: list[int]) -> list[dict]:
@@ -208,6 +222,7 @@ def main() -> None:
                 for s in a.seeds
             ]
             rows[row["name"]] = summary = summarise(runs)
+            summary["seed_ids"] = list(a.seeds)
             summary.update(name=row["name"], overrides=row.get("overrides", []))
             summary["paper"] = row.get("paper")
             print(json.dumps({"group": g["group"], **summary}), file=sys.stderr)
