@@ -27,12 +27,11 @@ def check_run(cfg: RunCfg) -> None:
             f"eval.protocol={spec.name} evaluates {spec.dataset} but data.dataset.name="
             f"{dataset}; expected one of: {', '.join(fits)}"
         )
-    if isinstance(ev.trials, int) and not spec.trial_is_split:
-        if not 1 <= ev.trials <= len(spec.trials):
-            raise CrossCheckError(
-                f"eval.trials={ev.trials}: {spec.name} has {len(spec.trials)} trial(s); "
-                f"expected 'all' or 1..{len(spec.trials)}"
-            )
+    if isinstance(ev.trials, int) and ev.trials < 1:  # more than there are: all of them
+        raise CrossCheckError(
+            f"eval.trials={ev.trials}: expected 'all' or a number of trials >= 1 "
+            f"({spec.name} has {len(spec.trials)})"
+        )
     if ev.select_on_test and ev.every == 0:
         raise CrossCheckError(
             "eval.select_on_test=true needs eval.every > 0: it picks the epoch among the "

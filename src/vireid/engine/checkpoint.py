@@ -153,6 +153,18 @@ def _check_state(state, path: Path) -> dict:
     return state
 
 
+def check_shapes(path: Path, stored: dict, own: dict, what: str = "the configured model") -> None:
+    """``stored`` weights must have ``own``'s shapes (``load_state_dict`` would print one
+    line per tensor in a traceback)."""
+    wrong = [k for k, v in stored.items() if k in own and own[k].shape != v.shape]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(
+            f"{path}: the weights do not fit {what}: {k} is {tuple(stored[k].shape)} in "
+            f"the file but {tuple(own[k].shape)} in the model ({len(wrong)} tensor(s) differ)"
+        )
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint (a file, or a run directory's ``last.pt``) with
     ``weights_only=True``; every problem is one ``CheckpointError`` naming the file."""

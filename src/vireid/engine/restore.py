@@ -11,7 +11,7 @@ import torch
 from ..config import RunCfg, validate_config
 from ..config.loader import ConfigError
 from ..models import build_model
-from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+from .checkpoint import CheckpointError, check_shapes, checkpoint_path, load_checkpoint
 
 
 def model_from_checkpoint(path) -> tuple[object, RunCfg, dict]:
@@ -25,16 +25,9 @@ def model_from_checkpoint(path) -> tuple[object, RunCfg, dict]:
     sd = {k.removeprefix("model."): v for k, v in state["model"].items() if k.startswith("model.")}
     num_classes = sd["classifier.weight"].shape[0] if "classifier.weight" in sd else 0
     model = build_model(cfg.model.model_copy(update={"pretrained": None}), num_classes)
-    own = model.state_dict()
-    wrong = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
-    if wrong:
-        k, m = wrong[0], cfg.model
-        raise CheckpointError(
-            f"{path}: the weights do not match the stored config: {k} is "
-            f"{tuple(sd[k].shape)} in the file but {tuple(own[k].shape)} for model.arch="
-            f"{m.arch}, model.width={m.width:g} ({len(wrong)} tensor(s) differ); the file "
-            "was edited or is damaged"
-        )
+    m = cfg.model
+    what = f"its stored config (model.arch={m.arch}, model.width={m.width:g})"
+    check_shapes(path, sd, model.state_dict(), what)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise CheckpointError(

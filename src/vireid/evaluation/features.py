@@ -144,7 +144,7 @@ def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: corrupt .npz ({type(e).__name__}: {first})") from None
 
 
-PICKLE_REFUSED = "holds object arrays (pickled Python objects); refused: reading them could run code"
+PICKLE_REFUSED = "holds object arrays (pickled objects); refused: reading them could run code"
 
 
 class _Refused(Exception):
