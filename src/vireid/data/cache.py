@@ -57,8 +57,11 @@ def load_rgb(path: str) -> Image.Image:
         raise DatasetError(f"{path}: refused as a decompression bomb ({e})") from None
     except UnidentifiedImageError:
         raise DatasetError(f"{path}: cannot decode image: not a JPEG, PNG or BMP file") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DatasetError(f"{path}: cannot decode image ({e}); expected a JPEG/PNG/BMP") from None
+    except Exception as e:  # Pillow's decoders raise many types on damaged data
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise DatasetError(
+            f"{path}: cannot decode image ({type(e).__name__}: {first}); expected a JPEG/PNG/BMP"
+        ) from None
 
 
 def resize_rgb(path: str, height: int, width: int) -> np.ndarray:

@@ -207,6 +207,8 @@ def load_features(path: str | Path) -> dict[str, np.ndarray]:
             )
         if len(data[k]) != len(feats):
             raise ValueError(f"{path}: '{k}' has {len(data[k])} entries, 'feats' has {len(feats)}")
+        if kinds == "iu" and data[k].dtype.kind == "u" and len(feats) and data[k].max() >= 2**63:
+            raise ValueError(f"{path}: '{k}' holds {data[k].max()}, beyond 64-bit integers")
     with np.errstate(over="ignore"):
         data["feats"] = feats = feats.astype(np.float32, copy=False)
     bad = ~np.isfinite(feats).all(axis=1)
