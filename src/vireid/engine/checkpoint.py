@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -177,7 +178,9 @@ def load_checkpoint(path: str | Path) -> dict:
             f"`vireid eval` reads features with --features {path}"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 107" on garbage
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or one that needs pickled objects
         raise CheckpointError(f"{path}: {_load_failure(e)}") from None
     return _check_state(state, path)
