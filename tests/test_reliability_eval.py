@@ -274,3 +274,16 @@ def test_saved_features_keep_loading(tmp_path):
     path = save_features(tmp_path / "ok.npz", np.eye(3), s)
     data = load_features(path)
     assert data["feats"].dtype == np.float32 and data["feats"].shape == (3, 3)
+
+
+def test_weights_that_overflow_to_nan_features_are_one_line(ckpt, sysu_root, tmp_path):
+    """Finite weights whose features overflow: refused before ranking, naming an image."""
+    state = torch.load(ckpt, weights_only=True)
+    state["model"] = {
+        k: v * 1e30 if v.is_floating_point() and "weight" in k else v
+        for k, v in state["model"].items()
+    }
+    path = tmp_path / "huge.pt"
+    torch.save(state, path)
+    r = runner.invoke(app, ["eval", str(path), "--root", str(sysu_root), "--trials", "1"])
+    assert_one_line_error(r, "NaN/Inf features", "first: ", alone=False)

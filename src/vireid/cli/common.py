@@ -12,7 +12,6 @@ from rich.markup import escape
 from ..config.loader import ConfigError
 from ..data.datasets.errors import DatasetError
 from ..engine.checkpoint import CheckpointError
-from ..engine.trainer import NonFiniteLossError
 from ..models.weights import WeightsError
 from ..registry import RegistryError
 from ..utils.logging import setup_logging
@@ -25,7 +24,7 @@ USER_ERRORS = (
     ConfigError,
     DatasetError,
     CheckpointError,
-    NonFiniteLossError,
+    FloatingPointError,  # a diverging loss (NonFiniteLossError), NaN features
     WeightsError,
     RegistryError,
     FileNotFoundError,

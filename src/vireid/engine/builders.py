@@ -156,7 +156,14 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
             image_index=idx,
             corrupt=corrupt,
         )
-        return gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
+        feats = gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
+        bad = ~np.isfinite(feats).all(axis=1)
+        if bad.any():  # never ranked or clustered: NaN ties would score (docs/evaluation.md)
+            raise FloatingPointError(
+                f"the model gave NaN/Inf features for {int(bad.sum())} of {len(samples)} "
+                f"image(s) (first: {samples[int(np.argmax(bad))].path}); its weights overflow"
+            )
+        return feats
 
     return featurize
 
