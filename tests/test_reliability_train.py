@@ -223,3 +223,9 @@ def test_huge_identity_folder_is_one_line_before_training(tmp_path):
     line = assert_one_line_error(r, "99999999999999999999", "64-bit", alone=False)
     assert "/cam" in line and not (tmp_path / "r" / "metrics.jsonl").exists()
     assert len(error_lines(r.output)) == 1
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_one_line(sysu_root, tmp_path):
+    r = runner.invoke(app, train_args(sysu_root, tmp_path / "r", "train.device=cuda"))
+    assert_one_line_error(r, "train.device=cuda", "no CUDA device")
