@@ -61,7 +61,9 @@ def load_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise ConfigError(f"circular _base_ inheritance: {chain}")
-    data = _read_yaml(path)
+    from .chains import absolutize_refs  # chains imports this module
+
+    data = absolutize_refs(_read_yaml(path), path.parent)  # recipe: refs are file-relative
     bases = data.pop("_base_", [])
     if isinstance(bases, str):
         bases = [bases]
@@ -213,7 +215,11 @@ def validate_config(data: dict, model: type[BaseModel] = RunCfg) -> BaseModel:
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunCfg:
     data = load_yaml_tree(path) if path is not None else {}
     data = apply_overrides(data, overrides or [])
-    return validate_config(data)  # type: ignore[return-value]
+    cfg = validate_config(data)
+    from .chains import check_chain  # chains imports this module
+
+    check_chain(cfg, (Path(path).resolve(),) if path is not None else ())
+    return cfg  # type: ignore[return-value]
 
 
 def dump_config(cfg: BaseModel) -> str:

@@ -92,6 +92,18 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def read_checkpoint_config(path: str | Path) -> dict:
+    """The config stored in a checkpoint, without reading its tensors (memory-mapped)."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # corrupt file, or one that needs pickled objects
+        raise CheckpointError(f"{path}: not a loadable vireid checkpoint ({e})") from None
+    if not isinstance(state, dict) or "config" not in state:
+        raise CheckpointError(f"{path}: missing 'config'; not a vireid checkpoint")
+    return json.loads(state["config"])
+
+
 def restore_rng(state: dict) -> None:
     _set_rng_state(state["rng"])
 
