@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -44,7 +45,17 @@ import pytest
 
 ENV = "VIREID_MUTANT"
 # one module per method or area; each registers its mutants on import
-MODULES = ("agw", "cluster_contrast", "mmm", "ecul", "maum", "mun", "engine")
+MODULES = (
+    "agw",
+    "cluster_contrast",
+    "mmm",
+    "ecul",
+    "maum",
+    "mun",
+    "engine",
+    "data",
+    "evaluation",
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,20 @@ def mutant(name: str, mechanism: str, tests: list[str], fast: bool = False):
         return fn
 
     return register
+
+
+def replace(mp: pytest.MonkeyPatch, owner, name: str, new) -> None:
+    """``owner.name = new``, and the same in every loaded ``vireid`` module that holds the
+    old object under any name (``from .x import f`` made a copy of the reference, which a
+    plain ``setattr`` on ``owner`` would leave pointing at the real function)."""
+    old = getattr(owner, name)
+    mp.setattr(owner, name, new)
+    for mod_name, mod in list(sys.modules.items()):
+        if mod is owner or not (mod_name == "vireid" or mod_name.startswith("vireid.")):
+            continue
+        for attr, value in list(vars(mod).items()):
+            if value is old:
+                mp.setattr(mod, attr, new)
 
 
 def load_all() -> dict[str, Mutant]:
