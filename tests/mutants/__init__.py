@@ -40,10 +40,12 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 ENV = "VIREID_MUTANT"
+_REPO = str(Path(__file__).resolve().parents[2])
 # one module per method or area; each registers its mutants on import
 MODULES = (
     "agw",
@@ -85,13 +87,16 @@ def mutant(name: str, mechanism: str, tests: list[str], fast: bool = False):
 
 
 def replace(mp: pytest.MonkeyPatch, owner, name: str, new) -> None:
-    """``owner.name = new``, and the same in every loaded ``vireid`` module that holds the
-    old object under any name (``from .x import f`` made a copy of the reference, which a
-    plain ``setattr`` on ``owner`` would leave pointing at the real function)."""
+    """``owner.name = new``, and the same in every loaded module of this repository
+    (``src/vireid``, ``tests``) that holds the old object under any name: ``from .x import
+    f`` copied the reference, which a plain ``setattr`` on ``owner`` would leave pointing at
+    the real function (a spawned DDP rank imports its test module before it applies the
+    mutant, so test modules are patched too)."""
     old = getattr(owner, name)
     mp.setattr(owner, name, new)
-    for mod_name, mod in list(sys.modules.items()):
-        if mod is owner or not (mod_name == "vireid" or mod_name.startswith("vireid.")):
+    for mod in list(sys.modules.values()):
+        path = getattr(mod, "__file__", None) or ""
+        if mod is owner or not path.startswith(_REPO):
             continue
         for attr, value in list(vars(mod).items()):
             if value is old:
