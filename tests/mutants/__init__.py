@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import runpy
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from pathlib import Path
 import pytest
 
 ENV = "VIREID_MUTANT"
+EXTRA = "VIREID_MUTANT_FILES"
+_EXTRA_LOADED: set[str] = set()
 _REPO = str(Path(__file__).resolve().parents[2])
 # one module per method or area; each registers its mutants on import
 MODULES = (
@@ -110,6 +113,12 @@ def load_all() -> dict[str, Mutant]:
         except ModuleNotFoundError as e:
             if e.name != f"{__name__}.{m}":
                 raise
+    # extra mutant files (the runner's own test registers deliberately bad mutants there):
+    # run with ``mutant`` and ``replace`` as globals, once per process
+    for path in filter(None, os.environ.get(EXTRA, "").split(os.pathsep)):
+        if path not in _EXTRA_LOADED:
+            _EXTRA_LOADED.add(path)
+            runpy.run_path(path, init_globals={"mutant": mutant, "replace": replace})
     return REGISTRY
 
 
