@@ -135,3 +135,18 @@ def test_evaluation_features_are_the_bn_feature(sysu_root):
         out = model.eval()(x, m)
     torch.testing.assert_close(torch.from_numpy(got), F.normalize(out["feat"], dim=1))
     assert not torch.allclose(F.normalize(out["feat"], dim=1), F.normalize(out["pool"], dim=1))
+
+
+def test_non_local_blocks_are_on_the_forward_path():
+    """AGW's non-local blocks start as the identity (zero output BN) and act once trained:
+    with their output BN moved off zero, the feature changes."""
+    torch.manual_seed(0)
+    net = TwoStreamNet("resnet18", 0, width=0.125, non_local=True).eval()
+    x, m = torch.randn(2, 3, 64, 32), torch.tensor([0, 1])
+    with torch.no_grad():
+        before = net(x, m)["pool"]
+        for blocks in net.non_local:
+            for block in blocks:
+                block.W[1].weight.fill_(1.0)
+        after = net(x, m)["pool"]
+    assert not torch.allclose(before, after, atol=1e-4)

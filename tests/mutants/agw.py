@@ -12,6 +12,7 @@ from vireid.data import loader, transforms
 from vireid.evaluation import features
 from vireid.losses import triplet
 from vireid.methods.supervised import AGW, CAJ
+from vireid.models import pooling, two_stream
 
 from . import mutant, replace
 
@@ -166,3 +167,41 @@ def _(mp):
 )
 def _(mp):
     mp.setitem(features.extract_features.__wrapped__.__kwdefaults__, "which", "pool")
+
+
+@mutant(
+    "agw.one_stem",
+    "Two-stream network: infrared images go through the visible stem (no modality-specific stem)",
+    tests=["tests/test_models.py::test_mixed_batch_routes_each_sample_to_its_stem"],
+    fast=True,
+)
+def _(mp):
+    def visible_stem(self, images, modality):
+        return self.stems[0](images)
+
+    mp.setattr(two_stream.TwoStreamNet, "stem_forward", visible_stem)
+
+
+@mutant(
+    "agw.non_local_skipped",
+    "AGW non-local attention: the blocks are built but never applied in the backbone",
+    tests=["tests/test_agw_caj.py::test_non_local_blocks_are_on_the_forward_path"],
+    fast=True,
+)
+def _(mp):
+    def plain(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    mp.setattr(two_stream.TwoStreamNet, "backbone", plain)
+
+
+@mutant(
+    "agw.gem_is_average",
+    "AGW GeM pooling: p ignored, plain average pooling",
+    tests=["tests/test_models.py::test_gem_values"],
+    fast=True,
+)
+def _(mp):
+    mp.setattr(pooling.GeM, "forward", lambda self, x: x.flatten(2).mean(-1))

@@ -223,3 +223,22 @@ def _(mp):
         self.cross_weight = 0.0
 
     mp.setattr(cc.ClusterContrast, "__init__", no_cross)
+
+
+@mutant(
+    "cc.nce_temperature_ignored",
+    "ClusterNCE: the temperature tau ignored (logits are plain cosines)",
+    tests=["tests/test_memory_matching.py::test_cluster_nce_matches_formula"],
+    fast=True,
+)
+def _(mp):
+    forward = memory.ClusterMemory.forward
+
+    def untempered(self, feats, labels):
+        temp, self.temp = self.temp, 1.0
+        try:
+            return forward(self, feats, labels)
+        finally:
+            self.temp = temp
+
+    mp.setattr(memory.ClusterMemory, "forward", untempered)

@@ -4,7 +4,7 @@ extra state such as memories and prototypes), the AMP-skipped step, and the DDP 
 
 from __future__ import annotations
 
-from vireid.engine import distributed, run, trainer
+from vireid.engine import distributed, run, schedule, trainer
 from vireid.losses import memory
 from vireid.methods.base import Method
 
@@ -108,3 +108,18 @@ def _(mp):
         return torch.cat(parts)[:n]
 
     replace(mp, distributed, "gather_ordered", rank_blocks)
+
+
+@mutant(
+    "engine.lr_warmup_dropped",
+    "LR schedule: AGW's linear warm-up dropped (full lr from the first epoch)",
+    tests=["tests/test_engine.py::test_lr_schedule_matches_agw"],
+    fast=True,
+)
+def _(mp):
+    factor = schedule.lr_factor
+
+    def no_warmup(epoch, warmup_epochs, milestones, gamma, warmup_start=None, progress=0.0):
+        return factor(epoch, 0, milestones, gamma, warmup_start, progress)
+
+    replace(mp, schedule, "lr_factor", no_warmup)
