@@ -18,19 +18,23 @@ Writing one (in the module of its method, e.g. ``tests/mutants/mmm.py``)::
     def _(mp):
         mp.setattr(mmm_mod, "gmm_confidence", lambda losses, *a, **k: torch.ones_like(losses))
 
-Rules:
+Rules (CONTRIBUTING.md, "A new mechanism comes with its mutant"):
 
 * one mechanism per mutant, described by what it breaks (``mechanism``);
 * the replacement must still run (same signature and shapes): a mutant that only makes the
   code crash is killed by any test and shows nothing;
+* a function that other modules imported with ``from … import`` is replaced with
+  ``replace(mp, module, name, new)``, which patches those copies too;
 * ``tests`` are pytest node ids (or files) of tests that pass on the real code; the runner
   checks that first;
 * ``fast=True`` puts the mutant in the subset CI runs (``--fast``): pick the mutants whose
-  guards are quick.
+  guards take a few seconds (no training run).
 
 The conftest applies the mutant named by ``$VIREID_MUTANT`` before collection, so test
 modules that import a name with ``from … import`` see the mutated object too. Spawned
-worker processes (DDP tests) call ``apply_from_env()`` themselves.
+worker processes (DDP tests) call ``apply_from_env()`` themselves. ``$VIREID_MUTANT_FILES``
+(paths) adds mutant files run with ``mutant`` and ``replace`` as globals: the runner's own
+test registers deliberately bad mutants that way.
 """
 
 from __future__ import annotations
