@@ -136,7 +136,7 @@ def stand_in_features(
     return featurize
 
 
-_STEPS: dict = {}
+_CACHE: dict = {}
 
 
 def first_steps(group: dict, row: dict, epoch: int | None, draw: int, root: Path, tmp: Path):
@@ -144,8 +144,8 @@ def first_steps(group: dict, row: dict, epoch: int | None, draw: int, root: Path
     (None: the last) of ``row``'s config, clustering on the stand-in features of ``draw``
     (unsupervised methods); cached per row, epoch and draw for the session."""
     key = (group["group"], row["name"], epoch, draw)
-    if key in _STEPS:
-        return _STEPS[key]
+    if key in _CACHE:
+        return _CACHE[key]
     over = [*TINY, *row.get("overrides", []), *run_overrides(root, tmp / "run", tmp / "c")]
     cfg = load_config(ROOT / group["config"], over)
     if epoch is None:
@@ -195,7 +195,7 @@ def first_steps(group: dict, row: dict, epoch: int | None, draw: int, root: Path
             n: p.grad.detach().clone() for n, p in method.named_parameters() if p.grad is not None
         }
         steps.append((float(out["loss"]), grads))
-    _STEPS[key] = steps
+    _CACHE[key] = steps
     return steps
 
 

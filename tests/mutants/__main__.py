@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         console.print("no mutant matches", style="red")
         return 2
-    t0, load0 = time.perf_counter(), os.getloadavg()
+    t0, load0, cpu0 = time.perf_counter(), os.getloadavg(), os.times()
     if not a.no_baseline:
         guards = sorted({t for m in chosen for t in m.tests})
         (base,) = run_all([(None, guards, False)], 1, a.timeout * 4, fork, lambda m, res: res)
@@ -286,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     finished = {r["name"]: r for r in run_all(todo, a.jobs, a.timeout, fork, done)}
     rows = [finished[m.name] for m in chosen]  # registry order
     total = time.perf_counter() - t0
+    cpu = sum(
+        getattr(os.times(), k) - getattr(cpu0, k) for k in ("children_user", "children_system")
+    )
 
     table = Table(title=f"mechanism mutants ({len(rows)})", show_lines=False)
     for col in ("mutant", "mechanism", "tests", "result", "s"):
@@ -307,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         if "output" in r:
             console.print(f"--- {r['name']} ({r['status']}) ---\n{r['output']}", markup=False)
     counts = {k: sum(r["status"] == k for r in rows) for k in ("killed", *BAD)}
-    console.print(", ".join(f"{v} {k}" for k, v in counts.items()) + f" in {total:.0f} s")
+    console.print(
+        ", ".join(f"{v} {k}" for k, v in counts.items())
+        + f" in {total:.0f} s ({cpu:.0f} s of CPU in the sessions)"
+    )
 
     out = a.out or (None if (a.only or a.fast) else "mutants")
     if out:
@@ -327,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
                 "loadavg_end": [round(x, 1) for x in os.getloadavg()],
             },
             "seconds": round(total, 1),
+            # CPU time of the sessions (and what they started): about what the wall time
+            # would be on an idle machine, times the number of cores the jobs share
+            "cpu_seconds": round(cpu, 1),
             **counts,
             "mutants": [{k: v for k, v in r.items() if k != "output"} for r in rows],
         }
