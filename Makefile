@@ -10,6 +10,8 @@ DEMO_DIR ?= outputs/demo
 # any recipe of configs/quickstart/, e.g. cluster_contrast_synth.yaml or mmm_synth.yaml
 DEMO_CONFIG ?= configs/quickstart/agw_synth.yaml
 PYTEST_ARGS ?= -n 2
+# e.g. MUTANTS_ARGS=--fast (the subset CI runs) or MUTANTS_ARGS="--only mmm."
+MUTANTS_ARGS ?=
 
 .PHONY: test demo install lint format bench clean mutants
 
@@ -39,7 +41,7 @@ demo: install
 
 # every mechanism mutant against its guarding tests (tests/mutants); 0 survivors expected
 mutants: install
-	$(PY) -m tests.mutants
+	$(PY) -m tests.mutants $(MUTANTS_ARGS)
 
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -197,8 +197,12 @@ def live_server(app):
 
 
 def pytest_configure(config):
-    """Apply the mechanism mutant named by ``$VIREID_MUTANT`` (see tests/mutants) before
+    """One torch thread from the start: module- and session-scoped fixtures (a reference
+    training run) are set up before the per-test ``_torch_threads``, and a run whose sums
+    are split over another thread count rounds differently (exact-resume comparisons).
+    Then apply the mechanism mutant named by ``$VIREID_MUTANT`` (see tests/mutants) before
     collection, so that names imported by the test modules are the mutated ones."""
+    torch.set_num_threads(1)
     from mutants import apply_from_env
 
     apply_from_env()

@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from mutants import apply_from_env  # a spawned rank applies $VIREID_MUTANT itself
 from vireid.data.protocols import query_gallery
 from vireid.engine.distributed import gather_ordered, shard_indices
 from vireid.evaluation.features import extract_features
@@ -33,6 +34,7 @@ def _model():
 
 
 def _worker(rank, world, port, samples, out):
+    apply_from_env()
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
@@ -130,6 +132,7 @@ def _update_all(mems, rows, labels, weights):
 
 
 def _memory_worker(rank, world, port, counts, out):
+    apply_from_env()
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     mems, rows, labels, weights = _memories()

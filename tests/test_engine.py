@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import straight_and_resumed
 from vireid.config import load_config
 from vireid.engine.checkpoint import CheckpointError, load_checkpoint
 from vireid.engine.run import train
@@ -109,6 +110,17 @@ def test_killed_run_resumes_exactly(straight, sysu_root, tmp_path):
     subprocess.run([*args, "--resume", "auto"], check=True, capture_output=True, env=env)
     assert_same_weights(state(ck), state(straight[0] / "last.pt"))
     assert not list(out.glob(".last.pt.*.tmp"))  # no half-written checkpoint left
+
+
+def test_mun_resumes_exactly_with_its_prototypes(sysu_root, tmp_path):
+    """A method's extra state (MUN's prototypes of the previous step, which Eq. 14
+    accumulates) travels through the checkpoint: stopped after epoch 1 and resumed, the
+    run ends with the weights of a straight run. β is held at 0.5 so the stopped run's
+    shorter schedule (``train.epochs=1``) does not change its first epoch."""
+    beta = ["method.ma_beta_start=0.5", "method.ma_beta_end=0.5"]
+    a, mid, b = straight_and_resumed(INSTANT, sysu_root, tmp_path, 2, 1, "method.name=mun", *beta)
+    assert mid["epoch"] == 1 and mid["extra"]  # the prototypes were saved
+    assert_same_weights(b["model"], a["model"])
 
 
 def test_resume_refuses_another_dataset(straight, regdb_root, tmp_path):

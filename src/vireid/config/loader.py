@@ -62,7 +62,9 @@ def load_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise ConfigError(f"circular _base_ inheritance: {chain}")
-    data = _read_yaml(path)
+    from .chains import absolutize_refs  # chains imports this module
+
+    data = absolutize_refs(_read_yaml(path), path.parent)  # recipe: refs are file-relative
     bases = data.pop("_base_", [])
     if isinstance(bases, str):
         bases = [bases]
@@ -225,7 +227,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             "and the keys you change)"
         )
     data = apply_overrides(data, overrides or [])
-    return validate_config(data)  # type: ignore[return-value]
+    cfg = validate_config(data)
+    from .chains import check_chain  # chains imports this module
+
+    check_chain(cfg, (Path(path).resolve(),) if path is not None else ())
+    return cfg  # type: ignore[return-value]
 
 
 def dump_config(cfg: BaseModel) -> str:

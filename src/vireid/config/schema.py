@@ -371,8 +371,11 @@ class TrainCfg(Strict):
     log_every: int = Field(20, ge=1)
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     grad_clip: float | None = Field(None, gt=0)
-    init_from: Path | None = Field(
-        None, description="start from the model weights of a vireid checkpoint (stage 2)"
+    init_from: str | None = Field(
+        None,
+        description="start from the model weights of a vireid checkpoint (stage 2): a path, "
+        "or recipe:PATH = that recipe's output_dir/last.pt (PATH relative to the YAML file "
+        "that writes it); its model must equal this recipe's (checked at load)",
     )
 
 

@@ -168,9 +168,16 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
     return featurize
 
 
-def init_weights(model, path) -> None:
-    """Model weights from a vireid checkpoint (stage 1 → stage 2); the classifier is
-    skipped when its class count differs."""
+def init_weights(model, ref) -> None:
+    """Model weights from a vireid checkpoint (stage 1 → stage 2); ``ref`` is a path or a
+    ``recipe:`` reference (``config.chains``). The classifier is skipped when its class
+    count differs."""
+    from ..config.chains import resolve_checkpoint
+
+    resolved = resolve_checkpoint(ref)
+    if not resolved.path.is_file():
+        raise CheckpointError(resolved.missing_message())
+    path = resolved.path
     state = load_checkpoint(path)
     sd = {k.removeprefix("model."): v for k, v in state["model"].items() if k.startswith("model.")}
     own = model.state_dict()

@@ -135,16 +135,7 @@ def _check_state(state, path: Path) -> dict:
         raise CheckpointError(f"{path}: 'model' is not a state dict of named tensors")
     if isinstance(state["epoch"], bool) or not isinstance(state["epoch"], int):
         raise CheckpointError(f"{path}: 'epoch' is {state['epoch']!r}; expected an integer")
-    try:
-        config = json.loads(state["config"]) if isinstance(state["config"], str) else None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(
-            f"{path}: the stored config is not valid JSON ({e.msg} at char {e.pos}); "
-            "the file is damaged or was not written by vireid"
-        ) from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path}: the stored config is not a JSON object")
-    state["config"] = config
+    state["config"] = _stored_config(state, path)
     bad = [k for k, v in model.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(
@@ -166,10 +157,35 @@ def check_shapes(path: Path, stored: dict, own: dict, what: str = "the configure
         )
 
 
+def _stored_config(state, path: Path) -> dict:
+    if not isinstance(state, dict) or "config" not in state:
+        raise CheckpointError(f"{path}: missing 'config'; not a vireid checkpoint")
+    try:
+        config = json.loads(state["config"]) if isinstance(state["config"], str) else None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(
+            f"{path}: the stored config is not valid JSON ({e.msg} at char {e.pos}); "
+            "the file is damaged or was not written by vireid"
+        ) from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the stored config is not a JSON object")
+    return config
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint (a file, or a run directory's ``last.pt``) with
     ``weights_only=True``; every problem is one ``CheckpointError`` naming the file."""
     path = checkpoint_path(path)
+    return _check_state(_torch_load(path), path)
+
+
+def read_checkpoint_config(path: str | Path) -> dict:
+    """The config stored in a checkpoint, without reading its tensors (memory-mapped)."""
+    path = checkpoint_path(path)
+    return _stored_config(_torch_load(path, mmap=True), path)
+
+
+def _torch_load(path: Path, mmap: bool = False):
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes); expected a vireid checkpoint")
     if _is_npz(path):
@@ -180,10 +196,9 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 107" on garbage
             warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # corrupt file, or one that needs pickled objects
         raise CheckpointError(f"{path}: {_load_failure(e)}") from None
-    return _check_state(state, path)
 
 
 def restore_rng(state: dict) -> None:

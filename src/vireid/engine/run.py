@@ -105,6 +105,24 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
         log.info("all %d epochs were already trained: evaluating only", trainer.epochs)
 
 
+def training_splits(cfg: RunCfg):
+    """The dataset's splits with the training list the run trains on
+    (``data.keep_fraction``: the modality-imbalance setting)."""
+    splits = build_dataset(cfg.data.dataset)
+    if (kf := cfg.data.keep_fraction) is not None:
+        before = len(splits.train)
+        train_set = keep_fraction(splits.train, kf.modality, kf.fraction, kf.seed)
+        splits = dataclasses.replace(splits, train=train_set)
+        log.info(
+            "keep_fraction: %s x%g, %d of %d training images",
+            kf.modality,
+            kf.fraction,
+            len(train_set),
+            before,
+        )
+    return splits
+
+
 def train(cfg: RunCfg, resume: str | None = None) -> dict:
     """Train, then evaluate the last epoch on every trial. Returns the results dict."""
     device = pick_device(cfg.train.device)
@@ -124,18 +142,7 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
         torch.cuda.set_device(device)
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     run_dir = prepare_run_dir(cfg, info)
-    splits = build_dataset(cfg.data.dataset)
-    if (kf := cfg.data.keep_fraction) is not None:  # the modality-imbalance setting
-        before = len(splits.train)
-        train_set = keep_fraction(splits.train, kf.modality, kf.fraction, kf.seed)
-        splits = dataclasses.replace(splits, train=train_set)
-        log.info(
-            "keep_fraction: %s x%g, %d of %d training images",
-            kf.modality,
-            kf.fraction,
-            len(train_set),
-            before,
-        )
+    splits = training_splits(cfg)
     fingerprint = dataset_fingerprint(splits)
     t = cfg.train
     unsupervised = cfg.method.unsupervised

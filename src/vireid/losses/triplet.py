@@ -67,6 +67,8 @@ def adp_triplet(
     if not square:
         return F.soft_margin_loss(gamma * (close_neg - far_pos), torch.ones_like(far_pos))
     diff_pow = (gamma * (far_pos - close_neg).pow(2)).clamp(max=88)
-    # target −1 where the positive is already closer (loss pushes the gap wider), +1 else
+    # target −1 where the positive is farther than the negative (a violation: the loss
+    # shrinks the squared gap), +1 where it is closer (the loss widens the gap), as
+    # TripletLoss_ADP's y = −(y1 + y2)
     y = -((far_pos > close_neg).float() * 2 - 1)
     return F.soft_margin_loss(diff_pow, y)

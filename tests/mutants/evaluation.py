@@ -1,0 +1,62 @@
+"""Mutants of the evaluation protocols: the community's gallery exclusions, the CMC kind
+(evaluation/ranking.py) and the query/gallery modalities (data/protocols/lists.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vireid.data.protocols import lists
+from vireid.evaluation import ranking
+
+from . import mutant
+
+R = "tests/test_ranking.py::"
+
+
+@mutant(
+    "eval.sysu_cam3_keeps_cam2",
+    "SYSU-MM01: cam3 queries keep the cam2 gallery images (same room), which the official "
+    "evaluation removes",
+    tests=[R + "test_sysu_cam3_skips_cam2_whatever_the_identity"],
+    fast=True,
+)
+def _(mp):
+    keep = ranking.keep_mask
+    mp.setattr(ranking, "keep_mask", lambda rule, *a: None if rule == "sysu" else keep(rule, *a))
+
+
+@mutant(
+    "eval.llcm_same_camera_kept",
+    "LLCM: gallery images of the query's identity and camera are kept",
+    tests=[R + "test_llcm_removes_same_id_same_camera"],
+    fast=True,
+)
+def _(mp):
+    keep = ranking.keep_mask
+    mp.setattr(ranking, "keep_mask", lambda rule, *a: None if rule == "llcm" else keep(rule, *a))
+
+
+@mutant(
+    "eval.image_cmc_for_sysu",
+    "SYSU/LLCM CMC counted over gallery images instead of unique identities",
+    tests=[R + "test_unique_id_vs_standard_cmc"],
+    fast=True,
+)
+def _(mp):
+    def image_rank(gp_dense, keep, first, n_ids):
+        if keep is None:
+            return first
+        return np.cumsum(keep, axis=1)[np.arange(len(first)), first] - 1
+
+    mp.setattr(ranking, "_unique_id_rank", image_rank)
+
+
+@mutant(
+    "eval.sysu_gallery_has_infrared",
+    "SYSU-MM01 all-search: the gallery also draws from the infrared cameras (3, 6), the "
+    "queries' own modality",
+    tests=["tests/test_protocols.py::test_sysu_query_and_counts"],
+    fast=True,
+)
+def _(mp):
+    mp.setitem(lists.SYSU_GALLERY_CAMS, "all", (1, 2, 3, 4, 5, 6))
