@@ -17,6 +17,7 @@ from ..data.records import Modality, Sample
 from ..data.transforms import build_test_transform
 from ..utils.io import atomic_write
 from ..utils.progress import progress_bar
+from .ranking import non_finite_rows
 
 FEATURE_KEYS = ("feats", "pids", "camids", "modality", "paths")
 
@@ -211,7 +212,7 @@ def load_features(path: str | Path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: '{k}' holds {data[k].max()}, beyond 64-bit integers")
     with np.errstate(over="ignore"):
         data["feats"] = feats = feats.astype(np.float32, copy=False)
-    bad = ~np.isfinite(feats).all(axis=1)
+    bad = non_finite_rows(feats)
     if bad.any():
         raise ValueError(
             f"{path}: {int(bad.sum())} feature row(s) hold NaN/Inf or values beyond float32 "

@@ -83,6 +83,12 @@ def _unique_id_rank(
     return (first_pos[:, :n_ids] < first[:, None]).sum(1)
 
 
+def non_finite_rows(x: np.ndarray) -> np.ndarray:
+    """(N,) True where row i of ``x`` (N, ...) holds NaN or ±Inf: such rows are refused,
+    never ranked (NaN distances would tie, and a tie order decides their score)."""
+    return ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+
+
 def tie_permutation(ng: int, seed: int = TIE_SEED) -> np.ndarray:
     """The gallery order that breaks tied distances: a seeded permutation of the gallery
     positions, so which tied item ranks first never depends on identities or cameras."""
@@ -184,8 +190,9 @@ def evaluate_blocks(
     for s in range(0, nq, rows):
         e = min(nq, s + rows)
         block = np.asarray(get_block(s, e))
-        if not np.isfinite(block).all():
-            row = s + int(np.nonzero(~np.isfinite(block).all(axis=1))[0][0])
+        bad = non_finite_rows(block)
+        if bad.any():
+            row = s + int(np.argmax(bad))
             raise ValueError(
                 f"distance matrix: non-finite values (NaN/Inf) in query row {row}; "
                 "expected finite distances (check the features for NaN/Inf or overflow)"
@@ -268,7 +275,7 @@ def evaluate_features(
             f"feature shapes {q.shape} and {g.shape}: expected (N, D) and (M, D) with D >= 1"
         )
     for name, f in (("query", q), ("gallery", g)):
-        bad = ~np.isfinite(f).all(axis=1)
+        bad = non_finite_rows(f)
         if bad.any():
             raise ValueError(
                 f"{name} features: {int(bad.sum())} row(s) hold NaN/Inf (first: row "
