@@ -99,6 +99,7 @@ def serve_cmd(
     it holds INDEX's lock (one writer at a time) unless --read-only."""
     from ..inference import FeatureExtractor
     from ..serve import GalleryService, create_app
+    from ..serve.decode import limit_heap_growth
     from ..utils.optional import require
 
     uvicorn = require("uvicorn", "serve")
@@ -111,6 +112,7 @@ def serve_cmd(
         )
     if token_reads and not token:
         raise ValueError("--token-reads needs --token (or VIREID_TOKEN)")
+    limit_heap_growth()  # before any worker thread has a malloc arena: serve/decode.py
     fe = FeatureExtractor(checkpoint, device)
     with GalleryService(index, fe, upload_dir=upload_dir, read_only=read_only) as service:
         hosts = allowed_host or default_hosts(host)
