@@ -226,3 +226,23 @@ def test_loopback_and_default_host_names():
     assert default_hosts("127.0.0.1") == ["localhost", "127.0.0.1", "::1"]
     assert default_hosts("10.1.2.3")[-1] == "10.1.2.3"
     assert socket.gethostname().lower() in default_hosts("0.0.0.0")
+
+
+def test_serve_announces_after_binding_and_warns_on_every_interface(
+    checkpoint, index_file, monkeypatch
+):
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: started.append(sockets))
+    base = ["serve", str(index_file), str(checkpoint), "--port", "0"]
+    r = runner.invoke(app, [*base, "--host", "0.0.0.0"], env={"VIREID_TOKEN": "t" * 20})
+    assert r.exit_code == 0, r.output
+    assert "serving 6 images" in r.output and "listening on every interface" in r.output
+    assert "writes need the token, searches do not" in r.output and len(started) == 1
+    r = runner.invoke(app, [*base, "--host", "0.0.0.0", "--insecure"])
+    assert r.exit_code == 0 and "anyone who reaches this machine can search and add" in r.output
+    r = runner.invoke(app, [*base])
+    assert r.exit_code == 0 and "warning" not in r.output
+    for sockets in started:
+        sockets[0].close()
