@@ -149,13 +149,13 @@ def test_a_crafted_hnsw_blob_cannot_make_faiss_allocate(tmp_path):
         GalleryIndex.from_file(path)
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(data=st.data())
-def test_fuzzed_index_files_load_or_fail_in_one_line(good, tmp_path, data):
+FUZZ = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+
+
+def _fuzz_one(good, tmp_path, data) -> None:
     """Truncations, bit flips, byte runs and random bytes: the reader either loads a
     consistent gallery or raises one line naming the file; it never writes to it."""
     how = data.draw(st.sampled_from(["truncate", "flip", "splice", "random"]))
@@ -181,6 +181,19 @@ def test_fuzzed_index_files_load_or_fail_in_one_line(good, tmp_path, data):
         assert np.isfinite(g.feats).all() and len(g.samples) == len(g.feats)
         assert sum(g.counts().values()) == len(g)
     assert path.read_bytes() == bytes(raw)
+
+
+@settings(max_examples=60, **FUZZ)
+@given(data=st.data())
+def test_fuzzed_index_files_load_or_fail_in_one_line(good, tmp_path, data):
+    _fuzz_one(good, tmp_path, data)
+
+
+@pytest.mark.slow
+@settings(max_examples=2000, **FUZZ)
+@given(data=st.data())
+def test_fuzzed_index_files_many(good, tmp_path, data):
+    _fuzz_one(good, tmp_path, data)
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])

@@ -355,26 +355,13 @@ IMAGES = st.one_of(
 )
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@example("/gallery", _png(1), "infrared", "1", "0", "99999999999999999999", "false")
-@example("/gallery", _png(1), "infrared", "1", str(2**64), "-1", "false")
-@example("/search", _png(1), "infrared", str(2**70), "0", "-1", "true")
-@given(
-    route=st.sampled_from(["/search", "/gallery"]),
-    image=IMAGES,
-    modality=FIELDS,
-    k=FIELDS,
-    camera=FIELDS,
-    pid=FIELDS,
-    any_modality=FIELDS,
-)
-def test_fuzzed_form_fields_get_a_4xx_or_a_200(
-    service, index_file, route, image, modality, k, camera, pid, any_modality
-):
+FUZZ = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+
+
+def _fuzz_one(service, index_file, route, image, modality, k, camera, pid, any_modality):
     client = client_of(service)
     before, n = _sha(index_file), len(service.gallery)
     if route == "/search":
@@ -392,3 +379,39 @@ def test_fuzzed_form_fields_get_a_4xx_or_a_200(
     assert (_sha(index_file) != before) == added
     assert len(service.gallery) == n + added == len(GalleryIndex.from_file(index_file))
     assert client.get("/health").json()["status"] == "ok"
+
+
+@settings(max_examples=40, **FUZZ)
+@example("/gallery", _png(1), "infrared", "1", "0", "99999999999999999999", "false")
+@example("/gallery", _png(1), "infrared", "1", str(2**64), "-1", "false")
+@example("/search", _png(1), "infrared", str(2**70), "0", "-1", "true")
+@given(
+    route=st.sampled_from(["/search", "/gallery"]),
+    image=IMAGES,
+    modality=FIELDS,
+    k=FIELDS,
+    camera=FIELDS,
+    pid=FIELDS,
+    any_modality=FIELDS,
+)
+def test_fuzzed_form_fields_get_a_4xx_or_a_200(
+    service, index_file, route, image, modality, k, camera, pid, any_modality
+):
+    _fuzz_one(service, index_file, route, image, modality, k, camera, pid, any_modality)
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, **FUZZ)
+@given(
+    route=st.sampled_from(["/search", "/gallery"]),
+    image=IMAGES,
+    modality=FIELDS,
+    k=FIELDS,
+    camera=FIELDS,
+    pid=FIELDS,
+    any_modality=FIELDS,
+)
+def test_fuzzed_form_fields_many(
+    service, index_file, route, image, modality, k, camera, pid, any_modality
+):
+    _fuzz_one(service, index_file, route, image, modality, k, camera, pid, any_modality)
