@@ -72,7 +72,7 @@ def serve_cmd(
         False, help="listen beyond loopback without a token (behind a proxy that authenticates)"
     ),
     allowed_host: list[str] = typer.Option(
-        None, help="a Host name clients use (repeatable; default: loopback and --host; * any)"
+        None, help="a Host name clients use, besides loopback and --host (repeatable; * any)"
     ),
     cors_origin: list[str] = typer.Option(
         None, help="a web origin allowed to call the API, e.g. https://app.example (repeatable)"
@@ -115,7 +115,7 @@ def serve_cmd(
     limit_heap_growth()  # before any worker thread has a malloc arena: serve/decode.py
     fe = FeatureExtractor(checkpoint, device)
     with GalleryService(index, fe, upload_dir=upload_dir, read_only=read_only) as service:
-        hosts = allowed_host or default_hosts(host)
+        hosts = list(dict.fromkeys([*default_hosts(host), *(allowed_host or [])]))
         app = create_app(
             service,
             max_upload_mb=max_upload_mb,
