@@ -28,13 +28,14 @@ def search_cmd(
 ) -> None:
     """Find the gallery images closest to each query (cross-modality by default)."""
     from ..inference import FeatureExtractor
-    from ..search import GalleryIndex, collect_images
+    from ..search import GalleryIndex, check_images, collect_images
     from ..utils.io import write_json
 
     gallery = GalleryIndex.from_file(index)
     fe = FeatureExtractor(checkpoint, device)
     gallery.check_model(fe.model_id, checkpoint)
     queries = collect_images(query, modality)
+    check_images(queries)  # JPEG/PNG/BMP within the pixel limit, as `vireid index` reads
     qf = fe.embed_samples(queries)
     results: list = [None] * len(queries)
     for mod in {q.modality for q in queries}:  # one batched search per query modality
