@@ -14,12 +14,26 @@ def parse_trials(text: str) -> str | int:
     return int(text)
 
 
+def check_trial(spec, trial: int | None) -> None:
+    """``--trial`` must name one of the protocol's trials."""
+    if trial is not None and trial not in spec.trials:
+        raise ValueError(
+            f"--trial {trial}: {spec.name} has trials {spec.trials[0]}..{spec.trials[-1]}"
+        )
+
+
 def checkpoint_trials(spec, checkpoint: Path, trained: int | None, trial: int | None, n_trials):
     """The trials a checkpoint may be evaluated on: RegDB models only on the split they
     were ``trained`` on (another split's test ids are its training ids)."""
     from ..evaluation.evaluator import resolve_trials
 
+    check_trial(spec, trial)
     if spec.trial_is_split:
+        if trained is None:
+            raise ValueError(
+                f"{checkpoint} records no RegDB trial (not trained on RegDB); {spec.name} "
+                "evaluates a model only on the split it was trained on"
+            )
         if trial is not None and trial != trained:
             raise ValueError(
                 f"{checkpoint} was trained on RegDB trial {trained}"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config.loader import ConfigError
 from ..data.datasets.errors import DatasetError
@@ -22,6 +24,7 @@ USER_ERRORS = (
     ConfigError,
     DatasetError,
     CheckpointError,
+    FloatingPointError,  # a diverging loss (NonFiniteLossError), NaN features
     WeightsError,
     RegistryError,
     FileNotFoundError,
@@ -30,8 +33,20 @@ USER_ERRORS = (
 )
 
 
+def one_line(e: BaseException) -> str:
+    """The message of ``e``; for an error re-raised from a DataLoader worker (whose message
+    is the worker's whole traceback) the original error's own message."""
+    text = str(e)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = re.sub(r"^[\w.]+: ", "", last)
+    return " ".join(text.split()) if "\n" in text and "invalid config" not in text else text
+
+
 def friendly_errors(fn):
-    """Expected user errors print as ``error: …`` (no traceback) and exit with code 2."""
+    """Expected user errors print as ``error: …`` (no traceback) and exit with code 2; so
+    does an operating-system error about a named file (permission denied, a directory
+    where a file was expected, ...)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -39,7 +54,15 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
-            raise typer.Exit(2) from None
+            _fail(one_line(e))
+        except OSError as e:
+            if e.filename is None:
+                raise
+            _fail(f"{e.filename}: {e.strerror or e}")
 
     return wrapper
+
+
+def _fail(message: str):
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    raise typer.Exit(2) from None

@@ -12,8 +12,9 @@ from ..engine.restore import load_model
 from ..evaluation.evaluator import ProtocolResult, TrialResult, resolve_trials, score
 from ..evaluation.features import load_features, samples_from_features
 from ..evaluation.results import results_table, write_results
-from .checkpoint_args import checkpoint_trials, parse_trials
+from .checkpoint_args import check_trial, checkpoint_trials, parse_trials
 from .common import console, friendly_errors
+from .paths import require_out_dir
 
 
 def _from_features(path: Path, protocol: str, root, trials, manifest=None) -> ProtocolResult:
@@ -45,7 +46,9 @@ def _from_features(path: Path, protocol: str, root, trials, manifest=None) -> Pr
 
 @friendly_errors
 def eval_cmd(
-    checkpoint: Path = typer.Argument(None, help="a vireid checkpoint (last.pt)"),
+    checkpoint: Path = typer.Argument(
+        None, help="a vireid checkpoint (last.pt) or a run directory holding one"
+    ),
     features: Path = typer.Option(None, help=".npz features file instead of a model"),
     protocol: str = typer.Option(
         None, help="e.g. sysu/all/single (default: the checkpoint's eval.protocol)"
@@ -75,6 +78,8 @@ def eval_cmd(
     if (checkpoint is None) == (features is None):
         raise ValueError("give exactly one of CHECKPOINT or --features FILE")
     n_trials = parse_trials(trials)
+    require_out_dir(out, "--out")
+    require_out_dir(report, "--report")
     if corrupt is not None:
         if features is not None:
             raise ValueError("--corrupt re-runs the model on corrupted images: give a CHECKPOINT")
@@ -100,16 +105,17 @@ def eval_cmd(
         if protocol is None:
             raise ValueError("--protocol is required with --features")
         spec = get_protocol(protocol)
+        check_trial(spec, trial)
         chosen = [trial] if spec.trial_is_split and trial else resolve_trials(protocol, n_trials)
         result = _from_features(features, protocol, root, chosen, manifest)
     else:
         from ..engine.distributed import DistInfo
-        from ..engine.run import run_evaluation
+        from ..engine.run import check_protocol, run_evaluation
 
         model, cfg, state, device = load_model(checkpoint)
         if protocol:
             cfg.eval.protocol = protocol
-        spec = get_protocol(cfg.eval.protocol)
+        spec = check_protocol(cfg)  # the dataset first: a SYSU model has no RegDB trial
         chosen = checkpoint_trials(spec, checkpoint, state.get("trial"), trial, n_trials)
         result = run_evaluation(
             model, cfg, device, DistInfo(), chosen, rerank, root=root, manifest=manifest

@@ -10,6 +10,7 @@ from ..pretrain import PretrainSpec, ensure_weights
 from ..pretrain.cache import save_weights
 from ..pretrain.train import pretrain_backbone
 from .common import console, friendly_errors
+from .paths import require_out_file
 from .synth_cmd import parse_size
 
 
@@ -47,6 +48,7 @@ def pretrain_cmd(
     else:
         if out.suffix != ".safetensors":
             raise ValueError(f"--out {out}: expected a .safetensors path")
+        require_out_file(out, "--out")
         state, summary = pretrain_backbone(spec, say)
         path = save_weights(state, summary, out)
     console.print(f"weights: {path}\nuse: model.pretrained={path}", highlight=False)

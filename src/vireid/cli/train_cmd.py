@@ -33,11 +33,19 @@ def train_cmd(
     config: Path = typer.Argument(..., help="YAML recipe"),
     overrides: list[str] = typer.Argument(None, help="key.path=value overrides"),
     resume: str = typer.Option(None, help="'auto' (the run's last.pt) or a path"),
+    overwrite: bool = typer.Option(
+        False, help="discard the run already in output_dir (default: refuse to train over it)"
+    ),
     nproc: int = typer.Option(1, help="processes (DDP via torchrun)"),
 ) -> None:
     """Train a model, then evaluate the last epoch on every trial of eval.protocol."""
+    from ..engine.run_dir import claim_run_dir, preflight
+
     cfg = load_config(config, overrides or [])  # validate before spawning anything
+    if int(os.environ.get("RANK", "0")) == 0:
+        claim_run_dir(Path(cfg.output_dir), resume, overwrite)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        preflight(cfg, resume)  # one message here, not one per process + torchrun's trace
         argv = ["train", str(config), *(overrides or [])]
         if resume:
             argv += ["--resume", resume]

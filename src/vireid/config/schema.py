@@ -365,7 +365,9 @@ class TrainCfg(Strict):
     channels_last: bool = False
     deterministic: bool = False
     seed: int = 0
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N"
+    )
     log_every: int = Field(20, ge=1)
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     grad_clip: float | None = Field(None, gt=0)

@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from ..utils.io import write_text
 from ..utils.logging import get_logger
 from .checkpoint import CHECKPOINT_NAME, save_checkpoint
 from .schedule import lr_factor
@@ -73,6 +74,22 @@ class MetricsHook(Hook):
             self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
         except ImportError:
             pass
+
+    def before_train(self, trainer) -> None:
+        """Keep only the rows of the epochs the trainer starts from: a resumed run drops
+        those written after its checkpoint (and a torn last line), a new run starts empty."""
+        if not (trainer.is_main and self.path.exists()):
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            epoch = row.get("epoch") if isinstance(row, dict) else None
+            if isinstance(epoch, int) and epoch <= trainer.epoch:
+                keep.append(line)
+        write_text(self.path, "".join(f"{line}\n" for line in keep))
 
     def before_epoch(self, trainer) -> None:
         self.sums: dict[str, float] = defaultdict(float)

@@ -32,10 +32,17 @@ from .builders import (
     featurizer,
     init_weights,
 )
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    check_shapes,
+    load_checkpoint,
+    restore_rng,
+)
 from .distributed import DistInfo, close_distributed, init_distributed
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
 from .pseudo_labels import PseudoLabelHook
+from .run_dir import check_epochs_left
 from .trainer import Trainer
 
 log = get_logger(__name__)
@@ -84,6 +91,8 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
             f"{path}: trained on another dataset copy or trial "
             f"(fingerprint {state.get('fingerprint')} vs {fingerprint})"
         )
+    check_epochs_left(path, state["epoch"], trainer.epochs)
+    check_shapes(path, state["model"], trainer.method.state_dict())
     trainer.method.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     if trainer.scaler is not None and state.get("scaler"):
@@ -91,7 +100,9 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
     trainer.epoch, trainer.step = state["epoch"], state["step"]
     trainer.method.load_extra_state(state.get("extra") or {})
     restore_rng(state)
-    log.info("resumed from %s at epoch %d", path, trainer.epoch)
+    log.info("resumed from %s at epoch %d of %d", path, trainer.epoch, trainer.epochs)
+    if trainer.epoch == trainer.epochs:
+        log.info("all %d epochs were already trained: evaluating only", trainer.epochs)
 
 
 def training_splits(cfg: RunCfg):

@@ -17,7 +17,7 @@ from pathlib import Path
 from ...registry import DATASETS
 from ..records import Modality, Sample
 from .base import DatasetSplits, parse_id_line, resolve_root
-from .errors import DatasetError, require_dir, require_file
+from .errors import DatasetError, int64, require_dir, require_file
 from .regdb import read_list
 
 CAM_RE = re.compile(r"^cam(\d+)$")
@@ -30,7 +30,7 @@ def camid_from_relpath(rel: str) -> int:
     for part in Path(rel).parts:
         m = CAM_RE.match(part)
         if m:
-            return int(m.group(1))
+            return int64(int(m.group(1)), "camera", rel)
     raise DatasetError(f"LLCM: no 'cam<N>' component in {rel!r}")
 
 
