@@ -10,6 +10,8 @@ warning (the previous epoch's weights are kept).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..clustering import cluster_labels, cluster_quality, cross_modality_ari, num_clusters
@@ -68,6 +70,12 @@ class PseudoLabelHook(Hook):
         return broadcast_object(labels)
 
     def before_epoch(self, trainer) -> None:
+        t0 = time.perf_counter()
+        self._update(trainer)
+        # the step's cost in the metrics row (smoke runs project a recipe's time from it)
+        trainer.epoch_extras["pseudo_label_seconds"] = time.perf_counter() - t0
+
+    def _update(self, trainer) -> None:
         if getattr(self.method, "freeze_labels", False):
             # offline pseudo-labels: computed once, kept for the whole run; a resumed run
             # finds them restored from the checkpoint by the method. A method with

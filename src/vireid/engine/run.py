@@ -5,6 +5,7 @@ checkpoints, results and the rank report."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ from ..config import RunCfg, dump_config
 from ..data.datasets import build_dataset
 from ..data.imbalance import keep_fraction
 from ..data.protocols import get_protocol
+from ..data.subset import first_identities
 from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
 from ..evaluation.results import write_results
@@ -94,12 +96,13 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
     log.info("resumed from %s at epoch %d", path, trainer.epoch)
 
 
-def train(cfg: RunCfg, resume: str | None = None) -> dict:
-    """Train, then evaluate the last epoch on every trial. Returns the results dict."""
+def train(cfg: RunCfg, resume: str | None = None, evaluate: bool = True) -> dict:
+    """Train, then evaluate the last epoch on every trial. Returns the results dict.
+    ``evaluate=False``: stop after training (a smoke run's first part, resumed later)."""
     device = pick_device(cfg.train.device)
     info = init_distributed(device.type)
     try:
-        out = _train(cfg, resume, device, info)
+        out = _train(cfg, resume, device, info, evaluate)
     except BaseException:
         close_distributed(info, wait=False)  # torchrun stops the other ranks
         raise
@@ -107,13 +110,19 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
     return out
 
 
-def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo) -> dict:
+def _train(
+    cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo, evaluate: bool = True
+) -> dict:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     run_dir = prepare_run_dir(cfg, info)
     splits = build_dataset(cfg.data.dataset)
+    if cfg.data.subset_ids is not None:  # a few identities (smoke runs)
+        splits = dataclasses.replace(
+            splits, train=first_identities(splits.train, cfg.data.subset_ids)
+        )
     if (kf := cfg.data.keep_fraction) is not None:  # the modality-imbalance setting
         before = len(splits.train)
         train_set = keep_fraction(splits.train, kf.modality, kf.fraction, kf.seed)
@@ -194,7 +203,11 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
         if path.is_file() or resume != "auto":
             resume_from(trainer, path, fingerprint)
     trainer.fit()
+    if not evaluate:
+        return {"run_dir": str(run_dir), "history": trainer.history}
+    t_eval = time.perf_counter()
     result = run_evaluation(model, cfg, device, info, eval_trials(cfg))
+    eval_seconds = time.perf_counter() - t_eval
     selected = getattr(trainer, "selected_epoch", None)
     if selected is not None:
         result.selected_on_test = selected
@@ -203,7 +216,12 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
             "reproduction only; not a valid model selection)",
             selected,
         )
-    out = {"run_dir": str(run_dir), "history": trainer.history, "eval": result.to_json()}
+    out = {
+        "run_dir": str(run_dir),
+        "history": trainer.history,
+        "eval": result.to_json(),
+        "eval_seconds": eval_seconds,
+    }
     if info.is_main:
         write_results(run_dir, result)
         if cfg.eval.report:
