@@ -66,9 +66,9 @@ def test_regdb_layout(tmp_path):
 
 
 def test_llcm_layout_reads_and_trains(tmp_path):
-    """DEEN's layout: train lists with labels 0..N-1, test folders per camera, no NIR
-    camera 3, test ids disjoint from the training ids; the LLCM reader and protocols read
-    it unchanged."""
+    """The release's layout: train lists with labels 0..N-1 over identity folders (the
+    camera in the file name), test folders per camera, no NIR camera 3, test ids disjoint
+    from the training ids; the LLCM reader and protocols read it unchanged."""
     from vireid.data.datasets.llcm import load_llcm
     from vireid.data.protocols import query_gallery
 
@@ -78,9 +78,10 @@ def test_llcm_layout_reads_and_trains(tmp_path):
     assert rep.ok, rep.error or rep.unreadable
     splits = load_llcm(root)
     assert sorted({s.pid for s in splits.train}) == list(range(stats["train_ids"]))
+    assert {s.camid for s in splits.train} <= set(range(1, 10))
     assert not (root / "test_nir" / "cam3").exists()
     test_ids = {int(x) for x in (root / "idx" / "test_id.txt").read_text().split(",")}
-    train_dirs = {int(p.name) for p in (root / "vis").glob("cam*/*")}
+    train_dirs = {int(p.name) for p in (root / "vis").iterdir()}
     assert test_ids.isdisjoint(train_dirs) and len(test_ids) == stats["test_ids"]
     q, g = query_gallery("llcm/i2v", root, 0)
     assert q and g

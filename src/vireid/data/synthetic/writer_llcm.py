@@ -2,8 +2,8 @@
 
     idx/test_id.txt                          one comma-separated line of test ids
     idx/train_vis.txt, idx/train_nir.txt     '<relative path> <label>' per line
-    vis/cam<N>/<pid:04d>/<frame>.jpg         nir/cam<N>/<pid:04d>/<frame>.jpg     (training)
-    test_vis/cam<N>/<pid:04d>/<frame>.jpg    test_nir/cam<N>/<pid:04d>/<frame>.jpg
+    vis/<pid:04d>/<pid:04d>_c<NN>_s<seq>_f<frame>_vis.jpg             (training; nir/ alike)
+    test_vis/cam<N>/<pid:04d>/<pid:04d>_c<NN>_s<seq>_f<frame>_vis.jpg  (test_nir/ alike)
 
 LLCM's nine cameras switch between visible (day) and near-infrared (night) capture, so a
 camera's visible and infrared views share its scene (same background geometry); there is
@@ -52,7 +52,7 @@ def write_llcm(
             "nir": [c for c in NIR_CAMS if r.random() < 0.4] or [int(r.choice(NIR_CAMS))],
         }
         for sub, ir in (("vis", False), ("nir", True)):
-            folder = sub if pid in label else f"test_{sub}"
+            is_train = pid in label
             for cid in chosen[sub]:
                 cam = cams[(cid, ir)]
                 n = int(r.integers(spec.min_images, spec.max_images + 1))
@@ -61,9 +61,11 @@ def write_llcm(
                     fr = _rng(spec, 4, pid, cid, int(ir), frame)
                     pose = sample_pose(fr, views, cam, spec.difficulty)
                     img = render(canvas, ident, cam, pose, fr)
-                    rel = f"{folder}/cam{cid}/{pid:04d}/{frame:04d}.jpg"
+                    name = f"{pid:04d}_c{cid:02d}_s{pid:03d}{cid}_f{frame:04d}_{sub}.jpg"
+                    folder = f"{sub}/" if is_train else f"test_{sub}/cam{cid}/"
+                    rel = f"{folder}{pid:04d}/{name}"
                     _save(img, out / rel)
-                    if pid in label:
+                    if is_train:
                         lists[sub].append(f"{rel} {label[pid]}")
                     count += 1
                     if progress:
