@@ -370,6 +370,11 @@ class TrainCfg(Strict):
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     deterministic: bool = False
+    sync_bn: bool = Field(
+        False,
+        description="DDP: batch norm over the global batch (SyncBatchNorm); off: each rank "
+        "normalises its share of the batch (docs/training.md)",
+    )
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     log_every: int = Field(20, ge=1)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..clustering import cluster_labels, cluster_quality, cross_modality_ari, num_clusters
 from ..clustering.pseudo_labels import build_ann
+from ..data.samplers import TooFewIdentities
 from ..data.usl import LoaderOpts, ModalityStream, cross_loader, paired_loader
 from ..utils.logging import get_logger
 from .distributed import DistInfo, broadcast_object
@@ -116,6 +117,13 @@ class PseudoLabelHook(Hook):
         self._build_loader(trainer, labels)
 
     def _build_loader(self, trainer, labels: dict[int, np.ndarray]) -> None:
+        try:
+            self._new_loader(trainer, labels)
+        except TooFewIdentities as e:  # DDP: fewer clusters in a batch than processes
+            log.warning("epoch %d: %s; skipping the epoch's training", trainer.epoch + 1, e)
+            trainer.skip_epoch = True
+
+    def _new_loader(self, trainer, labels: dict[int, np.ndarray]) -> None:
         for m, st in self.streams.items():
             st.labels = labels[m]
         b = self.b

@@ -20,6 +20,7 @@ from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_tr
 from ..evaluation.results import write_results
 from ..methods import build_method
 from ..models import build_model
+from ..models.sync_bn import convert_sync_bn
 from ..utils.device import pick_device
 from ..utils.env import collect_env
 from ..utils.io import write_json, write_text
@@ -35,7 +36,7 @@ from .builders import (
     init_weights,
 )
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng
-from .distributed import DistInfo, close_distributed, init_distributed
+from .distributed import DistInfo, close_distributed, init_distributed, set_global_batch
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
 from .pseudo_labels import PseudoLabelHook
 from .trainer import Trainer
@@ -142,10 +143,13 @@ def _train(
     if t.init_from is not None:
         init_weights(model, t.init_from)
     method = build_method(cfg.method, model).to(device)
+    if info.enabled and t.sync_bn:  # the global batch's statistics (one process: plain BN)
+        method = convert_sync_bn(method)
     if t.channels_last:
         method.to(memory_format=torch.channels_last)
     opt = build_optimizer(cfg, method)
     module = method
+    set_global_batch(info.enabled)  # DDP: ranks share the recipe's batch; methods gather it
     if info.enabled:
         module = torch.nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None
