@@ -164,7 +164,8 @@ def _run(recipe: Path, plan: SmokePlan, root: Path, init: str | None, recipe_roo
         part2 = train(plan.cfg, resume="auto")
     except FloatingPointError as e:  # the recipe diverges: the finding a smoke run is for
         failed = StageResult(recipe, plan, root, [], 0, plan.cfg.eval.protocol, {}, 0.0, init)
-        failed.failures.append(str(e))
+        hint = " (from a RANDOM INIT: the recipe's pretrained weights are absent)"
+        failed.failures.append(str(e) + (hint if plan.random_init else ""))
         return failed
     ev = part2["eval"]
     result = StageResult(
