@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..data.synthetic import FACTORS, SynthSpec, write_regdb, write_sysu
+from ..data.synthetic import FACTORS, SynthSpec, write_llcm, write_regdb, write_sysu
 from ..data.synthetic.sheet import contact_sheet
 from ..utils.progress import progress_bar
 from .common import console, friendly_errors
@@ -17,6 +17,7 @@ from .common import console, friendly_errors
 class Layout(str, Enum):
     sysu = "sysu"
     regdb = "regdb"
+    llcm = "llcm"
 
 
 def parse_size(size: str) -> tuple[int, int]:
@@ -70,7 +71,7 @@ def synth_cmd(
         path = contact_sheet(out, spec, None if sheet == "spec" else sheet)
         console.print(f"wrote {path}", highlight=False)
         return
-    writer = write_sysu if layout is Layout.sysu else write_regdb
+    writer = {Layout.sysu: write_sysu, Layout.regdb: write_regdb, Layout.llcm: write_llcm}[layout]
     t0 = time.perf_counter()
     with progress_bar(f"writing {layout.value} layout", None) as adv:
         stats = writer(out, spec, progress=adv)

@@ -76,6 +76,12 @@ class DataCfg(Strict):
     keep_fraction: KeepFractionCfg | None = Field(
         None, description="training images of one modality subsampled per identity"
     )
+    subset_ids: int | None = Field(
+        None,
+        ge=1,
+        description="train on the first N identities (sorted ids) seen in both modalities "
+        "(smoke runs, debugging); evaluation data are untouched",
+    )
     height: int = Field(288, ge=16)
     width: int = Field(144, ge=8)
     batch: BatchCfg = Field(default_factory=BatchCfg)
@@ -364,6 +370,11 @@ class TrainCfg(Strict):
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     deterministic: bool = False
+    sync_bn: bool = Field(
+        False,
+        description="DDP: batch norm over the global batch (SyncBatchNorm); off: each rank "
+        "normalises its share of the batch (docs/training.md)",
+    )
     seed: int = 0
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N"

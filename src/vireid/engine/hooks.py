@@ -107,10 +107,12 @@ class MetricsHook(Hook):
             for k, v in outputs.items():
                 self.tb.add_scalar(f"train/{k}", float(v), trainer.step)
 
-    def _active_terms(self, trainer) -> list[str]:
-        """Loss terms that entered the loss this epoch (``Method`` convention)."""
+    def _terms(self, trainer, active: bool = True) -> list[str]:
+        """Loss terms that entered the loss this epoch (``Method`` convention); with
+        ``active=False`` also those computed as exactly 0 (e.g. ClusterNCE over one
+        cluster)."""
         skip = {"loss", *getattr(trainer.method, "diagnostics", ())}
-        return sorted(k for k, v in self.sums.items() if k not in skip and v != 0)
+        return sorted(k for k, v in self.sums.items() if k not in skip and (v != 0 or not active))
 
     def after_epoch(self, trainer) -> None:
         dt = self.t_last - self.t0
@@ -121,7 +123,8 @@ class MetricsHook(Hook):
             "images_per_s": self.images / max(dt, 1e-9),
             "seconds": dt,
             **{k: v / max(self.count, 1) for k, v in self.sums.items()},
-            "terms": self._active_terms(trainer),
+            "terms": self._terms(trainer),
+            "terms_computed": self._terms(trainer, active=False),
         }
         row.update(trainer.epoch_extras)
         trainer.history.append(row)

@@ -5,6 +5,7 @@ checkpoints, results and the rank report."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import torch
@@ -13,11 +14,13 @@ from ..config import RunCfg, dump_config
 from ..data.datasets import build_dataset
 from ..data.imbalance import keep_fraction
 from ..data.protocols import get_protocol
+from ..data.subset import first_identities
 from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
 from ..evaluation.results import write_results
 from ..methods import build_method
 from ..models import build_model
+from ..models.sync_bn import convert_sync_bn
 from ..utils.device import pick_device
 from ..utils.env import collect_env
 from ..utils.io import write_json, write_text
@@ -39,7 +42,7 @@ from .checkpoint import (
     load_checkpoint,
     restore_rng,
 )
-from .distributed import DistInfo, close_distributed, init_distributed
+from .distributed import DistInfo, close_distributed, init_distributed, set_global_batch
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
 from .pseudo_labels import PseudoLabelHook
 from .run_dir import check_epochs_left
@@ -106,10 +109,14 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
 
 
 def training_splits(cfg: RunCfg):
-    """The dataset's splits with the training list the run trains on
-    (``data.keep_fraction``: the modality-imbalance setting)."""
+    """The dataset's splits with the training list the run trains on (``data.subset_ids``:
+    the first identities, for smoke runs; ``data.keep_fraction``: the modality imbalance)."""
     splits = build_dataset(cfg.data.dataset)
-    if (kf := cfg.data.keep_fraction) is not None:
+    if cfg.data.subset_ids is not None:  # a few identities (smoke runs)
+        splits = dataclasses.replace(
+            splits, train=first_identities(splits.train, cfg.data.subset_ids)
+        )
+    if (kf := cfg.data.keep_fraction) is not None:  # the modality-imbalance setting
         before = len(splits.train)
         train_set = keep_fraction(splits.train, kf.modality, kf.fraction, kf.seed)
         splits = dataclasses.replace(splits, train=train_set)
@@ -123,12 +130,13 @@ def training_splits(cfg: RunCfg):
     return splits
 
 
-def train(cfg: RunCfg, resume: str | None = None) -> dict:
-    """Train, then evaluate the last epoch on every trial. Returns the results dict."""
+def train(cfg: RunCfg, resume: str | None = None, evaluate: bool = True) -> dict:
+    """Train, then evaluate the last epoch on every trial. Returns the results dict.
+    ``evaluate=False``: stop after training (a smoke run's first part, resumed later)."""
     device = pick_device(cfg.train.device)
     info = init_distributed(device.type)
     try:
-        out = _train(cfg, resume, device, info)
+        out = _train(cfg, resume, device, info, evaluate)
     except BaseException:
         close_distributed(info, wait=False)  # torchrun stops the other ranks
         raise
@@ -136,7 +144,9 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
     return out
 
 
-def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo) -> dict:
+def _train(
+    cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo, evaluate: bool = True
+) -> dict:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
@@ -151,10 +161,13 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
     if t.init_from is not None:
         init_weights(model, t.init_from)
     method = build_method(cfg.method, model).to(device)
+    if info.enabled and t.sync_bn:  # the global batch's statistics (one process: plain BN)
+        method = convert_sync_bn(method)
     if t.channels_last:
         method.to(memory_format=torch.channels_last)
     opt = build_optimizer(cfg, method)
     module = method
+    set_global_batch(info.enabled)  # DDP: ranks share the recipe's batch; methods gather it
     if info.enabled:
         module = torch.nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None
@@ -212,7 +225,11 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
         if path.is_file() or resume != "auto":
             resume_from(trainer, path, fingerprint)
     trainer.fit()
+    if not evaluate:
+        return {"run_dir": str(run_dir), "history": trainer.history}
+    t_eval = time.perf_counter()
     result = run_evaluation(model, cfg, device, info, eval_trials(cfg))
+    eval_seconds = time.perf_counter() - t_eval
     selected = getattr(trainer, "selected_epoch", None)
     if selected is not None:
         result.selected_on_test = selected
@@ -221,7 +238,12 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
             "reproduction only; not a valid model selection)",
             selected,
         )
-    out = {"run_dir": str(run_dir), "history": trainer.history, "eval": result.to_json()}
+    out = {
+        "run_dir": str(run_dir),
+        "history": trainer.history,
+        "eval": result.to_json(),
+        "eval_seconds": eval_seconds,
+    }
     if info.is_main:
         write_results(run_dir, result)
         if cfg.eval.report:
