@@ -11,6 +11,7 @@ from vireid.config.loader import ConfigError
 from vireid.config.schema import MMMMethodCfg
 from vireid.losses.mmd import inter_modality_mmd, mmd2
 from vireid.losses.triplet import batch_hard_triplet
+from vireid.methods import mmm as mmm_mod
 from vireid.methods.mmm import MMM, second_view_rows, weighted_centres
 from vireid.models.two_stream import TwoStreamNet
 
@@ -60,30 +61,52 @@ def batch_of(feats, take=(0, 1, 4, 5)):
     return {"images": x, "modality": mod, "index": idx}
 
 
-def test_matched_labels_enter_the_loss():
-    """+MMLM without SCA: the loss depends on which clusters were matched (it did not:
-    the matching only drove the sampler)."""
+def test_matched_labels_enter_the_cross_term():
+    """+MMLM with L_Cross (the PGM-style option): the loss depends on which clusters were
+    matched (it did not: the matching only drove the sampler), through the two-way
+    ClusterNCE against the partner identity's memory in the other modality."""
     feats, labels = people()
-    m = method(lambda_intra=0.0, lambda_inter=0.0)
+    m = method(lambda_intra=0.0, lambda_inter=0.0, lambda_cross=0.25)
     m.on_clusters(0, feats, labels)
     assert m.v2r.tolist() == [3, 2, 1, 0]
     batch = batch_of(feats)
     right = m.training_step(batch)
     assert "cross" in right
     p = m.plan(0, feats, labels)
-    p["v2r"] = np.array([0, 1, 2, 3])  # a wrong matching, same clusters
-    p["r2v"] = np.array([0, 1, 2, 3])
-    m._use_plan(p, labels)
+    assert p["partner"].tolist() == [0, 1, 2, 3]  # identities numbered by infrared cluster
+    p["partner"] = np.array([3, 2, 1, 0])  # a wrong matching, same clusters
+    m._use_plan(p)
     bad = m.training_step(batch)
     assert bad["cross"] > right["cross"] + 1.0  # the right partners are far cheaper
     assert not torch.isclose(bad["loss"], right["loss"])
-    # and the term is the two-way ClusterNCE against the partner's memory
+    # and the term is the two-way ClusterNCE against the partner's memory: visible
+    # identities are numbered by their infrared cluster (visible clusters 0, 1 → rows 3, 2)
     f = batch["images"]
-    m._use_plan(m.plan(0, feats, labels), labels)
+    m._use_plan(m.plan(0, feats, labels))
     pv = torch.tensor([3, 3, 2, 2])  # visible clusters 0,0,1,1 → infrared 3,3,2,2
-    pr = torch.tensor([0, 0, 1, 1])  # their infrared samples (clusters 3,3,2,2) → 0,0,1,1
+    pr = torch.tensor([3, 3, 2, 2])  # their infrared samples → visible identity rows 3,3,2,2
     want = 0.5 * (m.memories["r"](f[:4], pv) + m.memories["v"](f[4:], pr))
     assert m.training_step(batch)["cross"].item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_matched_labels_train_without_the_cross_term():
+    """The paper's reading (default, no L_Cross): the matching still trains the network,
+    because the merged visible identities are L_V's classes. A matching that merges the
+    halves of different persons gives a higher L_V than the right one."""
+    feats, labels = split_people()
+    m = method(lambda_intra=0.0, lambda_inter=0.0)
+    assert m.cfg.lambda_cross == 0.0
+    m.on_clusters(0, feats, labels)
+    batch = batch_of(feats, [0, 2, 4, 6, 8, 10, 12, 14])
+    right = m.training_step(batch)
+    assert "cross" not in right
+    wrong = np.array([3, 2, 2, 1, 1, 0, 0, 3])  # each person's halves go to two persons
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(mmm_mod, "match_clusters", lambda *a, **k: wrong.copy())
+    m.on_clusters(0, feats, labels)
+    monkey.undo()
+    bad = m.training_step(batch)
+    assert bad["nce_visible"] > right["nce_visible"] + 1.0
 
 
 def test_matching_waits_for_the_warm_up():
@@ -114,7 +137,8 @@ def test_schedule_once_refits_confidences_and_centres():
     assert not torch.allclose(m.memories["v"].features, before["v"])
     assert m.v2r.tolist() == [3, 2, 1, 0]  # the labels and the matching stay frozen
     w = m._arrays["conf"][: len(labels[VIS])].numpy()
-    want = F.normalize(torch.from_numpy(weighted_centres(moved[VIS], labels[VIS], w)), dim=1)
+    ident = m.frozen["plan"]["ident"][VIS]  # visible identities (numbered by partner)
+    want = F.normalize(torch.from_numpy(weighted_centres(moved[VIS], ident, w)), dim=1)
     torch.testing.assert_close(m.memories["v"].features, want)
 
 
@@ -265,3 +289,45 @@ def test_default_intra_is_the_mean_squared_distance_to_the_centre():
     )
     assert float(got) == pytest.approx(want, rel=1e-6)
     assert float(m._intra(f, mod, {"intra": torch.full((5,), -1)})) == 0.0
+
+
+def split_people(offset=0.8):
+    """people() with every visible identity split into two visible clusters (its two
+    halves sit ± ``offset`` apart along a per-person direction, like a front and a back
+    view): C_v = 8, C_r = 4, so the progressive Hungarian attaches the second half of each
+    identity to the same infrared cluster in its second pass (many-to-one), the normal
+    case on SYSU (review N2)."""
+    feats, labels = people()
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=(4, D))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    half = np.arange(16) // 2 % 2  # visible sample k: person k // 4, cluster k // 2
+    feats[VIS] = feats[VIS] + (offset * (2 * half - 1)[:, None] * u[np.arange(16) // 4]).astype(
+        np.float32
+    )
+    labels[VIS] = np.arange(16) // 2
+    return feats, labels
+
+
+def test_merged_visible_clusters_train_as_one_identity():
+    """Y^v := QY^r reaches every term that speaks of an identity (review N2): after the
+    matching, the two visible halves of a person are one identity for L_V, the Intra
+    centre and the infrared→visible cross term. Before, an infrared sample's cross NCE was
+    floored near ln 2 (the other half was a negative) and every step pushed each visible
+    half away from the other."""
+    feats, labels = split_people()
+    m = method(lambda_cross=0.25, lambda_inter=0.0)
+    m.on_clusters(0, feats, labels)
+    u = m._arrays["unified"][:16]
+    assert (u[0::2] == u[1::2]).all() and len(u.unique()) == 4  # halves share a person
+    take = [0, 2, 4, 6, 8, 10, 12, 14]  # one sample of every visible cluster
+    batch = batch_of(feats, take)
+    ir_only = {k: v[len(take) :] for k, v in batch.items()}
+    assert m.training_step(ir_only)["cross"] < 0.25 * np.log(2)  # infrared→visible half
+    x = batch["images"].clone().requires_grad_(True)
+    m.training_step({**batch, "images": x})["loss"].backward()
+    step = x.detach() - 0.05 * x.grad
+    for i, k in enumerate(take):  # visible rows: a step brings each closer to its other half
+        other = torch.from_numpy(feats[VIS][(k ^ 2) // 2 * 2 : (k ^ 2) // 2 * 2 + 2].mean(0))
+        before = F.cosine_similarity(x[i].detach(), other, dim=0)
+        assert F.cosine_similarity(step[i], other, dim=0) > before, k

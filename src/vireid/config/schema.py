@@ -310,7 +310,10 @@ class MMMMethodCfg(Strict):
         10, ge=1, description="1-based epoch of the first matching: CMC-only warm-up before it"
     )
     lambda_cross: float = Field(
-        0.25, ge=0, description="matched labels' cross-modality memory term (PGM's 0.25)"
+        0.0,
+        ge=0,
+        description="PGM's cross-modality memory term on the matched labels (PGM: 0.25); "
+        "0 = the paper's terms only",
     )
     lambda_triplet: float = Field(
         0.0, ge=0, description="hard triplet on the matched labels (code's stage B: 1)"

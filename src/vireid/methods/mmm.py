@@ -39,8 +39,8 @@ from ..clustering.dbscan import relabel_contiguous
 from ..clustering.multi_memory import (
     cluster_memories,
     match_clusters,
+    merge_matched,
     multi_memory_cost,
-    reverse_partners,
     transfer_labels,
 )
 from ..clustering.pseudo_labels import build_ann
@@ -175,33 +175,40 @@ class MMM(Method):
         return p
 
     def plan(self, epoch: int, feats: dict, labels: dict) -> dict:
-        """Everything the epoch's clusters imply, as NumPy arrays (GMM confidences, weighted
-        centres, joint clusters, matching). Computed once (rank 0 under DDP) and broadcast,
-        so every rank trains on identical memories and labels."""
+        """Everything the epoch's clusters imply, as NumPy arrays (matching, identities,
+        GMM confidences, weighted centres, joint clusters). Computed once (rank 0 under
+        DDP) and broadcast, so every rank trains on identical memories and labels.
+
+        ``ident`` holds the identity of every sample that the identity terms read (L_V,
+        L_R, the Intra centres, the cross term): the clusters before the first matching;
+        after it, Y^v := QY^r — visible clusters matched to one infrared cluster are one
+        identity with one memory row and one centre (``merge_matched``), so no term treats
+        a merged partner as a negative. ``partner`` maps each visible identity to its
+        infrared cluster (one-to-one)."""
         c = self.cfg
         nv = len(labels[VIS])
         joint = np.full(nv + len(labels[IR]), -1, np.int64)
         if c.use_joint:
             joint = self._joint_labels(feats, labels)
-        p = self._sca(feats, labels, joint)
-        p["joint"] = joint
-        if c.use_joint:
-            p["extras"]["joint_clusters"] = float(len(np.unique(joint[joint >= 0])))
+        p: dict = {"joint": joint, "ident": dict(labels), "partner": None}
         p["unified"] = {VIS: labels[VIS], IR: labels[IR]}
-        p["v2r"] = p["v2r_single"] = p["r2v"] = None
+        p["v2r"] = p["v2r_single"] = None
         if c.mmlm and epoch + 1 >= c.match_start_epoch:
             mv, cv = cluster_memories(feats[VIS], labels[VIS], c.num_memories, c.kmeans_n_init)
             mr, cr = cluster_memories(feats[IR], labels[IR], c.num_memories, c.kmeans_n_init)
             cost = multi_memory_cost(mv, cv, mr, cr, c.cost)
             p["v2r"] = match_clusters(cost, c.matching, c.compat_skip_last_cluster)
-            p["r2v"] = reverse_partners(p["v2r"], cost)
             p["unified"] = dict(
                 zip((VIS, IR), transfer_labels(labels[VIS], labels[IR], p["v2r"]), strict=True)
             )
+            p["ident"][VIS], p["partner"] = merge_matched(labels[VIS], p["v2r"], len(cr))
             # single-memory (centroid) matching on the same features, for the diagnostic
             p["v2r_single"] = progressive_match(
                 pgm_cost(centroids(feats[VIS], labels[VIS]), centroids(feats[IR], labels[IR]))
             )[0]
+        p.update(self._sca(feats, p["ident"], joint))
+        if c.use_joint:
+            p["extras"]["joint_clusters"] = float(len(np.unique(joint[joint >= 0])))
         return p
 
     @torch.no_grad()
@@ -209,7 +216,7 @@ class MMM(Method):
         from ..engine.distributed import broadcast_object, get_rank
 
         p = broadcast_object(self.plan(epoch, feats, labels) if get_rank() == 0 else None)
-        self._use_plan(p, labels)
+        self._use_plan(p)
         self._new_prototypes(p["unified"])
         if self.freeze_labels:  # `schedule: once`: kept, and checkpointed, from here on
             self.frozen = {"plan": p, "labels": labels}
@@ -222,10 +229,10 @@ class MMM(Method):
         prototypes are refitted, as the official code refits its GMM and prototypes."""
         from ..engine.distributed import broadcast_object, get_rank
 
-        labels, p = self.frozen["labels"], self.frozen["plan"]
-        sca = self._sca(feats, labels, p["joint"]) if get_rank() == 0 else None
+        p = self.frozen["plan"]
+        sca = self._sca(feats, p["ident"], p["joint"]) if get_rank() == 0 else None
         p = {**p, **broadcast_object(sca)}
-        self._use_plan(p, labels)
+        self._use_plan(p)
         if self.protos is not None:
             self.protos.finish()
         return p["extras"]
@@ -254,7 +261,7 @@ class MMM(Method):
             return
         self.frozen = tensors_to_arrays(state["frozen"])
         labels = self.frozen["labels"]
-        self._use_plan(self.frozen["plan"], labels)
+        self._use_plan(self.frozen["plan"])
         for k, f in state["memories"].items():
             self.memories[k].features.copy_(f)
         if "prototypes" in state:
@@ -262,7 +269,7 @@ class MMM(Method):
             self.protos.load(state["prototypes"])
 
     @torch.no_grad()
-    def _use_plan(self, p: dict, labels: dict) -> None:
+    def _use_plan(self, p: dict) -> None:
         dev = self._device()
         centres = p["centres"]
         self.memories = {"v": self._memory(centres[VIS]), "r": self._memory(centres[IR])}
@@ -276,13 +283,16 @@ class MMM(Method):
             self.freeze_labels = self.cfg.schedule == "once"
         self.sampling = "cross" if self.v2r is not None else "paired"
         self.sampling_labels = p["unified"]
-        cat = np.concatenate
-        partner = np.full(len(labels[VIS]) + len(labels[IR]), -1, np.int64)
-        if self.v2r is not None:  # each sample's matched cluster in the other modality
-            look = [(self.v2r, labels[VIS]), (p["r2v"], labels[IR])]
+        ident, cat = p["ident"], np.concatenate
+        partner = np.full(len(ident[VIS]) + len(ident[IR]), -1, np.int64)
+        if p["partner"] is not None:  # each sample's matched identity in the other modality
+            r2v = np.full(len(centres[IR]), -1, np.int64)
+            has = np.flatnonzero(p["partner"] >= 0)
+            r2v[p["partner"][has]] = has
+            look = [(p["partner"], ident[VIS]), (r2v, ident[IR])]
             partner = cat([np.where(lab >= 0, lut[np.maximum(lab, 0)], -1) for lut, lab in look])
         self._arrays = {
-            "intra": torch.from_numpy(cat([labels[VIS], labels[IR]])).to(dev),
+            "intra": torch.from_numpy(cat([ident[VIS], ident[IR]])).to(dev),
             "joint": torch.from_numpy(p["joint"]).to(dev),
             "unified": torch.from_numpy(cat([p["unified"][VIS], p["unified"][IR]])).to(dev),
             "partner": torch.from_numpy(partner).to(dev),
