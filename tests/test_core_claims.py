@@ -109,7 +109,7 @@ def test_matched_label_loss_pulls_an_infrared_feature_to_its_matched_visible_clu
     unified labels does the cross-modal pull): an infrared sample moves towards the
     visible person it was matched to more than towards any other; under a wrong matching
     it moves towards the wrongly matched person instead."""
-    from vireid.methods import mmm as mmm_mod
+    from vireid.methods import mmm_plan
 
     # 64 dimensions: the people's centres nearly orthogonal, so "towards" is unambiguous
     (xv, yv), (xr, yr) = two_view_people(0.9, 0.1, seed=0, dim=64)
@@ -123,7 +123,7 @@ def test_matched_label_loss_pulls_an_infrared_feature_to_its_matched_visible_clu
     gain = _gain(m, xv, yv, xr, yr, person=4, near=[3, 4, 5])
     assert gain[4] > 0 and int(gain.argmax()) == 4  # it gains most towards the matched one
     wrong = np.roll(np.arange(IDS), 1)  # visible person p matched to infrared p − 1
-    monkeypatch.setattr(mmm_mod, "match_clusters", lambda *a, **k: wrong.copy())
+    monkeypatch.setattr(mmm_plan, "match_clusters", lambda *a, **k: wrong.copy())
     m.on_clusters(0, feats, labels)
     gain = _gain(m, xv, yv, xr, yr, person=4, near=[3, 4, 5])
     assert int(gain.argmax()) == 5

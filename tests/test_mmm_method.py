@@ -11,7 +11,7 @@ from vireid.config.loader import ConfigError
 from vireid.config.schema import MMMMethodCfg
 from vireid.losses.mmd import inter_modality_mmd, mmd2
 from vireid.losses.triplet import batch_hard_triplet
-from vireid.methods import mmm as mmm_mod
+from vireid.methods import mmm_plan
 from vireid.methods.mmm import MMM, second_view_rows, weighted_centres
 from vireid.models.two_stream import TwoStreamNet
 
@@ -102,7 +102,7 @@ def test_matched_labels_train_without_the_cross_term():
     assert "cross" not in right
     wrong = np.array([3, 2, 2, 1, 1, 0, 0, 3])  # each person's halves go to two persons
     monkey = pytest.MonkeyPatch()
-    monkey.setattr(mmm_mod, "match_clusters", lambda *a, **k: wrong.copy())
+    monkey.setattr(mmm_plan, "match_clusters", lambda *a, **k: wrong.copy())
     m.on_clusters(0, feats, labels)
     monkey.undo()
     bad = m.training_step(batch)
@@ -257,14 +257,13 @@ def test_official_matching_options_reach_the_plan():
 def test_joint_clusters_of_one_modality_are_dropped(monkeypatch):
     """Only joint clusters that hold both modalities feed L_VR (MMM's associated clusters):
     a visible-only or infrared-only joint cluster becomes −1, the rest are renumbered."""
-    from vireid.methods import mmm as mmm_mod
-
     feats, labels = people(n=1, per=4)
     #            visible: 0 0 1 2      infrared: 0 1 3 −1   (2: visible only, 3: infrared only)
     joint = np.array([0, 0, 1, 2, 0, 1, 3, -1])
-    monkeypatch.setattr(mmm_mod, "cluster_labels", lambda *a, **k: joint.copy())
-    got = method(use_joint=True)._joint_labels(feats, labels)
+    monkeypatch.setattr(mmm_plan, "cluster_labels", lambda *a, **k: joint.copy())
+    got, mixed = mmm_plan.joint_labels(method(use_joint=True).cfg, feats, labels)
     assert got.tolist() == [0, 0, 1, -1, 0, 1, -1, -1]
+    assert mixed.tolist() == [True, True, True, False, True, True, False, False]
 
 
 def test_default_intra_is_the_mean_squared_distance_to_the_centre():
