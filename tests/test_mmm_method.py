@@ -330,3 +330,184 @@ def test_merged_visible_clusters_train_as_one_identity():
         other = torch.from_numpy(feats[VIS][(k ^ 2) // 2 * 2 : (k ^ 2) // 2 * 2 + 2].mean(0))
         before = F.cosine_similarity(x[i].detach(), other, dim=0)
         assert F.cosine_similarity(step[i], other, dim=0) > before, k
+
+
+def test_sampler_draws_the_matched_identities():
+    """After the matching, batches are drawn by the unified labels: a person's visible
+    and infrared samples carry one identity (people() numbers infrared clusters in
+    reverse, so the per-modality labels would pair the wrong people)."""
+    feats, labels = people()
+    m = method()
+    m.on_clusters(0, feats, labels)
+    assert m.sampling == "cross"
+    lab = m.sampling_labels
+    assert (lab[VIS] == lab[IR]).all()  # sample j of either modality is person j // 4
+    assert len(np.unique(lab[VIS])) == 4
+
+
+NOISY = [0, 4, 8]
+
+
+def noisy_people():
+    """people() where one visible sample of clusters 1, 2, 3 belongs to another person:
+    its ClusterNCE loss is high, so the GMM gives it a low confidence."""
+    feats, labels = people()
+    labels[VIS] = labels[VIS].copy()
+    labels[VIS][NOISY] = [1, 2, 3]
+    return feats, labels
+
+
+def test_gmm_confidences_weight_the_memory_and_the_intra_target():
+    """SCA: the mislabelled samples get a low GMM confidence, so the visible memory rows
+    and the Intra centres (Σ w·f / N) sit nearer a cluster's confident members than the
+    plain centroid does, and those members' Intra term is smaller than it would be
+    against the plain centroid."""
+    feats, labels = noisy_people()
+    m = method(mmlm=False, lambda_inter=0.0)
+    extras = m.on_clusters(0, feats, labels)
+    w = m._arrays["conf"][:16].numpy()
+    assert w[NOISY].max() < 0.5 < w[[1, 2, 3, 5]].min()
+    assert extras["visible_confidence"] < 0.9
+    clean = np.ones(16, bool)
+    clean[NOISY] = False
+    for y in (1, 2, 3):
+        members = clean & (labels[VIS] == y)
+        target = F.normalize(torch.from_numpy(feats[VIS][members].mean(0)), dim=0)
+        plain = F.normalize(torch.from_numpy(feats[VIS][labels[VIS] == y].mean(0)), dim=0)
+        for row in (m.memories["v"].features[y], m._centres[VIS][y]):
+            assert row @ target > plain @ target + 1e-4, y
+    take = [1, 2, 5, 6]  # confident visible members only
+    out = m.training_step(batch_of(feats, take))
+    f = F.normalize(torch.from_numpy(np.r_[feats[VIS][take], feats[IR][take]]), dim=1)
+    y = torch.from_numpy(np.r_[labels[VIS][take], labels[IR][take]])
+    plain = {
+        mod: F.normalize(
+            torch.stack([torch.from_numpy(feats[mod][labels[mod] == k].mean(0)) for k in range(4)]),
+            dim=1,
+        )
+        for mod in (VIS, IR)
+    }
+    c = torch.cat([plain[VIS][y[:4]], plain[IR][y[4:]]])
+    assert out["intra"] < (f - c).pow(2).sum(1).mean() - 1e-5
+
+
+def test_memory_update_is_scaled_by_the_confidence():
+    """A sample of zero confidence leaves its memory row where it was; a confident one
+    moves it (the paper's confidence-weighted memory)."""
+    feats, labels = people()
+    m = method(mmlm=False, lambda_inter=0.0)
+    m.on_clusters(0, feats, labels)
+    batch = batch_of(feats, [0, 1])
+    m._arrays["conf"][:] = 0.0
+    before = m.memories["v"].features.clone()
+    m.training_step(batch)
+    m.after_optimizer_step()
+    torch.testing.assert_close(m.memories["v"].features, before)
+    m._arrays["conf"][:] = 1.0
+    m.training_step(batch)
+    m.after_optimizer_step()
+    assert not torch.allclose(m.memories["v"].features[0], before[0])
+
+
+def test_intra_and_inter_wait_for_their_start_epochs():
+    """1-based start epochs: Intra from intra_start_epoch, Inter from inter_start_epoch
+    (paper: 1 and 15)."""
+    feats, labels = people()
+    m = method(intra_start_epoch=2, inter_start_epoch=3)
+    m.on_clusters(0, feats, labels)
+    seen = []
+    for epoch in range(3):
+        m.set_epoch(epoch)
+        out = m.training_step(batch_of(feats))
+        seen.append({k for k in ("intra", "inter") if k in out})
+    assert seen == [set(), {"intra"}, {"intra", "inter"}]
+
+
+def stage_b(**kw):
+    """The official stage B's method on people(): shared classifier, CE warm-up of one
+    epoch, no memory terms (labels_from is only checked for presence here)."""
+    opts = dict(
+        schedule="once",
+        labels_from="stage_a.pt",
+        lambda_id=1.0,
+        id_warmup_epochs=1,
+        lambda_cmc=0.0,
+        lambda_inter=0.0,
+        lambda_intra=0.0,
+    )
+    m = method(**{**opts, **kw})
+    feats, labels = people()
+    m.on_clusters(0, feats, labels)
+    return m, feats
+
+
+def test_shared_classifier_ce_warm_up_then_confidence_weighted():
+    """The official stage B's soft-ID CE: in the warm-up epochs the plain CE is the whole
+    loss; afterwards each sample's CE is weighted by its GMM confidence (a zero-confidence
+    sample adds nothing), and the memory terms are off (lambda_cmc 0)."""
+    m, feats = stage_b()
+    assert m.classifier.out_features == 4  # the unified identities
+    batch = batch_of(feats)
+    warm = m.training_step(batch)
+    assert set(warm) == {"loss", "id"}
+    m._arrays["conf"][:] = 0.5
+    assert m.training_step(batch)["id"] == pytest.approx(float(warm["id"]))  # unweighted
+    m.set_epoch(1)
+    half = m.training_step(batch)
+    assert set(half) == {"loss", "id"}  # no nce_* terms
+    assert half["id"] == pytest.approx(0.5 * float(warm["id"]), rel=1e-5)
+    m._arrays["conf"][batch["index"][0]] = 0.0
+    assert m.training_step(batch)["id"] < half["id"]
+    x = batch["images"].clone().requires_grad_(True)
+    m.training_step({**batch, "images": x})["loss"].backward()
+    assert m.classifier.weight.grad.abs().sum() > 0
+
+
+def test_stage_b_options_need_frozen_labels():
+    with pytest.raises(ValueError, match="labels_from"):
+        MMMMethodCfg(lambda_id=1.0)
+    with pytest.raises(ValueError, match="schedule: once"):
+        MMMMethodCfg(labels_from="a.pt")
+    with pytest.raises(ValueError, match="lambda_id"):
+        MMMMethodCfg(id_warmup_epochs=5)
+
+
+def test_joint_clusters_of_one_modality_can_stay_as_negatives(monkeypatch):
+    """``joint_single_modality: negatives`` (the official code): a one-modality joint
+    cluster keeps its memory row (its modality's mean) but trains nothing."""
+    feats, labels = people(n=1, per=4)
+    joint = np.array([0, 0, 1, 2, 0, 1, 3, -1])
+    monkeypatch.setattr(mmm_plan, "cluster_labels", lambda *a, **k: joint.copy())
+    m = method(use_joint=True, joint_single_modality="negatives", mmlm=False)
+    m.on_clusters(0, feats, labels)
+    assert m.memories["vr"].num_clusters == 4
+    want = F.normalize(torch.from_numpy(feats[IR][2]), dim=0)  # cluster 3: infrared only
+    torch.testing.assert_close(m.memories["vr"].features[3], want)
+    assert m._arrays["joint"].tolist() == [0, 0, 1, -1, 0, 1, -1, -1]
+
+
+def test_joint_clusters_link_the_modalities_more_than_plain_jaccard():
+    """CMC's joint clustering uses the modality-balanced k-reciprocal expansion: with a
+    strong modality shift and 3 visible images per infrared one, more samples land in
+    clusters holding both modalities (the ones that train L_VR) than with the plain
+    Jaccard on the same features."""
+    from vireid.clustering import cluster_labels
+
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        c, s = rng.normal(size=(12, 16)), rng.normal(size=16)
+        fv = np.repeat(c, 12, 0) + 0.6 * rng.normal(size=(144, 16))
+        fr = np.repeat(c, 4, 0) + 4 * s / np.linalg.norm(s) + 0.6 * rng.normal(size=(48, 16))
+        x = np.r_[fv, fr] / np.linalg.norm(np.r_[fv, fr], axis=1, keepdims=True)
+        feats = {VIS: x[:144].astype(np.float32), IR: x[144:].astype(np.float32)}
+        labels = {VIS: np.zeros(144, np.int64), IR: np.zeros(48, np.int64)}
+        cfg = method(use_joint=True, mmlm=False, joint_k1=15, joint_k2=6).cfg
+        cfg = cfg.model_copy(
+            update={"cluster": cfg.cluster.model_copy(update={"eps": 0.6, "min_samples": 3})}
+        )
+        _, mixed = mmm_plan.joint_labels(cfg, feats, labels)
+        plain = cluster_labels(x.astype(np.float32), 15, 6, 0.6, 3)
+        ir = np.arange(192) >= 144
+        both = np.intersect1d(plain[~ir], plain[ir])
+        assert mixed.mean() > np.isin(plain, both[both >= 0]).mean() + 0.05, seed

@@ -1,31 +1,33 @@
 """MMM: Multi-Memory Matching for unsupervised VI-ReID (Shi et al., ECCV 2024).
 
-Per epoch (``on_clusters``), on the clustering features:
+Per epoch (``on_clusters``), on the clustering features (the plan: ``mmm_plan.py``):
 
 * **CMC** — clusters of the visible set, the infrared set (from the engine) and the joint
   set (modality-balanced Jaccard, k1 40 / k2 32 on SYSU-MM01); three memories: visible,
-  infrared, and mixed (mean of the two modality means of each joint cluster that holds
-  both modalities). L_CMC = L_V + L_R + L_VR (ClusterNCE, τ 0.05).
-* **SCA confidence** — per-sample ClusterNCE loss against the fresh centroids, a
-  2-component GMM per modality, confidence = posterior of the low-loss component. Memories
-  start from confidence-weighted centres Σ w·f / N and are updated with confidence-scaled
-  momentum steps.
+  infrared, and mixed (mean of the two modality means of each joint cluster).
+  L_CMC = L_V + L_R + L_VR (ClusterNCE, τ 0.05).
 * **MMLM** (from ``match_start_epoch``; CMC alone before it) — k-means splits every
   intra-modality cluster into n memories; the cost between a visible and an infrared
   cluster is the sum of nearest-memory distances; a Hungarian assignment (progressive for
   unequal counts) transfers infrared labels to the matched visible clusters (Y^v := QY^r).
-  Batches then hold P matched identities × (K visible + K infrared).
+  Every identity term then reads the unified labels: visible clusters matched to one
+  infrared cluster share one memory row and one Intra centre, and batches hold P matched
+  identities × (K visible + K infrared).
+* **SCA confidence** — per-sample ClusterNCE loss against the fresh centroids, a
+  2-component GMM per modality, confidence = posterior of the low-loss component. Memories
+  start from confidence-weighted centres Σ w·f / N and are updated with confidence-scaled
+  momentum steps.
 
-Per step: L_CMC + λ_Cross·L_Cross + λ_Intra·L_Intra + λ_Inter·L_Inter (+ λ_Tri·triplet).
-L_Cross is where the matched labels train the network: ½[NCE(f_v, M_R, partner) +
-NCE(f_r, M_V, partner)], each feature against the memory of its matched cluster in the
-other modality (PGM's cross loss, both directions every step). L_Intra: squared distance
-of each normalised feature to its confidence-weighted cluster centre (from epoch 1);
-L_Inter: stop-gradient MMD² between an identity's visible and infrared features (from
-epoch 15). ``schedule: once`` freezes the labels at the first matching and refits the
-confidences and centres every epoch. Diagnostics logged every epoch: correspondence ARI
-of the multi-memory matching and of single-memory (centroid) matching on the same
-features.
+Per step: λ_CMC·L_CMC + λ_Intra·L_Intra + λ_Inter·L_Inter, the paper's loss. L_Intra:
+squared distance of each normalised feature to its identity's confidence-weighted centre
+(from epoch 1); L_Inter: stop-gradient MMD² between an identity's visible and infrared
+features (from epoch 15), the cross-modal pull. Options: PGM's cross term L_Cross
+(½[NCE(f_v, M_R, partner) + NCE(f_r, M_V, partner)]), a triplet on the unified labels, and
+the official stage B's soft-ID CE over a shared classifier (``labels_from``: labels frozen
+from a stage-A checkpoint before training, so the classifier's size is known).
+``schedule: once`` freezes the labels at the first matching and refits the confidences
+and centres every epoch. Diagnostics logged every epoch: correspondence ARI of the
+multi-memory matching and of single-memory (centroid) matching on the same features.
 """
 
 from __future__ import annotations
@@ -233,14 +235,9 @@ class MMM(Method):
         parts: dict[str, torch.Tensor] = {}
         loss = f.new_zeros(())
         if self.classifier is not None and (a["cls"] >= 0).any():
-            # the official stage B's soft-ID CE: confidence × CE over the shared classifier,
-            # summed and divided by the batch (main.py); plain CE alone in its warm-up
-            ok = a["cls"] >= 0
-            ce = F.cross_entropy(self.classifier(f[ok]), a["cls"][ok], reduction="none")
-            if self.epoch < c.id_warmup_epochs:
-                parts["id"] = ce.mean()
+            parts["id"] = self._soft_id(f, a)
+            if self.epoch < c.id_warmup_epochs:  # the code's warm-up: the CE alone
                 return {"loss": c.lambda_id * parts["id"], "id": parts["id"].detach()}
-            parts["id"] = (ce * a["conf"][ok]).sum() / ok.sum()
             loss = loss + c.lambda_id * parts["id"]
         if c.lambda_cmc:  # L_CMC = L_V + L_R + L_VR
             cmc = modality_nce(self.memories, f, m, a["intra"], VIS, IR)
@@ -269,6 +266,16 @@ class MMM(Method):
             parts["inter"] = inter_modality_mmd(feats, a["unified"], m == IR, view2, c.inter_form)
             loss = loss + c.lambda_inter * parts["inter"]
         return {"loss": loss, **{k: v.detach() for k, v in parts.items()}}
+
+    def _soft_id(self, f, a) -> torch.Tensor:
+        """The official stage B's soft-ID CE (``main.py``, ``--loss1 sid``): each sample's
+        CE over the shared classifier times its GMM confidence, summed and divided by the
+        batch; the plain mean CE in the warm-up epochs."""
+        ok = a["cls"] >= 0
+        ce = F.cross_entropy(self.classifier(f[ok]), a["cls"][ok], reduction="none")
+        if self.epoch < self.cfg.id_warmup_epochs:
+            return ce.mean()
+        return (ce * a["conf"][ok]).sum() / ok.sum()
 
     def _cross(self, f, m, a) -> torch.Tensor:
         """½[NCE(f_v, M_R, partner) + NCE(f_r, M_V, partner)] over the samples whose
