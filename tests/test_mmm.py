@@ -15,6 +15,7 @@ from vireid.clustering.multi_memory import (
     cluster_memories,
     greedy_match,
     match_clusters,
+    merge_matched,
     multi_memory_cost,
     transfer_labels,
 )
@@ -173,6 +174,22 @@ def test_greedy_matching_and_label_transfer():
     assert greedy_match(cost).tolist() == [0, 0, 1]
     uv, ur = transfer_labels(np.array([0, 1, 2, -1]), np.array([0, 1, 1]), np.array([1, 0, -1]))
     assert uv.tolist() == [1, 0, 4, -1] and ur.tolist() == [0, 1, 1]  # unmatched → fresh id
+
+
+def test_merge_matched_joins_the_visible_clusters_of_one_infrared_cluster():
+    """Y^v := QY^r as visible identities: clusters 0 and 2 both matched to infrared 1 are
+    one identity; an unmatched cluster is its own identity without a partner; identities
+    and infrared clusters are then one-to-one."""
+    labels_v = np.array([0, 0, 1, 2, 2, 3, -1])
+    ident, partner = merge_matched(labels_v, np.array([1, 0, 1, -1]), num_infrared=3)
+    assert ident.tolist() == [1, 1, 0, 1, 1, 2, -1]
+    assert partner.tolist() == [0, 1, -1]
+    # after the progressive Hungarian: 5 visible clusters onto 3 infrared ones
+    cost = np.array([[0, 5, 5], [5, 0, 5], [5, 5, 0], [1, 5, 5], [5, 5, 1]], float)
+    v2r = match_clusters(cost)
+    assert v2r.tolist() == [0, 1, 2, 0, 2]
+    ident, partner = merge_matched(np.arange(5), v2r, 3)
+    assert ident.tolist() == [0, 1, 2, 0, 2] and partner.tolist() == [0, 1, 2]
 
 
 @pytest.mark.parametrize("method", ["greedy", "hungarian"])
