@@ -120,3 +120,22 @@ def test_official_chain_runs_end_to_end(sysu_root, tmp_path):
     n = max(int((unified[m] >= 0).sum()) for m in (0, 1))
     assert h[0]["step"] == n // (2 * 2) + 1
     assert "classifier.weight" in state["model"]
+
+
+def test_one_pass_per_epoch_is_the_codes_identity_sampler_length():
+    """``train.iters_per_epoch: null`` with cross-modality batches: N / (P·K) + 1
+    iterations, N the larger modality's labelled samples (the official IdentitySampler);
+    per-modality batches keep the infrared images over the infrared batch."""
+    from types import SimpleNamespace
+
+    from vireid.config.schema import BatchCfg
+    from vireid.data.usl import LoaderOpts
+    from vireid.engine.pseudo_labels import PseudoLabelHook
+
+    lab = {0: np.r_[np.repeat(np.arange(5), 9), [-1] * 7], 1: np.repeat(np.arange(5), 4)}
+    method = SimpleNamespace(sampling="cross", sampling_labels=lab)
+    streams = {m: SimpleNamespace(samples=[None] * len(lab[m])) for m in (0, 1)}
+    batch = BatchCfg(num_ids=2, num_instances=4)
+    hook = PseudoLabelHook(method, streams, None, None, batch, LoaderOpts(None, 0), DistInfo())
+    assert hook._one_pass(lab, shared=5) == 45 // 8 + 1
+    assert hook._one_pass(lab, shared=0) == 20 // 8
