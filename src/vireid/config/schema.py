@@ -316,7 +316,10 @@ class MMMMethodCfg(Strict):
         10, ge=1, description="1-based epoch of the first matching: CMC-only warm-up before it"
     )
     lambda_cross: float = Field(
-        0.25, ge=0, description="matched labels' cross-modality memory term (PGM's 0.25)"
+        0.0,
+        ge=0,
+        description="PGM's cross-modality memory term on the matched labels (PGM: 0.25); "
+        "0 = the paper's terms only",
     )
     lambda_triplet: float = Field(
         0.0, ge=0, description="hard triplet on the matched labels (code's stage B: 1)"
@@ -337,6 +340,51 @@ class MMMMethodCfg(Strict):
     compat_skip_last_cluster: bool = Field(
         False, description="restore the code's off-by-one (last cluster of each modality)"
     )
+    joint_single_modality: Literal["drop", "negatives"] = Field(
+        "drop",
+        description="joint clusters of one modality: dropped, or kept as memory rows that "
+        "act only as negatives (code)",
+    )
+    lambda_cmc: float = Field(
+        1.0, ge=0, description="L_CMC = L_V + L_R + L_VR; 0 = the official stage B (no memories)"
+    )
+    labels_from: str | None = Field(
+        None,
+        description="stage B of the official pipeline: a stage-A checkpoint (a path, or "
+        "recipe:PATH = that recipe's output_dir/last.pt) whose model's "
+        "features are clustered and matched once, before training (needs schedule: once, "
+        "match_start_epoch: 1); the network itself starts from model.pretrained",
+    )
+    lambda_id: float = Field(
+        0.0,
+        ge=0,
+        description="official stage B: confidence-weighted CE of a shared classifier on the "
+        "unified labels (code: 1); needs labels_from",
+    )
+    id_warmup_epochs: int = Field(
+        0, ge=0, description="first epochs train the classifier CE alone (code: 5)"
+    )
+
+    @model_validator(mode="after")
+    def _stage_b_is_frozen(self) -> MMMMethodCfg:
+        if self.labels_from is not None and (
+            self.schedule != "once" or self.match_start_epoch != 1 or not self.mmlm
+        ):
+            raise ValueError(
+                f"labels_from={self.labels_from}: stage B matches the stage-A features once, "
+                "before training; expected schedule: once, match_start_epoch: 1, mmlm: true"
+            )
+        if self.lambda_id and self.labels_from is None:
+            raise ValueError(
+                f"lambda_id={self.lambda_id}: the shared classifier's size comes from labels "
+                "fixed before training; set labels_from (a stage-A checkpoint)"
+            )
+        if self.id_warmup_epochs and not self.lambda_id:
+            raise ValueError(
+                f"id_warmup_epochs={self.id_warmup_epochs}: the warm-up trains the shared "
+                "classifier; set lambda_id > 0 (code: 1)"
+            )
+        return self
 
 
 MethodCfg = Annotated[

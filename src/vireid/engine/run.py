@@ -34,6 +34,7 @@ from .builders import (
     dataset_trial,
     featurizer,
     init_weights,
+    stage_model,
 )
 from .checkpoint import (
     CHECKPOINT_NAME,
@@ -165,6 +166,23 @@ def _train(
         method = convert_sync_bn(method)
     if t.channels_last:
         method.to(memory_format=torch.channels_last)
+    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma, t.warmup_start_lr)]
+    if unsupervised:
+        streams = build_streams(cfg, splits)
+        labeller = PseudoLabelHook(
+            method,
+            streams,
+            featurizer(model, cfg, device, info, clustering=True),
+            cfg.method.cluster,
+            cfg.data.batch,
+            LoaderOpts(t.iters_per_epoch, t.seed, cfg.data.workers, info.rank, info.world_size),
+            info,
+        )
+        hooks.append(labeller)
+        if (stage_a := getattr(cfg.method, "labels_from", None)) is not None:
+            # offline labels from an earlier stage, before the optimiser exists: they size
+            # the method's parameters (MMM's shared classifier)
+            labeller.offline(featurizer(stage_model(cfg, stage_a, device), cfg, device, info, True))
     opt = build_optimizer(cfg, method)
     module = method
     set_global_batch(info.enabled)  # DDP: ranks share the recipe's batch; methods gather it
@@ -176,24 +194,6 @@ def _train(
     def quick_eval(trainer, quick=True):
         return run_evaluation(model, cfg, device, info, eval_trials(cfg, 1)).table()
 
-    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma, t.warmup_start_lr)]
-    if unsupervised:
-        streams = build_streams(cfg, splits)
-        b = cfg.data.batch
-        iters = t.iters_per_epoch or max(
-            1, len(streams[1].samples) // ((b.num_ids_infrared or b.num_ids) * b.num_instances)
-        )
-        hooks.append(
-            PseudoLabelHook(
-                method,
-                streams,
-                featurizer(model, cfg, device, info, clustering=True),
-                cfg.method.cluster,
-                b,
-                LoaderOpts(iters, t.seed, cfg.data.workers, info.rank, info.world_size),
-                info,
-            )
-        )
     # evaluation before metrics, so an epoch's row carries its monitoring numbers
     hooks += [
         EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test),

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..config import RunCfg, apply_overrides, validate_config
-from ..config.chains import RECIPE_PREFIX, ChainError, check_chain, is_recipe_ref
+from ..config.chains import RECIPE_PREFIX, ChainError, chain_refs, check_chain, is_recipe_ref
 from ..config.loader import load_yaml_tree
 from ..data.datasets import build_dataset
 from ..data.datasets.errors import DatasetError
@@ -128,26 +128,28 @@ def run_smoke(
 
 
 def _stage(recipe, cfg, overrides, root, synthetic, out, steps, stages, seen) -> StageResult:
-    init, note = cfg.train.init_from, None
-    if is_recipe_ref(init):
-        producer = Path(init[len(RECIPE_PREFIX) :]).resolve()
-        if producer in seen or producer == recipe:
-            raise ChainError(f"train.init_from: circular recipe chain through {producer}")
-        model_over = [o for o in overrides if o.startswith("model.")]
-        pcfg = load_unchecked(producer, model_over)
-        p = _stage(producer, pcfg, model_over, root, synthetic, out, steps, stages, (*seen, recipe))
-        cfg = cfg.model_copy(deep=True)
-        cfg.train.init_from = init = str(p.run_dir / "last.pt")
-    elif init is not None and not Path(init).expanduser().is_file():
-        note = f"train.init_from={init} does not exist: NOT exercised (declare it as recipe:…)"
-        cfg = cfg.model_copy(deep=True)
-        cfg.train.init_from = init = None
+    notes, init = [], None
+    cfg = cfg.model_copy(deep=True)
+    for sec, name, key, ref in list(chain_refs(cfg)):
+        if is_recipe_ref(ref):
+            producer = Path(ref[len(RECIPE_PREFIX) :]).resolve()
+            if producer in seen or producer == recipe:
+                raise ChainError(f"{key}: circular recipe chain through {producer}")
+            model_over = [o for o in overrides if o.startswith("model.")]
+            pcfg = load_unchecked(producer, model_over)
+            p = _stage(
+                producer, pcfg, model_over, root, synthetic, out, steps, stages, (*seen, recipe)
+            )
+            setattr(sec, name, str(p.run_dir / "last.pt"))
+        elif not Path(ref).expanduser().is_file():
+            notes.append(f"{key}={ref} does not exist: NOT exercised (declare it as recipe:…)")
+            setattr(sec, name, None)
+    init = cfg.train.init_from
     check_chain(cfg)  # the smoke checkpoint's stored model against this recipe's
     data_root = smoke_root(cfg, root, synthetic)
     plan = plan_smoke(cfg, data_root, out / recipe.stem, out / ".cache", steps)
     result = _run(recipe, plan, data_root, init, cfg.data.dataset.root)
-    if note:
-        result.failures.append(note)
+    result.failures.extend(notes)
     stages.append(result)
     return result
 
