@@ -249,6 +249,20 @@ class TSMemCfg(Strict):
     switch_epoch: int | None = Field(25, ge=0, description="default: half of 50 epochs")
     stage1: Literal["random", "mean", "hard", "sequential"] = "random"
     stage2: Literal["random", "mean", "hard", "sequential"] = "mean"
+    stage1_proxies: Literal["cluster", "camera"] = Field(
+        "camera", description="camera: one row per (cluster, camera), read as a set"
+    )
+    stage2_proxies: Literal["cluster", "camera"] = "cluster"
+
+
+class CameraSearchCfg(Strict):
+    """EMCC's ``camera_rule: search`` (the CA-Jaccard reading): k-reciprocal neighbours on
+    intra-camera (``k1_intra``) and inter-camera (``joint_k1``) ranking lists, expanded
+    over ``k2_intra`` intra- and ``k2_inter`` inter-camera neighbours."""
+
+    k1_intra: int = Field(5, ge=1)
+    k2_intra: int = Field(2, ge=1, description="CA-Jaccard README: 2")
+    k2_inter: int = Field(4, ge=1, description="CA-Jaccard README: 4")
 
 
 class ECULMethodCfg(Strict):
@@ -265,12 +279,23 @@ class ECULMethodCfg(Strict):
     joint_k3: int | None = Field(
         80, ge=2, description="large range (negative filter), >= joint_k1; null = off"
     )
-    camera_aware: bool = Field(True, description="k2 expansion per (modality, camera) group")
+    camera_aware: bool = Field(True, description="cameras in EMCC (see camera_rule)")
+    camera_rule: Literal["expansion", "search"] = Field(
+        "expansion",
+        description="expansion: k2 expansion per (modality, camera) group; search: "
+        "CA-Jaccard-style intra/inter-camera k-reciprocal lists (camera_search)",
+    )
+    camera_search: CameraSearchCfg = Field(default_factory=CameraSearchCfg)
     cross_weight: float = Field(1.0, ge=0, description="cross-modal memory ClusterNCE")
     cross_mixed_only: bool = Field(
         True, description="cross loss only on joint clusters holding both modalities (PCAL)"
     )
     cross_start_epoch: int = Field(1, ge=1, description="1-based epoch the cross terms start")
+    cross_memory: Literal["halves", "single"] = Field(
+        "halves",
+        description="halves: a visible and an infrared row per joint cluster, the proxy "
+        "their mean at every use; single: PCAL's one row, updated by either modality",
+    )
     instance_weight: float = Field(1.0, ge=0, description="instance-level term; 0 = off")
     instance_temp: float = Field(0.05, gt=0)
     instance_momentum: float = Field(0.2, ge=0, lt=1, description="instance memory")
