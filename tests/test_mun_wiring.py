@@ -201,6 +201,12 @@ def test_l_id_a_trains_its_own_classifier_on_the_auxiliary_rows():
     assert not {"idc", "ia", "ma"} & set(out)
     out["loss"].backward()
     assert method.aux_classifier.weight.grad.abs().sum() > 0
+    # the modality classifiers learn from L_id alone: their gradient is that of the same
+    # step without L_id^a
+    plain, _ = _mun(*FULL, *BY_NAME["B + Aux (L_id^a)"], "method.ida_weight=0")
+    plain.training_step(batch)["loss"].backward()
+    for mine, ref in zip(method.classifiers, plain.classifiers, strict=True):
+        torch.testing.assert_close(mine.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-8)
 
 
 def test_l_ma_without_the_bridge_aligns_visible_and_infrared_prototypes():

@@ -68,12 +68,13 @@ class MUN(Method):
         self.generator.requires_grad_(cfg.auxiliary)
         dim = model.feat_dim
         self.classifiers = nn.ModuleList(nn.Linear(dim, num_classes, bias=False) for _ in "vr")
-        # L_id^a's own classifier (Table 1's "+Aux" row), only where that loss is on
-        self.aux_classifier = (
-            nn.Linear(dim, num_classes, bias=False) if cfg.ida_weight > 0 else None
-        )
-        for c in (*self.classifiers, *([self.aux_classifier] if cfg.ida_weight > 0 else [])):
+        for c in self.classifiers:
             nn.init.normal_(c.weight, std=0.001)
+        # L_id^a's own classifier (Table 1's "+Aux" row), only where that loss is on
+        self.aux_classifier = None
+        if cfg.ida_weight > 0:
+            self.aux_classifier = nn.Linear(dim, num_classes, bias=False)
+            nn.init.normal_(self.aux_classifier.weight, std=0.001)
         # W_p^m (visible, infrared, auxiliary), identity-initialised: prototypes start as
         # the features themselves
         self.prototypes = nn.ModuleList(nn.Linear(dim, dim, bias=False) for _ in "vra")
