@@ -113,13 +113,12 @@ def test_ia_active_counts_the_identities_whose_margin_is_not_met():
     assert float(out["ia"]) == 0.0 or float(out["ia_active"]) > 0
 
 
-def test_recipes_identity_alignment_can_meet_its_margin():
+def test_bnneck_centres_can_meet_the_margin_where_normalised_z_cannot():
     """GeM features are non-negative and share a large common mean, so their L2-normalised
-    centres sit in a narrow cone where α = 0.55 is out of reach whatever the identities'
-    separation (the review's D2: the hinge was active for every identity all run). The
-    recipes read the BNNeck's batch-centred feature: identities clearly apart meet α."""
-    for recipe in ("quickstart/mun_synth", "supervised/mun_sysu", "supervised/mun_regdb"):
-        assert load_config(ROOT / "configs" / f"{recipe}.yaml", []).method.ia_feature == "feat"
+    centres sit in a narrow cone where α = 0.55 is out of reach however far apart the
+    identities are (the review's D2). On the BNNeck's batch-centred feature
+    (``ia_feature: feat``) identities clearly apart meet α (docs/methods/mun.md: in training
+    on the synthetic benchmark they do not come that far apart in any feature)."""
     method, cfg = _mun("method.ia_feature=feat")
     g = torch.Generator().manual_seed(0)
     d = method.model.feat_dim
