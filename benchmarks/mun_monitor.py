@@ -85,6 +85,9 @@ def main() -> None:
             if not (d.parent.parent / "runs" / f"{d.name}.json").is_file() or not path.is_file():
                 continue  # unfinished or never run
             h = [json.loads(x) for x in path.read_text().splitlines()]
+            # an interrupted earlier run of the same digest left its rows before this one's
+            starts = [i for i, e in enumerate(h) if e["epoch"] == 1]
+            h = h[starts[-1] :] if starts else h
             hist.append(h)
             decay = decay_only(h, cfg)
         if not hist:
