@@ -187,8 +187,47 @@ class MUNMethodCfg(Strict):
     ia_normalize: bool = Field(
         True, description="L2-normalised centres (raw ones, Eq. 12 as printed, collapse: mun.md)"
     )
+    ia_feature: Literal["pool", "feat"] = Field(
+        "pool",
+        description="L_ia's centres from Z (Eq. 12) or from the BNNeck's batch-centred "
+        "feature, where the margin is reachable (docs/methods/mun.md)",
+    )
     ma_weight: float = Field(0.008, ge=0, description="σ, modality alignment")
+    ma_prototypes: bool = Field(
+        True, description="Table 3: L_ma on the Eq. 13-14 prototypes (false: on the batch's Z)"
+    )
+    ma_bridge: bool = Field(
+        True, description="Table 3: L_ma through the auxiliary modality (false: V-IR MMD)"
+    )
+    auxiliary: bool = Field(
+        True,
+        description="false: no auxiliary modality at all (Table 1's B): the generator never "
+        "runs and only visible and infrared rows reach the shared stages and the BNNeck",
+    )
+    ida_weight: float = Field(
+        0.0, ge=0, description="L_id^a: own classifier on Z^a (Table 1's +Aux row; 0 = off)"
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _auxiliary_losses_need_the_auxiliary_modality(self) -> MUNMethodCfg:
+        if self.ia_feature == "feat" and self.classifier_feature != "feat":
+            raise ValueError(
+                "method.ia_feature=feat needs method.classifier_feature=feat (with 'pool' the "
+                "BNNeck never sees the auxiliary rows)"
+            )
+        if not self.auxiliary:
+            on = [
+                f"{k}={getattr(self, k)}"
+                for k in ("idc_weight", "ia_weight", "ma_weight", "ida_weight")
+                if getattr(self, k) > 0
+            ]
+            if on:
+                raise ValueError(
+                    f"method.auxiliary=false removes the auxiliary modality, but {', '.join(on)} "
+                    "read it: set those weights to 0"
+                )
+        return self
 
 
 class ClusterCfg(Strict):
