@@ -100,7 +100,7 @@ def _(mp):
 
 @mutant(
     "maum.memory_averaged",
-    "memory form (hardest copy, the default): the CE averaged over the reference sets",
+    "memory form memory_reduce: hard (hardest copy): the CE averaged over the sets instead",
     tests=[T + "test_stored_copies_reach_the_loss_in_training_step[hard]"],
     fast=True,
 )

@@ -147,9 +147,9 @@ class MAUMMethodCfg(Strict):
         "one epoch apart); `update` = an identity's proxy before each of its positive updates",
     )
     memory_reduce: Literal["mean", "hard"] = Field(
-        "hard",
-        description="how the sets enter L_Uni: `hard` = one CE with each identity's hardest "
-        "copy (farthest positive, nearest negatives); `mean` = CE averaged over the sets",
+        "mean",
+        description="how the sets enter L_Uni: `mean` = CE averaged over the sets; `hard` = "
+        "one CE with each identity's hardest copy (farthest positive, nearest negatives)",
     )
     proxies: Literal["per_modality", "shared"] = Field(
         "per_modality",
