@@ -145,13 +145,37 @@ class MAUMMethodCfg(Strict):
         10, ge=0, description="epoch (0-based) the unidirectional terms start; 0 = one stage"
     )
     memory_size: int = Field(
-        4, ge=1, description="reference sets: current proxies + per-identity older copies"
+        4, ge=1, description="reference sets: current proxies + memory_size-1 stored copies"
+    )
+    memory_store: Literal["update", "epoch"] = Field(
+        "epoch",
+        description="when a copy is stored: `epoch` = all proxies at each epoch's start (sets "
+        "one epoch apart); `update` = an identity's proxy before each of its positive updates",
+    )
+    memory_reduce: Literal["mean", "hard"] = Field(
+        "mean",
+        description="how the sets enter L_Uni: `mean` = CE averaged over the sets; `hard` = "
+        "one CE with each identity's hardest copy (farthest positive, nearest negatives)",
+    )
+    proxies: Literal["per_modality", "shared"] = Field(
+        "per_modality",
+        description="`shared` = the baseline MAUM argues against: one cosine proxy per "
+        "identity for both modalities (needs uni_weight 0)",
     )
     triplet: Literal["wrt", "batch_hard"] = "wrt"
     margin: float = Field(0.3, ge=0, description="batch-hard margin (unused by WRT)")
     triplet_weight: float = Field(1.0, ge=0, description="AGW substrate's triplet; 0 = off")
-    shared_ce_weight: float = Field(0.0, ge=0, description="the shared classifier; 0 = off")
+    shared_ce_weight: float = Field(0.0, ge=0, description="the shared linear classifier; 0 = off")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _shared_proxies_have_no_counterpart(self) -> MAUMMethodCfg:
+        if self.proxies == "shared" and self.uni_weight > 0:
+            raise ValueError(
+                "proxies=shared (the shared-proxy baseline) has no other modality's proxies "
+                f"for the unidirectional metrics: set uni_weight=0 (got {self.uni_weight})"
+            )
+        return self
 
 
 class MUNMethodCfg(Strict):
