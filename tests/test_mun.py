@@ -323,8 +323,12 @@ def test_bnneck_statistics_leave_the_auxiliary_rows_out(feature):
         [],
         ["method.upsample=bilinear"],
         ["method.ia_weight=0", "method.ma_weight=0", "method.idc_weight=0"],
-        ["method.auxiliary=false", "method.ia_weight=0", "method.ma_weight=0"]
-        + ["method.idc_weight=0"],
+        [
+            "method.auxiliary=false",
+            "method.ia_weight=0",
+            "method.ma_weight=0",
+            "method.idc_weight=0",
+        ],
         ["method.ida_weight=1", "method.ma_bridge=false"],
         ["method.ma_prototypes=false", "method.ia_feature=feat"],
     ],

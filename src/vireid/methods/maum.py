@@ -19,8 +19,9 @@ leaves open is a config key (docs/methods/maum.md).
   the positive (copies one positive update apart: 0.4–6° from the current proxies, half
   the epoch store's angle). ``memory_reduce`` says how the sets enter L_Uni: ``mean``
   (default) = the CE averaged over the sets, ``hard`` = one CE with each identity's
-  hardest copy (it turns the gradient most, and measured lower R1; docs). ``mem_angle`` / ``mem_grad_cos`` in the metrics log say how far
-  the stored sets are from the current proxies and how much they turn L_Uni's gradient.
+  hardest copy (it turns the gradient most, and measured lower R1; docs). ``mem_angle``
+  / ``mem_grad_cos`` in the metrics log say how far the stored sets are from the current
+  proxies and how much they turn L_Uni's gradient.
 * ``proxies: shared``: the baseline the paper argues against, one cosine proxy per
   identity for both modalities at the same temperature (no unidirectional metrics).
 * Substrate: the AGW network and its triplet loss on the pooled feature (weight
