@@ -46,7 +46,7 @@ def test_contrast_rows_are_rendered(tmp_path, monkeypatch):
     doc = {
         "seeds": [0, 1],
         "dataset": {},
-        "groups": [{"method": "m", "rows": [], "contrasts": [c]}],
+        "groups": [{"group": "m", "method": "m", "rows": [], "contrasts": [c]}],
     }
     (tmp_path / "fx.json").write_text(json.dumps(doc))
     monkeypatch.setattr(effects_table, "RESULTS", tmp_path)

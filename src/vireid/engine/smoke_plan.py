@@ -26,7 +26,12 @@ from ..config import RunCfg
 # tests/test_smoke.py fails when a method config gains an *_epoch key missing here.
 STAGE_KEYS: dict[str, dict[str, int]] = {
     "train": {"warmup_epochs": 0},
-    "mmm": {"match_start_epoch": 1, "intra_start_epoch": 1, "inter_start_epoch": 1},
+    "mmm": {
+        "match_start_epoch": 1,
+        "intra_start_epoch": 1,
+        "inter_start_epoch": 1,
+        "id_warmup_epochs": 0,  # stage B's CE-only warm-up: epochs 0..n-1
+    },
     "maum": {"uni_start_epoch": 0},
     "ecul": {"cross_start_epoch": 1, "tsmem.switch_epoch": 0},
 }
