@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import typer
 
-from ..data.protocols import get_protocol
-from ..engine.restore import load_model
-from ..evaluation.evaluator import ProtocolResult, TrialResult, resolve_trials, score
-from ..evaluation.features import load_features, samples_from_features
-from ..evaluation.results import results_table, write_results
 from .checkpoint_args import checkpoint_trials, parse_trials
 from .common import console, friendly_errors
 
 
-def _from_features(path: Path, protocol: str, root, trials, manifest=None) -> ProtocolResult:
+def _from_features(path: Path, protocol: str, root, trials, manifest=None, rerank=False):
+    import numpy as np
+
+    from ..data.protocols import get_protocol
+    from ..evaluation.evaluator import ProtocolResult, TrialResult, score
+    from ..evaluation.features import load_features, samples_from_features
+
     data = load_features(path)
     samples = samples_from_features(data)
     spec = get_protocol(protocol)
@@ -25,8 +25,9 @@ def _from_features(path: Path, protocol: str, root, trials, manifest=None) -> Pr
         split = data["split"].astype(str)
         qi, gi = np.where(split == "query")[0], np.where(split == "gallery")[0]
         q, g = [samples[i] for i in qi], [samples[i] for i in gi]
-        res = score(spec.rule, q, g, feats[qi], feats[gi])
-        return ProtocolResult(spec.name, [TrialResult(0, res, q, g, feats[qi], feats[gi])])
+        res = score(spec.rule, q, g, feats[qi], feats[gi], rerank)
+        trial = TrialResult(0, res, q, g, feats[qi], feats[gi])
+        return ProtocolResult(spec.name, [trial], rerank)
     from ..evaluation.evaluator import evaluate_protocol
 
     row = {s.path: i for i, s in enumerate(samples)}
@@ -40,7 +41,7 @@ def _from_features(path: Path, protocol: str, root, trials, manifest=None) -> Pr
             )
         return feats[[row[s.path] for s in needed]]
 
-    return evaluate_protocol(spec.name, root, trials, featurize, manifest=manifest)
+    return evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
 
 
 @friendly_errors
@@ -96,12 +97,17 @@ def eval_cmd(
         )
     if sweep or mce_reference is not None:
         raise ValueError("--sweep and --mce-reference go with --corrupt")
+    from ..data.protocols import get_protocol
+    from ..engine.restore import load_model
+    from ..evaluation.evaluator import resolve_trials
+    from ..evaluation.results import results_table, write_results
+
     if features is not None:
         if protocol is None:
             raise ValueError("--protocol is required with --features")
         spec = get_protocol(protocol)
         chosen = [trial] if spec.trial_is_split and trial else resolve_trials(protocol, n_trials)
-        result = _from_features(features, protocol, root, chosen, manifest)
+        result = _from_features(features, protocol, root, chosen, manifest, rerank)
     else:
         from ..engine.distributed import DistInfo
         from ..engine.run import run_evaluation

@@ -5,9 +5,7 @@ from __future__ import annotations
 from enum import Enum
 
 import typer
-from rich.table import Table
 
-from .. import registry
 from .common import console
 
 
@@ -21,6 +19,10 @@ class Kind(str, Enum):
 
 def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
     """List registered names."""
+    from rich.table import Table
+
+    from .. import registry
+
     if kind is Kind.corruptions:
         return _corruptions()
     import vireid.data.datasets
@@ -50,6 +52,8 @@ def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
 
 
 def _corruptions() -> None:
+    from rich.table import Table
+
     from ..evaluation.corruption import CORRUPTIONS, GROUPS, library_available
 
     table = Table(title="corruptions (vireid eval --corrupt; severities 1-5)")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_config
 from .common import console, friendly_errors
 
 
@@ -36,6 +35,8 @@ def train_cmd(
     nproc: int = typer.Option(1, help="processes (DDP via torchrun)"),
 ) -> None:
     """Train a model, then evaluate the last epoch on every trial of eval.protocol."""
+    from ..config import load_config
+
     cfg = load_config(config, overrides or [])  # validate before spawning anything
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         argv = ["train", str(config), *(overrides or [])]
