@@ -16,6 +16,7 @@ from . import (
     eval_cmd,
     export_cmd,
     index_cmd,
+    info_cmd,
     list_cmd,
     pretrain_cmd,
     search_cmd,
@@ -62,6 +63,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
 app.command("list")(list_cmd.list_cmd)
 app.command("env")(env_cmd.env_cmd)
+app.command("info")(info_cmd.info_cmd)
 app.command("synth")(synth_cmd.synth_cmd)
 app.command("pretrain")(pretrain_cmd.pretrain_cmd)
 app.command("eval")(eval_cmd.eval_cmd)
