@@ -366,8 +366,23 @@ class TrainCfg(Strict):
     deterministic: bool = False
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    log_every: int = Field(20, ge=1)
+    log_every: int = Field(
+        20, ge=1, description="iterations between progress lines (and TensorBoard scalars)"
+    )
+    logger: Literal["none", "wandb", "mlflow"] = Field(
+        "none",
+        description="also send metrics to Weights & Biases or MLflow (extras vireid[wandb], "
+        "vireid[mlflow]); rank 0 only",
+    )
+    logger_project: str = Field(
+        "vireid", min_length=1, description="W&B project / MLflow experiment name"
+    )
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    keep_checkpoints: int = Field(
+        0,
+        ge=0,
+        description="besides last.pt, keep epoch_N.pt of the last K checkpoints (0: none)",
+    )
     grad_clip: float | None = Field(None, gt=0)
     init_from: str | None = Field(
         None,

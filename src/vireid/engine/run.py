@@ -21,7 +21,7 @@ from ..models import build_model
 from ..utils.device import pick_device
 from ..utils.env import collect_env
 from ..utils.io import write_json, write_text
-from ..utils.logging import get_logger
+from ..utils.logging import get_logger, run_log
 from ..utils.seed import seed_everything
 from .builders import (
     build_optimizer,
@@ -35,6 +35,7 @@ from .builders import (
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng
 from .distributed import DistInfo, close_distributed, init_distributed
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
+from .progress_hook import ProgressHook
 from .pseudo_labels import PseudoLabelHook
 from .trainer import Trainer
 
@@ -131,6 +132,12 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
         torch.cuda.set_device(device)
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     run_dir = prepare_run_dir(cfg, info)
+    with run_log(run_dir / "log.txt" if info.is_main else None):
+        log.info("run %s: %s on %s, %d epochs", run_dir, cfg.method.name, device, cfg.train.epochs)
+        return _train_in(cfg, resume, device, info, run_dir)
+
+
+def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir: Path) -> dict:
     splits = training_splits(cfg)
     fingerprint = dataset_fingerprint(splits)
     t = cfg.train
@@ -170,18 +177,28 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
                 info,
             )
         )
-    # evaluation before metrics, so an epoch's row carries its monitoring numbers
+    # the bar stops before evaluation draws its own; evaluation before metrics, so an
+    # epoch's row carries its monitoring numbers
     hooks += [
+        ProgressHook(t.log_every),
         EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test),
-        MetricsHook(run_dir, t.log_every),
+        MetricsHook(run_dir, t.log_every, info.is_main),
         CheckpointHook(
             run_dir,
             t.checkpoint_every,
             cfg.model_dump(mode="json"),
             fingerprint,
             dataset_trial(cfg),
+            t.keep_checkpoints,
         ),
     ]
+    tracker = None
+    if t.logger != "none" and info.is_main:
+        from .loggers import TrackerHook
+
+        config = cfg.model_dump(mode="json")
+        tracker = TrackerHook(t.logger, t.logger_project, run_dir, config, t.log_every)
+        hooks.append(tracker)
     trainer = Trainer(
         method,
         opt,
@@ -210,6 +227,8 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
             "reproduction only; not a valid model selection)",
             selected,
         )
+    if tracker is not None:
+        tracker.finish(result.table(), trainer.step)
     out = {"run_dir": str(run_dir), "history": trainer.history, "eval": result.to_json()}
     if info.is_main:
         write_results(run_dir, result)

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..models.two_stream import _scaled_resnet
+from ..utils.progress import progress_bar
 from .population import render_population
 from .spec import PretrainSpec
 
@@ -72,26 +73,28 @@ def pretrain_backbone(
     for epoch in range(spec.epochs):
         order = torch.randperm(len(x_all), generator=gen)
         correct = seen = 0
-        for b in range(steps_per_epoch):
-            idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
-            x = x_all[idx].float() / 255
-            grey = torch.rand(len(x), generator=gen) < spec.grayscale
-            x[grey] = (x[grey] * LUMA).sum(1, keepdim=True).expand(-1, 3, -1, -1)
-            swap = torch.rand(len(x), generator=gen) < spec.hue
-            if swap.any():
-                perm = torch.argsort(torch.rand(int(swap.sum()), 3, generator=gen), dim=1)
-                x[swap] = torch.gather(x[swap], 1, perm[:, :, None, None].expand_as(x[swap]))
-            x, y = _augment((x - mean) / std, gen, pad), y_all[idx]
-            for g in opt.param_groups:
-                g["lr"] = spec.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            logits = net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=spec.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+        with progress_bar(f"pretraining epoch {epoch + 1}/{spec.epochs}", steps_per_epoch) as adv:
+            for b in range(steps_per_epoch):
+                idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
+                x = x_all[idx].float() / 255
+                grey = torch.rand(len(x), generator=gen) < spec.grayscale
+                x[grey] = (x[grey] * LUMA).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+                swap = torch.rand(len(x), generator=gen) < spec.hue
+                if swap.any():
+                    perm = torch.argsort(torch.rand(int(swap.sum()), 3, generator=gen), dim=1)
+                    x[swap] = torch.gather(x[swap], 1, perm[:, :, None, None].expand_as(x[swap]))
+                x, y = _augment((x - mean) / std, gen, pad), y_all[idx]
+                for g in opt.param_groups:
+                    g["lr"] = spec.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                logits = net(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=spec.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                adv(1)
         log(
             f"epoch {epoch + 1}/{spec.epochs}: loss {loss.item():.3f}, "
             f"train acc {correct / seen:.3f}"
