@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .checkpoint_args import checkpoint_trials, parse_trials
+from .checkpoint_args import checkpoint_trials, parse_roots, parse_trials
 from .common import console, friendly_errors
 
 
@@ -48,10 +48,18 @@ def _from_features(path: Path, protocol: str, root, trials, manifest=None, reran
 def eval_cmd(
     checkpoint: Path = typer.Argument(None, help="a vireid checkpoint (last.pt)"),
     features: Path = typer.Option(None, help=".npz features file instead of a model"),
-    protocol: str = typer.Option(
-        None, help="e.g. sysu/all/single (default: the checkpoint's eval.protocol)"
+    protocol: list[str] = typer.Option(
+        None,
+        help="e.g. sysu/all/single (default: the checkpoint's eval.protocol); repeat it or "
+        "separate by commas for several; another dataset's protocols evaluate a model "
+        "across datasets",
     ),
-    root: Path = typer.Option(None, envvar="VIREID_DATA", help="dataset root"),
+    root: list[str] = typer.Option(
+        None,
+        envvar="VIREID_DATA",
+        help="dataset root; repeat as DATASET=PATH (e.g. regdb=/data/RegDB) when the "
+        "protocols span datasets (default: the training dataset's)",
+    ),
     manifest: Path = typer.Option(None, help="folder protocol: CSV manifest instead of a tree"),
     trials: str = typer.Option("all", help="'all' or the number of trials"),
     trial: int = typer.Option(None, help="RegDB: the split (must match the model)"),
@@ -72,10 +80,17 @@ def eval_cmd(
         None, help="with --sweep: robustness.json of a reference model, for mCE"
     ),
 ) -> None:
-    """Evaluate a checkpoint or a features file on a protocol; mean ± std over trials."""
+    """Evaluate a checkpoint or a features file on one or more protocols; mean ± std over
+    trials. A checkpoint evaluates on any dataset's protocols (cross-dataset); only a
+    RegDB model stays on the trial it was trained on."""
     if (checkpoint is None) == (features is None):
         raise ValueError("give exactly one of CHECKPOINT or --features FILE")
     n_trials = parse_trials(trials)
+    protocols = [p.strip() for v in protocol or [] for p in v.split(",") if p.strip()]
+    roots = parse_roots(root)
+    if (features is not None or corrupt is not None) and len(protocols) > 1:
+        raise ValueError("--features and --corrupt evaluate one protocol at a time")
+    single = protocols[0] if protocols else None
     if corrupt is not None:
         if features is not None:
             raise ValueError("--corrupt re-runs the model on corrupted images: give a CHECKPOINT")
@@ -86,8 +101,8 @@ def eval_cmd(
             parse_plan(corrupt, severity, corrupt_seed),
             sweep=sweep,
             mce_reference=mce_reference,
-            protocol=protocol,
-            root=root,
+            protocol=single,
+            root=_root_for(roots, single),
             manifest=manifest,
             n_trials=n_trials,
             trial=trial,
@@ -103,28 +118,65 @@ def eval_cmd(
     from ..evaluation.results import results_table, write_results
 
     if features is not None:
-        if protocol is None:
+        if single is None:
             raise ValueError("--protocol is required with --features")
-        spec = get_protocol(protocol)
-        chosen = [trial] if spec.trial_is_split and trial else resolve_trials(protocol, n_trials)
-        result = _from_features(features, protocol, root, chosen, manifest, rerank)
+        spec = get_protocol(single)
+        chosen = [trial] if spec.trial_is_split and trial else resolve_trials(single, n_trials)
+        root_of = roots.get(spec.dataset, roots.get(None))
+        results = [_from_features(features, single, root_of, chosen, manifest, rerank)]
     else:
         from ..engine.distributed import DistInfo
         from ..engine.run import run_evaluation
 
         model, cfg, state, device = load_model(checkpoint)
-        if protocol:
-            cfg.eval.protocol = protocol
-        spec = get_protocol(cfg.eval.protocol)
-        chosen = checkpoint_trials(spec, checkpoint, state.get("trial"), trial, n_trials)
-        result = run_evaluation(
-            model, cfg, device, DistInfo(), chosen, rerank, root=root, manifest=manifest
-        )
-    console.print(results_table(result))
-    console.print("csv: " + result.csv_line(), highlight=False)
-    if out:
-        write_results(out, result)
-    if report:
-        from ..report import write_report
+        trained_on = cfg.data.dataset.name
+        specs = [get_protocol(p) for p in protocols or [cfg.eval.protocol]]
+        plans = []  # every protocol's trials and root checked before any evaluation
+        for spec in specs:
+            chosen = checkpoint_trials(
+                spec, checkpoint, trained_on, state.get("trial"), trial, n_trials
+            )
+            root_of = roots.get(spec.dataset, roots.get(None))
+            if root_of is None and spec.dataset != trained_on:
+                raise ValueError(
+                    f"{spec.name} evaluates {spec.dataset}, not the {trained_on} {checkpoint} "
+                    f"was trained on: give its root (--root PATH or --root {spec.dataset}=PATH)"
+                )
+            plans.append((spec, chosen, root_of))
+        results = [
+            run_evaluation(
+                model, cfg, device, DistInfo(), chosen, rerank, root_of, manifest, spec.name
+            )
+            for spec, chosen, root_of in plans
+        ]
+    many = len(results) > 1
+    for result in results:
+        console.print(results_table(result))
+        console.print("csv: " + result.csv_line(), highlight=False)
+        if out:
+            write_results(out / _slug(result.protocol) if many else out, result)
+        if report:
+            from ..report import write_report
 
-        console.print(f"report: {write_report(report, result)}", highlight=False)
+            page = write_report(report / _slug(result.protocol) if many else report, result)
+            console.print(f"report: {page}", highlight=False)
+    if out and many:
+        from ..evaluation.evaluator import METRICS
+        from ..utils.io import write_text
+
+        lines = ["protocol," + ",".join(METRICS), *(r.csv_line() for r in results)]
+        write_text(out / "results.csv", "\n".join(lines) + "\n")
+
+
+def _slug(protocol: str) -> str:
+    """``regdb/v2t`` → ``regdb_v2t``: one results folder per protocol."""
+    return protocol.replace("/", "_")
+
+
+def _root_for(roots: dict, protocol: str | None) -> Path | None:
+    """--corrupt's root: DATASET=PATH for the protocol's dataset, else the plain one."""
+    if protocol is None or not roots:
+        return roots.get(None)
+    from ..data.protocols import get_protocol
+
+    return roots.get(get_protocol(protocol).dataset, roots.get(None))

@@ -53,14 +53,42 @@ def check_protocol(cfg: RunCfg):
     return spec
 
 
+def evaluation_root(cfg: RunCfg, spec, root):
+    """The dataset root to evaluate ``spec`` on: ``root`` when given, else the training
+    dataset's when the protocol evaluates that dataset; another dataset needs its root."""
+    if root is not None:
+        return root
+    if spec.dataset == cfg.data.dataset.name:
+        return cfg.data.dataset.root
+    raise ValueError(
+        f"{spec.name} evaluates {spec.dataset}, not the {cfg.data.dataset.name} the model was "
+        f"trained on: give that dataset's root (--root PATH or --root {spec.dataset}=PATH)"
+    )
+
+
 def run_evaluation(
-    model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False, root=None, manifest=None
+    model,
+    cfg: RunCfg,
+    device,
+    info: DistInfo,
+    trials,
+    rerank=False,
+    root=None,
+    manifest=None,
+    protocol: str | None = None,
 ) -> ProtocolResult:
-    spec = check_protocol(cfg)
-    root = root or cfg.data.dataset.root
-    manifest = manifest or getattr(cfg.data.dataset, "manifest", None)
+    """Evaluate ``model`` on ``protocol`` (default: ``eval.protocol``, which must evaluate
+    the training dataset). Another dataset's protocol (cross-dataset evaluation) needs its
+    ``root``; the result names the dataset trained on."""
+    spec = check_protocol(cfg) if protocol is None else get_protocol(protocol)
+    same = spec.dataset == cfg.data.dataset.name
+    root = evaluation_root(cfg, spec, root)
+    if manifest is None and same:
+        manifest = getattr(cfg.data.dataset, "manifest", None)
     featurize = featurizer(model, cfg, device, info)
-    return evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
+    result = evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
+    result.trained_on = cfg.data.dataset.name
+    return result
 
 
 def eval_trials(cfg: RunCfg, trials=None) -> list[int]:

@@ -32,6 +32,7 @@ class ProtocolResult:
     trials: list[TrialResult]
     rerank: bool = False
     selected_on_test: int | None = None  # epoch picked on the test set (paper reproduction)
+    trained_on: str | None = None  # the training dataset (cross-dataset when it differs)
 
     def table(self) -> dict[str, dict[str, float]]:
         """metric → {"mean", "std"} over trials, in percent (as papers report)."""
@@ -46,6 +47,8 @@ class ProtocolResult:
     def to_json(self) -> dict:
         return {
             "protocol": self.protocol,
+            "train_dataset": self.trained_on,
+            "test_dataset": _dataset_of(self.protocol),
             "rerank": self.rerank,
             "selected_on_test_epoch": self.selected_on_test,
             "trials": [
@@ -65,6 +68,13 @@ class ProtocolResult:
     def csv_line(self) -> str:
         t = self.table()
         return ",".join([self.protocol] + [f"{t[m]['mean']:.2f}" for m in METRICS if m in t])
+
+
+def _dataset_of(protocol: str) -> str | None:
+    try:
+        return get_protocol(protocol).dataset
+    except KeyError:  # a name from an old results file
+        return None
 
 
 def resolve_trials(protocol: str, trials: str | int | Sequence[int]) -> list[int]:

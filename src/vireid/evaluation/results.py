@@ -13,19 +13,28 @@ from .evaluator import METRICS, ProtocolResult
 
 def results_table(result: ProtocolResult, title: str | None = None) -> Table:
     n = len(result.trials)
-    title = title or f"{result.protocol}: mean ± std over {n} trial(s)" + (
-        " (re-ranked)" if result.rerank else ""
-    ) + (
+    extras = [
+        " (re-ranked)" if result.rerank else "",
+        f" (trained on {result.trained_on})" if _cross(result) else "",
         f" [epoch {result.selected_on_test} SELECTED ON THE TEST SET]"
         if result.selected_on_test is not None
-        else ""
-    )
+        else "",
+    ]
+    title = title or f"{result.protocol}: mean ± std over {n} trial(s)" + "".join(extras)
     table = Table(title=Text(title))  # plain text: rich would read "[epoch …]" as a tag
     for m in METRICS:
         table.add_column(m, justify="right")
     t = result.table()
     table.add_row(*[f"{t[m]['mean']:.2f} ± {t[m]['std']:.2f}" if m in t else "-" for m in METRICS])
     return table
+
+
+def _cross(result: ProtocolResult) -> bool:
+    from ..data.protocols import get_protocol
+
+    return result.trained_on is not None and result.trained_on != (
+        get_protocol(result.protocol).dataset
+    )
 
 
 def comparison_table(results: dict[str, ProtocolResult], title: str) -> Table:
