@@ -93,10 +93,12 @@ def test_off_a_terminal_a_loop_reports_every_n_seconds(monkeypatch, caplog):
     clock = iter(range(0, 1000, 7))  # each call: 7 s later
     monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: False, raising=False)
-    with caplog.at_level(logging.INFO, logger="vireid.progress"):
-        with progress.progress_bar("features", 10) as advance:
-            for _ in range(10):
-                advance(1)
+    with (
+        caplog.at_level(logging.INFO, logger="vireid.progress"),
+        progress.progress_bar("features", 10) as advance,
+    ):
+        for _ in range(10):
+            advance(1)
     msgs = [r.getMessage() for r in caplog.records if r.name == "vireid.progress"]
     # start 0 s; advances at 7, 14, ..., 70 s; a line once 30 s have passed since the last
     assert msgs == ["features: 5/10 (50 %), 0:35", "features: 10/10 (100 %), 1:10"]
