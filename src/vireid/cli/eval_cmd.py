@@ -16,6 +16,7 @@ def _from_features(path: Path, protocol: str, root, trials, manifest=None, reran
     from ..data.protocols import get_protocol
     from ..evaluation.evaluator import ProtocolResult, TrialResult, score
     from ..evaluation.features import load_features, samples_from_features
+    from ..evaluation.test_time import TestTime
 
     data = load_features(path)
     samples = samples_from_features(data)
@@ -27,7 +28,8 @@ def _from_features(path: Path, protocol: str, root, trials, manifest=None, reran
         q, g = [samples[i] for i in qi], [samples[i] for i in gi]
         res = score(spec.rule, q, g, feats[qi], feats[gi], rerank)
         trial = TrialResult(0, res, q, g, feats[qi], feats[gi])
-        return ProtocolResult(spec.name, [trial], rerank)
+        tt = TestTime.of(rerank)
+        return ProtocolResult(spec.name, [trial], tt.rerank, test_time=tt)
     from ..evaluation.evaluator import evaluate_protocol
 
     row = {s.path: i for i, s in enumerate(samples)}
@@ -63,7 +65,21 @@ def eval_cmd(
     manifest: Path = typer.Option(None, help="folder protocol: CSV manifest instead of a tree"),
     trials: str = typer.Option("all", help="'all' or the number of trials"),
     trial: int = typer.Option(None, help="RegDB: the split (must match the model)"),
-    rerank: bool = typer.Option(False, help="k-reciprocal re-ranking"),
+    rerank: bool = typer.Option(
+        None, "--rerank/--no-rerank", help="k-reciprocal re-ranking (default: eval.rerank)"
+    ),
+    rerank_k1: int = typer.Option(None, min=1, help="re-ranking k1 (default: eval's, 20)"),
+    rerank_k2: int = typer.Option(None, min=1, help="re-ranking k2 (default: eval's, 6)"),
+    rerank_lambda: float = typer.Option(
+        None, min=0, max=1, help="re-ranking λ (default: eval's, 0.3)"
+    ),
+    query_expansion: int = typer.Option(
+        None, min=0, help="αQE over query and gallery with k neighbours (0: off)"
+    ),
+    qe_alpha: float = typer.Option(None, min=0, help="αQE's α (default: eval's, 3)"),
+    feature: str = typer.Option(
+        None, help="bn (after the BNNeck) | pool (before it); default: eval.feature"
+    ),
     report: Path = typer.Option(None, help="write an HTML rank report here"),
     out: Path = typer.Option(None, help="write results.json/.csv here"),
     corrupt: str = typer.Option(
@@ -88,6 +104,18 @@ def eval_cmd(
     n_trials = parse_trials(trials)
     protocols = [p.strip() for v in protocol or [] for p in v.split(",") if p.strip()]
     roots = parse_roots(root)
+    tt_options = {
+        "rerank": rerank,
+        "rerank_k1": rerank_k1,
+        "rerank_k2": rerank_k2,
+        "rerank_lambda": rerank_lambda,
+        "query_expansion": query_expansion,
+        "query_expansion_alpha": qe_alpha,
+        "feature": feature,
+    }
+    tt_options = {k: v for k, v in tt_options.items() if v is not None}
+    if feature is not None and feature not in ("bn", "pool"):
+        raise ValueError(f"--feature {feature!r}: expected bn or pool")
     if (features is not None or corrupt is not None) and len(protocols) > 1:
         raise ValueError("--features and --corrupt evaluate one protocol at a time")
     single = protocols[0] if protocols else None
@@ -106,7 +134,7 @@ def eval_cmd(
             manifest=manifest,
             n_trials=n_trials,
             trial=trial,
-            rerank=rerank,
+            rerank=bool(rerank),
             report=report,
             out=out,
         )
@@ -123,12 +151,19 @@ def eval_cmd(
         spec = get_protocol(single)
         chosen = [trial] if spec.trial_is_split and trial else resolve_trials(single, n_trials)
         root_of = roots.get(spec.dataset, roots.get(None))
-        results = [_from_features(features, single, root_of, chosen, manifest, rerank)]
+        if feature is not None:
+            raise ValueError("--feature chooses what a model extracts: give a CHECKPOINT")
+        from ..config.schema import EvalCfg
+        from ..evaluation.test_time import TestTime
+
+        tt = TestTime.from_cfg(EvalCfg(**tt_options))
+        results = [_from_features(features, single, root_of, chosen, manifest, tt)]
     else:
         from ..engine.distributed import DistInfo
         from ..engine.run import run_evaluation
 
         model, cfg, state, device = load_model(checkpoint)
+        cfg.eval = cfg.eval.model_validate({**cfg.eval.model_dump(), **tt_options})
         trained_on = cfg.data.dataset.name
         specs = [get_protocol(p) for p in protocols or [cfg.eval.protocol]]
         plans = []  # every protocol's trials and root checked before any evaluation
@@ -145,7 +180,7 @@ def eval_cmd(
             plans.append((spec, chosen, root_of))
         results = [
             run_evaluation(
-                model, cfg, device, DistInfo(), chosen, rerank, root_of, manifest, spec.name
+                model, cfg, device, DistInfo(), chosen, None, root_of, manifest, spec.name
             )
             for spec, chosen, root_of in plans
         ]

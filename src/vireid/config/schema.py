@@ -397,7 +397,15 @@ class EvalCfg(Strict):
     every: int = Field(0, ge=0, description="evaluate on trial 0 every N epochs (0 = never)")
     trials: Literal["all"] | int = "all"
     flip: bool = False
-    rerank: bool = False
+    feature: Literal["bn", "pool"] = Field(
+        "bn", description="bn: after the BNNeck (AGW's test feature); pool: before it"
+    )
+    rerank: bool = Field(False, description="k-reciprocal re-ranking of the final evaluation")
+    rerank_k1: int = Field(20, ge=1)
+    rerank_k2: int = Field(6, ge=1)
+    rerank_lambda: float = Field(0.3, ge=0, le=1)
+    query_expansion: int = Field(0, ge=0, description="αQE neighbours k (0: off)")
+    query_expansion_alpha: float = Field(3.0, ge=0)
     batch_size: int = Field(128, ge=1)
     select_on_test: bool = Field(
         False,

@@ -16,6 +16,7 @@ from ..data.protocols import get_protocol
 from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
 from ..evaluation.results import write_results
+from ..evaluation.test_time import TestTime
 from ..methods import build_method
 from ..models import build_model
 from ..utils.device import pick_device
@@ -72,14 +73,17 @@ def run_evaluation(
     device,
     info: DistInfo,
     trials,
-    rerank=False,
+    rerank=None,
     root=None,
     manifest=None,
     protocol: str | None = None,
 ) -> ProtocolResult:
     """Evaluate ``model`` on ``protocol`` (default: ``eval.protocol``, which must evaluate
     the training dataset). Another dataset's protocol (cross-dataset evaluation) needs its
-    ``root``; the result names the dataset trained on."""
+    ``root``; the result names the dataset trained on. ``rerank``: a bool or a
+    ``TestTime``; None = the config's (``eval.rerank``, ``eval.query_expansion``, …)."""
+    if rerank is None:
+        rerank = TestTime.from_cfg(cfg.eval)
     spec = check_protocol(cfg) if protocol is None else get_protocol(protocol)
     same = spec.dataset == cfg.data.dataset.name
     root = evaluation_root(cfg, spec, root)
