@@ -88,3 +88,25 @@ def test_results_title_keeps_the_selected_on_test_warning():
     text = " ".join(console.export_text().split())  # a title wraps to the table's width
     assert "[epoch 7 SELECTED ON THE TEST SET]" in text
     assert "init [synthetic]" in text and "[x] t" in text
+
+
+def test_tables_keep_their_rows_whole_off_a_terminal():
+    """Off a terminal (``make demo > file``) rich would squeeze a table into 80 columns,
+    wrapping values and cutting labels ("synthet…")."""
+    code = (
+        "from vireid.cli.common import console\n"
+        "from vireid.evaluation.evaluator import ProtocolResult, TrialResult\n"
+        "from vireid.evaluation.ranking import EvalResult\n"
+        "from vireid.evaluation.results import comparison_table\n"
+        "import numpy as np\n"
+        "r = EvalResult(np.linspace(0.5, 1, 50), 0.4123, 0.2, 3)\n"
+        "res = ProtocolResult('sysu/all/single', [TrialResult(0, r, [], [], None, None)])\n"
+        "rows = {'synthetic init, no training': res, 'trained: agw, 10 epochs': res}\n"
+        "console.print(comparison_table(rows, 'sysu/all/single: mean ± std over trials'))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "COLUMNS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    ).stdout
+    row = next(x for x in out.splitlines() if "synthetic init, no training" in x)
+    assert row.count("±") == 6, out

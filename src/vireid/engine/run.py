@@ -250,7 +250,9 @@ def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir
         if path.is_file() or resume != "auto":
             resume_from(trainer, path, fingerprint)
     trainer.fit()
-    result = run_evaluation(model, cfg, device, info, eval_trials(cfg))
+    trials = eval_trials(cfg)
+    log.info("final evaluation: %s, %d trial(s)", cfg.eval.protocol, len(trials))
+    result = run_evaluation(model, cfg, device, info, trials)
     selected = getattr(trainer, "selected_epoch", None)
     if selected is not None:
         result.selected_on_test = selected
@@ -267,6 +269,7 @@ def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir
         if cfg.eval.report:
             from ..report import write_report
 
+            log.info("writing the rank report to %s", run_dir / "report")
             write_report(run_dir / "report", result)
     out["result"] = result
     return out
