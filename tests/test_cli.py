@@ -17,6 +17,7 @@ COMMANDS = [
     ["data", "check"],
     ["list"],
     ["env"],
+    ["info"],
     ["synth"],
     ["eval"],
     ["train"],
@@ -42,6 +43,7 @@ def test_help_of_every_command(cmd):
         ("methods", "caj"),
         ("models", "two_stream"),
         ("protocols", "llcm/v2i"),
+        ("recipes", "unsupervised/mmm_sysu"),
     ],
 )
 def test_list(kind, name):

@@ -1,4 +1,4 @@
-"""``vireid list datasets|models|methods|protocols|corruptions``."""
+"""``vireid list datasets|models|methods|protocols|corruptions|recipes``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ class Kind(str, Enum):
     methods = "methods"
     protocols = "protocols"
     corruptions = "corruptions"
+    recipes = "recipes"
 
 
 def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
@@ -25,6 +26,12 @@ def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
 
     if kind is Kind.corruptions:
         return _corruptions()
+    if kind is Kind.recipes:
+        from ..config.recipes import list_recipes
+
+        for name in list_recipes():
+            console.print(name, highlight=False, markup=False)
+        return
     import vireid.data.datasets
     import vireid.data.protocols
     import vireid.methods
