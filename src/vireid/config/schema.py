@@ -76,6 +76,12 @@ class DataCfg(Strict):
     keep_fraction: KeepFractionCfg | None = Field(
         None, description="training images of one modality subsampled per identity"
     )
+    val_ids: int = Field(
+        0,
+        ge=0,
+        description="hold out this many training identities (seen in both modalities) as a "
+        "validation split: eval.every evaluates it, best.pt keeps its best epoch (0: none)",
+    )
     height: int = Field(288, ge=16)
     width: int = Field(144, ge=8)
     batch: BatchCfg = Field(default_factory=BatchCfg)

@@ -186,8 +186,11 @@ class EvalHook(Hook):
     the weights of the epoch with the best trial-0 mAP, as the community scripts do with
     ``model_best.pth``; the final evaluation then uses them and says so."""
 
-    def __init__(self, every: int, evaluate_fn, select_on_test: bool = False) -> None:
+    def __init__(
+        self, every: int, evaluate_fn, select_on_test: bool = False, validation: bool = False
+    ) -> None:
         self.every, self.evaluate_fn, self.select_on_test = every, evaluate_fn, select_on_test
+        self.validation = validation  # evaluate_fn scores a validation split (best.pt)
         self.best_map = -1.0
         self.best_epoch: int | None = None
         self.best_state: dict | None = None
@@ -196,7 +199,7 @@ class EvalHook(Hook):
         last = trainer.epoch == trainer.epochs
         if not self.every or (trainer.epoch % self.every and not last):
             return
-        if last and not self.select_on_test:
+        if last and not (self.select_on_test or self.validation):
             return  # the final full evaluation follows anyway
         table = self.evaluate_fn(trainer, quick=True)
         trainer.epoch_extras.update({f"val_{k}": v["mean"] for k, v in table.items()})

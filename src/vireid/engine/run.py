@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunCfg, dump_config
+from ..config import ConfigError, RunCfg, dump_config
 from ..data.datasets import build_dataset
+from ..data.holdout import hold_out_ids
 from ..data.imbalance import keep_fraction
 from ..data.protocols import get_protocol
 from ..data.usl import LoaderOpts
@@ -39,6 +40,7 @@ from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
 from .progress_hook import ProgressHook
 from .pseudo_labels import PseudoLabelHook
 from .trainer import Trainer
+from .validation import BestCheckpointHook, validation_eval
 
 log = get_logger(__name__)
 
@@ -171,6 +173,22 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
 
 def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir: Path) -> dict:
     splits = training_splits(cfg)
+    val = None
+    if cfg.data.val_ids:
+        if cfg.eval.select_on_test:
+            raise ConfigError(
+                "eval.select_on_test picks an epoch on the test set; with data.val_ids the "
+                "validation split picks it (best.pt): set one of them"
+            )
+        train_set, val = hold_out_ids(splits.train, cfg.data.val_ids, cfg.train.seed)
+        splits = dataclasses.replace(splits, train=train_set)
+        log.info(
+            "validation split: %d identities held out (%d infrared queries, %d visible "
+            "gallery images)",
+            len(val.pids),
+            len(val.query),
+            len(val.gallery),
+        )
     fingerprint = dataset_fingerprint(splits)
     t = cfg.train
     unsupervised = cfg.method.unsupervised
@@ -190,6 +208,10 @@ def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir
 
     def quick_eval(trainer, quick=True):
         return run_evaluation(model, cfg, device, info, eval_trials(cfg, 1)).table()
+
+    if val is not None:
+        rule = get_protocol(cfg.eval.protocol).rule
+        quick_eval = validation_eval(model, cfg, device, info, val, rule)
 
     hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma, t.warmup_start_lr)]
     if unsupervised:
@@ -213,7 +235,7 @@ def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir
     # epoch's row carries its monitoring numbers
     hooks += [
         ProgressHook(t.log_every),
-        EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test),
+        EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test, val is not None),
         MetricsHook(run_dir, t.log_every, info.is_main),
         CheckpointHook(
             run_dir,
@@ -224,6 +246,8 @@ def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir
             t.keep_checkpoints,
         ),
     ]
+    if val is not None:  # after the evaluation hook, whose val_mAP it reads
+        hooks.append(BestCheckpointHook(like=hooks[-1]))
     tracker = None
     if t.logger != "none" and info.is_main:
         from .loggers import TrackerHook
