@@ -64,6 +64,7 @@ MODULES = (
     "engine",
     "data",
     "evaluation",
+    "recipes",
     "workflow",
 )
 

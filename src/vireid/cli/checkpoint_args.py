@@ -26,6 +26,14 @@ def parse_roots(values: list[str] | None) -> dict[str | None, Path]:
     return roots
 
 
+def check_trial(spec, trial: int | None) -> None:
+    """``--trial`` must name one of the protocol's trials."""
+    if trial is not None and trial not in spec.trials:
+        raise ValueError(
+            f"--trial {trial}: {spec.name} has trials {spec.trials[0]}..{spec.trials[-1]}"
+        )
+
+
 def checkpoint_trials(
     spec, checkpoint: Path, trained_on: str, trained: int | None, trial: int | None, n_trials
 ):
@@ -34,6 +42,7 @@ def checkpoint_trials(
     on another dataset (``trained_on``) on any trial, since it saw none of RegDB's ids."""
     from ..evaluation.evaluator import resolve_trials
 
+    check_trial(spec, trial)
     if spec.trial_is_split and spec.dataset == trained_on:
         if trial is not None and trial != trained:
             raise ValueError(

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from .checkpoint_args import checkpoint_trials, parse_roots, parse_trials
+from .checkpoint_args import check_trial, checkpoint_trials, parse_roots, parse_trials
 from .common import console, friendly_errors
+from .paths import require_out_dir
 
 
 def _from_features(path: Path, protocol: str, root, trials, manifest=None, rerank=False):
@@ -48,7 +49,9 @@ def _from_features(path: Path, protocol: str, root, trials, manifest=None, reran
 
 @friendly_errors
 def eval_cmd(
-    checkpoint: Path = typer.Argument(None, help="a vireid checkpoint (last.pt)"),
+    checkpoint: Path = typer.Argument(
+        None, help="a vireid checkpoint (last.pt) or a run directory holding one"
+    ),
     features: Path = typer.Option(None, help=".npz features file instead of a model"),
     protocol: list[str] = typer.Option(
         None,
@@ -119,6 +122,8 @@ def eval_cmd(
     if (features is not None or corrupt is not None) and len(protocols) > 1:
         raise ValueError("--features and --corrupt evaluate one protocol at a time")
     single = protocols[0] if protocols else None
+    require_out_dir(out, "--out")
+    require_out_dir(report, "--report")
     if corrupt is not None:
         if features is not None:
             raise ValueError("--corrupt re-runs the model on corrupted images: give a CHECKPOINT")
@@ -149,6 +154,7 @@ def eval_cmd(
         if single is None:
             raise ValueError("--protocol is required with --features")
         spec = get_protocol(single)
+        check_trial(spec, trial)
         chosen = [trial] if spec.trial_is_split and trial else resolve_trials(single, n_trials)
         root_of = roots.get(spec.dataset, roots.get(None))
         if feature is not None:

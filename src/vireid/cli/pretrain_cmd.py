@@ -8,6 +8,7 @@ import typer
 
 from ..pretrain.spec import PretrainSpec
 from .common import console, friendly_errors
+from .paths import require_out_file
 from .synth_cmd import parse_size
 
 
@@ -48,6 +49,7 @@ def pretrain_cmd(
     else:
         if out.suffix != ".safetensors":
             raise ValueError(f"--out {out}: expected a .safetensors path")
+        require_out_file(out, "--out")
         state, summary = pretrain_backbone(spec, say)
         path = save_weights(state, summary, out)
     console.print(f"weights: {path}\nuse: model.pretrained={path}", highlight=False)

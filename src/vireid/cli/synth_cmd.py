@@ -15,6 +15,7 @@ from .common import console, friendly_errors
 class Layout(str, Enum):
     sysu = "sysu"
     regdb = "regdb"
+    llcm = "llcm"
 
 
 def parse_size(size: str) -> tuple[int, int]:
@@ -50,7 +51,7 @@ def synth_cmd(
 ) -> None:
     """Generate a synthetic VI-ReID dataset (a proxy: its numbers say nothing about
     SYSU-MM01 accuracy)."""
-    from ..data.synthetic import write_regdb, write_sysu
+    from ..data.synthetic import write_llcm, write_regdb, write_sysu
     from ..data.synthetic.sheet import contact_sheet
     from ..utils.progress import progress_bar
 
@@ -72,7 +73,7 @@ def synth_cmd(
         path = contact_sheet(out, spec, None if sheet == "spec" else sheet)
         console.print(f"wrote {path}", highlight=False)
         return
-    writer = write_sysu if layout is Layout.sysu else write_regdb
+    writer = {Layout.sysu: write_sysu, Layout.regdb: write_regdb, Layout.llcm: write_llcm}[layout]
     t0 = time.perf_counter()
     with progress_bar(f"writing {layout.value} layout", None) as adv:
         stats = writer(out, spec, progress=adv)

@@ -82,6 +82,12 @@ class DataCfg(Strict):
         description="hold out this many training identities (seen in both modalities) as a "
         "validation split: eval.every evaluates it, best.pt keeps its best epoch (0: none)",
     )
+    subset_ids: int | None = Field(
+        None,
+        ge=1,
+        description="train on the first N identities (sorted ids) seen in both modalities "
+        "(smoke runs, debugging); evaluation data are untouched",
+    )
     height: int = Field(288, ge=16)
     width: int = Field(144, ge=8)
     batch: BatchCfg = Field(default_factory=BatchCfg)
@@ -370,8 +376,15 @@ class TrainCfg(Strict):
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     deterministic: bool = False
+    sync_bn: bool = Field(
+        False,
+        description="DDP: batch norm over the global batch (SyncBatchNorm); off: each rank "
+        "normalises its share of the batch (docs/training.md)",
+    )
     seed: int = 0
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N"
+    )
     log_every: int = Field(
         20, ge=1, description="iterations between progress lines (and TensorBoard scalars)"
     )

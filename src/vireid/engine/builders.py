@@ -21,6 +21,7 @@ from ..data.samplers import CrossModalitySampler
 from ..data.transforms import build_train_transforms
 from ..data.usl import ModalityStream
 from ..evaluation.features import extract_features
+from ..evaluation.ranking import non_finite_rows
 from ..utils.logging import get_logger
 from ..utils.progress import progress_bar
 from .checkpoint import CheckpointError, load_checkpoint
@@ -158,7 +159,14 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
             image_index=idx,
             corrupt=corrupt,
         )
-        return gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
+        feats = gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
+        bad = non_finite_rows(feats)
+        if bad.any():  # never ranked or clustered: NaN ties would score (docs/evaluation.md)
+            raise FloatingPointError(
+                f"the model gave NaN/Inf features for {int(bad.sum())} of {len(samples)} "
+                f"image(s) (first: {samples[int(np.argmax(bad))].path}); its weights overflow"
+            )
+        return feats
 
     return featurize
 

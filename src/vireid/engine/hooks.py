@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from ..utils.io import write_text
 from ..utils.logging import get_logger
 from .checkpoint import CHECKPOINT_NAME, save_checkpoint
 from .schedule import lr_factor
@@ -77,6 +78,22 @@ class MetricsHook(Hook):
             except ImportError:
                 pass
 
+    def before_train(self, trainer) -> None:
+        """Keep only the rows of the epochs the trainer starts from: a resumed run drops
+        those written after its checkpoint (and a torn last line), a new run starts empty."""
+        if not (trainer.is_main and self.path.exists()):
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            epoch = row.get("epoch") if isinstance(row, dict) else None
+            if isinstance(epoch, int) and epoch <= trainer.epoch:
+                keep.append(line)
+        write_text(self.path, "".join(f"{line}\n" for line in keep))
+
     def before_epoch(self, trainer) -> None:
         self.sums: dict[str, float] = defaultdict(float)
         self.count = 0
@@ -97,10 +114,12 @@ class MetricsHook(Hook):
         if self.tb is not None:
             self.tb.close()
 
-    def _active_terms(self, trainer) -> list[str]:
-        """Loss terms that entered the loss this epoch (``Method`` convention)."""
+    def _terms(self, trainer, active: bool = True) -> list[str]:
+        """Loss terms that entered the loss this epoch (``Method`` convention); with
+        ``active=False`` also those computed as exactly 0 (e.g. ClusterNCE over one
+        cluster)."""
         skip = {"loss", *getattr(trainer.method, "diagnostics", ())}
-        return sorted(k for k, v in self.sums.items() if k not in skip and v != 0)
+        return sorted(k for k, v in self.sums.items() if k not in skip and (v != 0 or not active))
 
     def after_epoch(self, trainer) -> None:
         dt = self.t_last - self.t0
@@ -111,7 +130,8 @@ class MetricsHook(Hook):
             "images_per_s": self.images / max(dt, 1e-9),
             "seconds": dt,
             **{k: v / max(self.count, 1) for k, v in self.sums.items()},
-            "terms": self._active_terms(trainer),
+            "terms": self._terms(trainer),
+            "terms_computed": self._terms(trainer, active=False),
         }
         row.update(trainer.epoch_extras)
         trainer.history.append(row)

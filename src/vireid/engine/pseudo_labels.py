@@ -10,10 +10,13 @@ warning (the previous epoch's weights are kept).
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..clustering import cluster_labels, cluster_quality, cross_modality_ari, num_clusters
 from ..clustering.pseudo_labels import build_ann
+from ..data.samplers import TooFewIdentities
 from ..data.usl import LoaderOpts, ModalityStream, cross_loader, paired_loader
 from ..utils.logging import get_logger
 from .distributed import DistInfo, broadcast_object
@@ -68,6 +71,12 @@ class PseudoLabelHook(Hook):
         return broadcast_object(labels)
 
     def before_epoch(self, trainer) -> None:
+        t0 = time.perf_counter()
+        self._update(trainer)
+        # the step's cost in the metrics row (smoke runs project a recipe's time from it)
+        trainer.epoch_extras["pseudo_label_seconds"] = time.perf_counter() - t0
+
+    def _update(self, trainer) -> None:
         if getattr(self.method, "freeze_labels", False):
             # offline pseudo-labels: computed once, kept for the whole run; a resumed run
             # finds them restored from the checkpoint by the method. A method with
@@ -108,6 +117,13 @@ class PseudoLabelHook(Hook):
         self._build_loader(trainer, labels)
 
     def _build_loader(self, trainer, labels: dict[int, np.ndarray]) -> None:
+        try:
+            self._new_loader(trainer, labels)
+        except TooFewIdentities as e:  # DDP: fewer clusters in a batch than processes
+            log.warning("epoch %d: %s; skipping the epoch's training", trainer.epoch + 1, e)
+            trainer.skip_epoch = True
+
+    def _new_loader(self, trainer, labels: dict[int, np.ndarray]) -> None:
         for m, st in self.streams.items():
             st.labels = labels[m]
         b = self.b

@@ -5,6 +5,7 @@ checkpoints, results and the rank report."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import torch
@@ -14,12 +15,14 @@ from ..data.datasets import build_dataset
 from ..data.holdout import hold_out_ids
 from ..data.imbalance import keep_fraction
 from ..data.protocols import get_protocol
+from ..data.subset import first_identities
 from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
 from ..evaluation.results import write_results
 from ..evaluation.test_time import TestTime
 from ..methods import build_method
 from ..models import build_model
+from ..models.sync_bn import convert_sync_bn
 from ..utils.device import pick_device
 from ..utils.env import collect_env
 from ..utils.io import write_json, write_text
@@ -34,11 +37,18 @@ from .builders import (
     featurizer,
     init_weights,
 )
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, restore_rng
-from .distributed import DistInfo, close_distributed, init_distributed
+from .checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    check_shapes,
+    load_checkpoint,
+    restore_rng,
+)
+from .distributed import DistInfo, close_distributed, init_distributed, set_global_batch
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
 from .progress_hook import ProgressHook
 from .pseudo_labels import PseudoLabelHook
+from .run_dir import check_epochs_left
 from .trainer import Trainer
 from .validation import BestCheckpointHook, validation_eval
 
@@ -119,6 +129,8 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
             f"{path}: trained on another dataset copy or trial "
             f"(fingerprint {state.get('fingerprint')} vs {fingerprint})"
         )
+    check_epochs_left(path, state["epoch"], trainer.epochs)
+    check_shapes(path, state["model"], trainer.method.state_dict())
     trainer.method.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     if trainer.scaler is not None and state.get("scaler"):
@@ -126,14 +138,20 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
     trainer.epoch, trainer.step = state["epoch"], state["step"]
     trainer.method.load_extra_state(state.get("extra") or {})
     restore_rng(state)
-    log.info("resumed from %s at epoch %d", path, trainer.epoch)
+    log.info("resumed from %s at epoch %d of %d", path, trainer.epoch, trainer.epochs)
+    if trainer.epoch == trainer.epochs:
+        log.info("all %d epochs were already trained: evaluating only", trainer.epochs)
 
 
 def training_splits(cfg: RunCfg):
-    """The dataset's splits with the training list the run trains on
-    (``data.keep_fraction``: the modality-imbalance setting)."""
+    """The dataset's splits with the training list the run trains on (``data.subset_ids``:
+    the first identities, for smoke runs; ``data.keep_fraction``: the modality imbalance)."""
     splits = build_dataset(cfg.data.dataset)
-    if (kf := cfg.data.keep_fraction) is not None:
+    if cfg.data.subset_ids is not None:  # a few identities (smoke runs)
+        splits = dataclasses.replace(
+            splits, train=first_identities(splits.train, cfg.data.subset_ids)
+        )
+    if (kf := cfg.data.keep_fraction) is not None:  # the modality-imbalance setting
         before = len(splits.train)
         train_set = keep_fraction(splits.train, kf.modality, kf.fraction, kf.seed)
         splits = dataclasses.replace(splits, train=train_set)
@@ -147,12 +165,13 @@ def training_splits(cfg: RunCfg):
     return splits
 
 
-def train(cfg: RunCfg, resume: str | None = None) -> dict:
-    """Train, then evaluate the last epoch on every trial. Returns the results dict."""
+def train(cfg: RunCfg, resume: str | None = None, evaluate: bool = True) -> dict:
+    """Train, then evaluate the last epoch on every trial. Returns the results dict.
+    ``evaluate=False``: stop after training (a smoke run's first part, resumed later)."""
     device = pick_device(cfg.train.device)
     info = init_distributed(device.type)
     try:
-        out = _train(cfg, resume, device, info)
+        out = _train(cfg, resume, device, info, evaluate)
     except BaseException:
         close_distributed(info, wait=False)  # torchrun stops the other ranks
         raise
@@ -160,7 +179,9 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
     return out
 
 
-def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo) -> dict:
+def _train(
+    cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo, evaluate: bool = True
+) -> dict:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
@@ -168,10 +189,12 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
     run_dir = prepare_run_dir(cfg, info)
     with run_log(run_dir / "log.txt" if info.is_main else None):
         log.info("run %s: %s on %s, %d epochs", run_dir, cfg.method.name, device, cfg.train.epochs)
-        return _train_in(cfg, resume, device, info, run_dir)
+        return _train_in(cfg, resume, device, info, run_dir, evaluate)
 
 
-def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir: Path) -> dict:
+def _train_in(
+    cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir: Path, evaluate: bool
+) -> dict:
     splits = training_splits(cfg)
     val = None
     if cfg.data.val_ids:
@@ -197,10 +220,13 @@ def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir
     if t.init_from is not None:
         init_weights(model, t.init_from)
     method = build_method(cfg.method, model).to(device)
+    if info.enabled and t.sync_bn:  # the global batch's statistics (one process: plain BN)
+        method = convert_sync_bn(method)
     if t.channels_last:
         method.to(memory_format=torch.channels_last)
     opt = build_optimizer(cfg, method)
     module = method
+    set_global_batch(info.enabled)  # DDP: ranks share the recipe's batch; methods gather it
     if info.enabled:
         module = torch.nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None
@@ -274,9 +300,13 @@ def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir
         if path.is_file() or resume != "auto":
             resume_from(trainer, path, fingerprint)
     trainer.fit()
+    if not evaluate:
+        return {"run_dir": str(run_dir), "history": trainer.history}
     trials = eval_trials(cfg)
     log.info("final evaluation: %s, %d trial(s)", cfg.eval.protocol, len(trials))
+    t_eval = time.perf_counter()
     result = run_evaluation(model, cfg, device, info, trials)
+    eval_seconds = time.perf_counter() - t_eval
     selected = getattr(trainer, "selected_epoch", None)
     if selected is not None:
         result.selected_on_test = selected
@@ -287,7 +317,12 @@ def _train_in(cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir
         )
     if tracker is not None:
         tracker.finish(result.table(), trainer.step)
-    out = {"run_dir": str(run_dir), "history": trainer.history, "eval": result.to_json()}
+    out = {
+        "run_dir": str(run_dir),
+        "history": trainer.history,
+        "eval": result.to_json(),
+        "eval_seconds": eval_seconds,
+    }
     if info.is_main:
         write_results(run_dir, result)
         if cfg.eval.report:

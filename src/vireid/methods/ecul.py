@@ -196,6 +196,7 @@ class ECUL(Method):
     def training_step(self, batch):
         c = self.cfg
         out = self.model(batch["images"], batch["modality"])
+        out, batch = self.global_batch(out, batch)  # DDP: every rank's rows
         f, m, idx = out["feat"].float(), batch["modality"], batch["index"]
         a = {k: v[idx] for k, v in self._arrays.items() if k != "positives"}
         parts = modality_nce(self.memories, f, m, a["intra"], VIS, IR)

@@ -72,6 +72,7 @@ class MAUM(AGW):
     def training_step(self, batch):
         c = self.cfg
         out = self.model(batch["images"], batch["modality"])
+        out, batch = self.global_batch(out, batch)  # DDP: every rank's rows
         y, m = batch["labels"], batch["modality"]
         f = out["feat"].float()
         vis, ir = m == VIS, m == IR

@@ -300,6 +300,7 @@ class MMM(Method):
     def training_step(self, batch):
         c = self.cfg
         out = self.model(batch["images"], batch["modality"])
+        out, batch = self.global_batch(out, batch)  # DDP: every rank's rows
         f, m, idx = out["feat"].float(), batch["modality"], batch["index"]
         pool = out["pool"].float()
         view2 = second_view_rows(idx, m)

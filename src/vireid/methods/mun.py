@@ -103,6 +103,23 @@ class MUN(Method):
             )
         return vis[:k], ir
 
+    def _global_rows(self, pool, feat, batch, n: int):
+        """``Method.global_batch`` for MUN's rows: the n image rows in the single-process
+        batch order, then the auxiliary rows (one per infrared row, in the infrared rows'
+        order, which is rank-major)."""
+        from ..engine.distributed import batch_is_global, gather_rows, global_batch_order
+
+        y, mod = batch["labels"], batch["modality"]
+        if not batch_is_global():
+            return pool, feat, y, mod, n
+        order = global_batch_order(mod * 2 + batch["view"])
+
+        def rows(t: torch.Tensor) -> torch.Tensor:
+            head = gather_rows(t[:n])[order]
+            return torch.cat([head, gather_rows(t[n:])]) if len(t) > n else head
+
+        return rows(pool), rows(feat), gather_rows(y)[order], gather_rows(mod)[order], len(order)
+
     def training_step(self, batch):
         c, m = self.cfg, self.model
         x, y, mod = batch["images"], batch["labels"], batch["modality"]
@@ -116,8 +133,9 @@ class MUN(Method):
         # auxiliary rows (bare linear classifiers on Z), they stay out of those statistics.
         feat = m.bottleneck(pool[:n] if c.classifier_feature == "pool" else pool).float()
         pool = pool.float()
+        pool, feat, y, mod, n = self._global_rows(pool, feat, batch, n)  # DDP: every rank's
         vis, ir = mod == VIS, mod == IR
-        ya = y[pr]
+        ya = y[ir]  # the auxiliary rows follow the infrared rows (``pr``)
         z = {"v": pool[:n][vis], "r": pool[:n][ir], "a": pool[n:]}
         cls_in = pool if c.classifier_feature == "pool" else feat
         fv, fr, fa_feat = cls_in[:n][vis], cls_in[:n][ir], cls_in[n:]
