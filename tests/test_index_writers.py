@@ -180,7 +180,7 @@ def test_paths_work_from_any_working_directory(checkpoint, fe, gallery_dir, tmp_
     with GalleryService(rel, fe) as s:
         c = TestClient(create_app(s), base_url="http://localhost")
         again = c.post("/gallery", files={"images": ("p.jpg", picture)}, data=form).json()
-        assert again["added"][0] == {**again["added"][0], "id": 6, "new": False}
+        assert again["added"][0] == {**again["added"][0], "row": 6, "new": False}
         assert [c.get(f"/gallery/{i}/thumbnail").status_code for i in range(7)] == [200] * 7
     assert all(os.path.isabs(s.path) for s in GalleryIndex.from_file(rel).samples)
 

@@ -65,6 +65,7 @@ MODULES = (
     "data",
     "evaluation",
     "recipes",
+    "workflow",
 )
 
 

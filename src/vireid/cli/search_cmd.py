@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from .common import console, friendly_errors
 
@@ -27,6 +26,8 @@ def search_cmd(
     json_out: Path = typer.Option(None, "--json", help="write the matches as JSON here"),
 ) -> None:
     """Find the gallery images closest to each query (cross-modality by default)."""
+    from rich.table import Table
+
     from ..inference import FeatureExtractor
     from ..search import GalleryIndex, check_images, collect_images
     from ..utils.io import write_json

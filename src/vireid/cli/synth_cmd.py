@@ -8,9 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..data.synthetic import FACTORS, SynthSpec, write_llcm, write_regdb, write_sysu
-from ..data.synthetic.sheet import contact_sheet
-from ..utils.progress import progress_bar
+from ..data.synthetic.spec import FACTORS, SynthSpec
 from .common import console, friendly_errors
 
 
@@ -53,6 +51,10 @@ def synth_cmd(
 ) -> None:
     """Generate a synthetic VI-ReID dataset (a proxy: its numbers say nothing about
     SYSU-MM01 accuracy)."""
+    from ..data.synthetic import write_llcm, write_regdb, write_sysu
+    from ..data.synthetic.sheet import contact_sheet
+    from ..utils.progress import progress_bar
+
     h, w = parse_size(size)
     spec = SynthSpec(
         ids=ids,

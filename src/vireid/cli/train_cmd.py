@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_config
 from .common import console, friendly_errors
 
 
@@ -61,9 +60,11 @@ def train_cmd(
     With --smoke: a few steps of every stage, a resume and an evaluation, then a report."""
     if smoke:
         raise typer.Exit(_smoke(config, overrides or [], root, synthetic, steps, nproc))
-    from ..engine.run_dir import claim_run_dir, preflight
+    from ..config import load_config
 
     cfg = load_config(config, overrides or [])  # validate before spawning anything
+    from ..engine.run_dir import claim_run_dir, preflight
+
     if int(os.environ.get("RANK", "0")) == 0:
         claim_run_dir(Path(cfg.output_dir), resume, overwrite)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:

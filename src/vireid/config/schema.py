@@ -76,6 +76,12 @@ class DataCfg(Strict):
     keep_fraction: KeepFractionCfg | None = Field(
         None, description="training images of one modality subsampled per identity"
     )
+    val_ids: int = Field(
+        0,
+        ge=0,
+        description="hold out this many training identities (seen in both modalities) as a "
+        "validation split: eval.every evaluates it, best.pt keeps its best epoch (0: none)",
+    )
     subset_ids: int | None = Field(
         None,
         ge=1,
@@ -515,8 +521,23 @@ class TrainCfg(Strict):
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N"
     )
-    log_every: int = Field(20, ge=1)
+    log_every: int = Field(
+        20, ge=1, description="iterations between progress lines (and TensorBoard scalars)"
+    )
+    logger: Literal["none", "wandb", "mlflow"] = Field(
+        "none",
+        description="also send metrics to Weights & Biases or MLflow (extras vireid[wandb], "
+        "vireid[mlflow]); rank 0 only",
+    )
+    logger_project: str = Field(
+        "vireid", min_length=1, description="W&B project / MLflow experiment name"
+    )
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    keep_checkpoints: int = Field(
+        0,
+        ge=0,
+        description="besides last.pt, keep epoch_N.pt of the last K checkpoints (0: none)",
+    )
     grad_clip: float | None = Field(None, gt=0)
     init_from: str | None = Field(
         None,
@@ -531,7 +552,15 @@ class EvalCfg(Strict):
     every: int = Field(0, ge=0, description="evaluate on trial 0 every N epochs (0 = never)")
     trials: Literal["all"] | int = "all"
     flip: bool = False
-    rerank: bool = False
+    feature: Literal["bn", "pool"] = Field(
+        "bn", description="bn: after the BNNeck (AGW's test feature); pool: before it"
+    )
+    rerank: bool = Field(False, description="k-reciprocal re-ranking of the final evaluation")
+    rerank_k1: int = Field(20, ge=1)
+    rerank_k2: int = Field(6, ge=1)
+    rerank_lambda: float = Field(0.3, ge=0, le=1)
+    query_expansion: int = Field(0, ge=0, description="αQE neighbours k (0: off)")
+    query_expansion_alpha: float = Field(3.0, ge=0)
     batch_size: int = Field(128, ge=1)
     select_on_test: bool = Field(
         False,

@@ -150,6 +150,8 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
             batch_size=cfg.eval.batch_size,
             flip=flip,
             renormalize=not clustering,
+            # eval.feature: the BNNeck's output (AGW) or the pooled feature before it
+            which="pool" if not clustering and cfg.eval.feature == "pool" else "feat",
             device=device,
             amp=cfg.train.amp,
             desc="clustering features" if clustering else "features",

@@ -10,21 +10,23 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunCfg, dump_config
+from ..config import ConfigError, RunCfg, dump_config
 from ..data.datasets import build_dataset
+from ..data.holdout import hold_out_ids
 from ..data.imbalance import keep_fraction
 from ..data.protocols import get_protocol
 from ..data.subset import first_identities
 from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
 from ..evaluation.results import write_results
+from ..evaluation.test_time import TestTime
 from ..methods import build_method
 from ..models import build_model
 from ..models.sync_bn import convert_sync_bn
 from ..utils.device import pick_device
 from ..utils.env import collect_env
 from ..utils.io import write_json, write_text
-from ..utils.logging import get_logger
+from ..utils.logging import get_logger, run_log
 from ..utils.seed import seed_everything
 from .builders import (
     build_optimizer,
@@ -45,9 +47,11 @@ from .checkpoint import (
 )
 from .distributed import DistInfo, close_distributed, init_distributed, set_global_batch
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
+from .progress_hook import ProgressHook
 from .pseudo_labels import PseudoLabelHook
 from .run_dir import check_epochs_left
 from .trainer import Trainer
+from .validation import BestCheckpointHook, validation_eval
 
 log = get_logger(__name__)
 
@@ -63,14 +67,45 @@ def check_protocol(cfg: RunCfg):
     return spec
 
 
+def evaluation_root(cfg: RunCfg, spec, root):
+    """The dataset root to evaluate ``spec`` on: ``root`` when given, else the training
+    dataset's when the protocol evaluates that dataset; another dataset needs its root."""
+    if root is not None:
+        return root
+    if spec.dataset == cfg.data.dataset.name:
+        return cfg.data.dataset.root
+    raise ValueError(
+        f"{spec.name} evaluates {spec.dataset}, not the {cfg.data.dataset.name} the model was "
+        f"trained on: give that dataset's root (--root PATH or --root {spec.dataset}=PATH)"
+    )
+
+
 def run_evaluation(
-    model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False, root=None, manifest=None
+    model,
+    cfg: RunCfg,
+    device,
+    info: DistInfo,
+    trials,
+    rerank=None,
+    root=None,
+    manifest=None,
+    protocol: str | None = None,
 ) -> ProtocolResult:
-    spec = check_protocol(cfg)
-    root = root or cfg.data.dataset.root
-    manifest = manifest or getattr(cfg.data.dataset, "manifest", None)
+    """Evaluate ``model`` on ``protocol`` (default: ``eval.protocol``, which must evaluate
+    the training dataset). Another dataset's protocol (cross-dataset evaluation) needs its
+    ``root``; the result names the dataset trained on. ``rerank``: a bool or a
+    ``TestTime``; None = the config's (``eval.rerank``, ``eval.query_expansion``, …)."""
+    if rerank is None:
+        rerank = TestTime.from_cfg(cfg.eval)
+    spec = check_protocol(cfg) if protocol is None else get_protocol(protocol)
+    same = spec.dataset == cfg.data.dataset.name
+    root = evaluation_root(cfg, spec, root)
+    if manifest is None and same:
+        manifest = getattr(cfg.data.dataset, "manifest", None)
     featurize = featurizer(model, cfg, device, info)
-    return evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
+    result = evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
+    result.trained_on = cfg.data.dataset.name
+    return result
 
 
 def eval_trials(cfg: RunCfg, trials=None) -> list[int]:
@@ -153,7 +188,31 @@ def _train(
         torch.cuda.set_device(device)
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     run_dir = prepare_run_dir(cfg, info)
+    with run_log(run_dir / "log.txt" if info.is_main else None):
+        log.info("run %s: %s on %s, %d epochs", run_dir, cfg.method.name, device, cfg.train.epochs)
+        return _train_in(cfg, resume, device, info, run_dir, evaluate)
+
+
+def _train_in(
+    cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir: Path, evaluate: bool
+) -> dict:
     splits = training_splits(cfg)
+    val = None
+    if cfg.data.val_ids:
+        if cfg.eval.select_on_test:
+            raise ConfigError(
+                "eval.select_on_test picks an epoch on the test set; with data.val_ids the "
+                "validation split picks it (best.pt): set one of them"
+            )
+        train_set, val = hold_out_ids(splits.train, cfg.data.val_ids, cfg.train.seed)
+        splits = dataclasses.replace(splits, train=train_set)
+        log.info(
+            "validation split: %d identities held out (%d infrared queries, %d visible "
+            "gallery images)",
+            len(val.pids),
+            len(val.query),
+            len(val.gallery),
+        )
     fingerprint = dataset_fingerprint(splits)
     t = cfg.train
     unsupervised = cfg.method.unsupervised
@@ -194,18 +253,34 @@ def _train(
     def quick_eval(trainer, quick=True):
         return run_evaluation(model, cfg, device, info, eval_trials(cfg, 1)).table()
 
-    # evaluation before metrics, so an epoch's row carries its monitoring numbers
+    if val is not None:
+        rule = get_protocol(cfg.eval.protocol).rule
+        quick_eval = validation_eval(model, cfg, device, info, val, rule)
+
+    # the bar stops before evaluation draws its own; evaluation before metrics, so an
+    # epoch's row carries its monitoring numbers
     hooks += [
-        EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test),
-        MetricsHook(run_dir, t.log_every),
+        ProgressHook(t.log_every),
+        EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test, val is not None),
+        MetricsHook(run_dir, t.log_every, info.is_main),
         CheckpointHook(
             run_dir,
             t.checkpoint_every,
             cfg.model_dump(mode="json"),
             fingerprint,
             dataset_trial(cfg),
+            t.keep_checkpoints,
         ),
     ]
+    if val is not None:  # after the evaluation hook, whose val_mAP it reads
+        hooks.append(BestCheckpointHook(like=hooks[-1]))
+    tracker = None
+    if t.logger != "none" and info.is_main:
+        from .loggers import TrackerHook
+
+        config = cfg.model_dump(mode="json")
+        tracker = TrackerHook(t.logger, t.logger_project, run_dir, config, t.log_every)
+        hooks.append(tracker)
     trainer = Trainer(
         method,
         opt,
@@ -227,8 +302,10 @@ def _train(
     trainer.fit()
     if not evaluate:
         return {"run_dir": str(run_dir), "history": trainer.history}
+    trials = eval_trials(cfg)
+    log.info("final evaluation: %s, %d trial(s)", cfg.eval.protocol, len(trials))
     t_eval = time.perf_counter()
-    result = run_evaluation(model, cfg, device, info, eval_trials(cfg))
+    result = run_evaluation(model, cfg, device, info, trials)
     eval_seconds = time.perf_counter() - t_eval
     selected = getattr(trainer, "selected_epoch", None)
     if selected is not None:
@@ -238,6 +315,8 @@ def _train(
             "reproduction only; not a valid model selection)",
             selected,
         )
+    if tracker is not None:
+        tracker.finish(result.table(), trainer.step)
     out = {
         "run_dir": str(run_dir),
         "history": trainer.history,
@@ -249,6 +328,7 @@ def _train(
         if cfg.eval.report:
             from ..report import write_report
 
+            log.info("writing the rank report to %s", run_dir / "report")
             write_report(run_dir / "report", result)
     out["result"] = result
     return out
