@@ -74,6 +74,8 @@ def run_corrupted(
         manifest=manifest
         or (getattr(cfg.data.dataset, "manifest", None) if spec.dataset == trained_on else None),
     )
+    for r in (result.clean, result.corrupted):  # the results name the training dataset
+        r.trained_on = trained_on
     data = {"checkpoint": str(checkpoint), **result.to_json()}
     if ref is not None:
         result.mce = data["mce"] = mce_summary(
