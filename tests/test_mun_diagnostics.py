@@ -40,7 +40,7 @@ def test_l_ma_trains_w_p_and_the_losses_train_the_scales_without_decay():
     method, _ = _mun("method.ma_beta_start=1")
     opt = torch.optim.AdamW(method.parameters(), lr=1e-3, weight_decay=0.0)
     out = _steps(method, opt, 2)
-    for k in "vra":
-        assert out[f"wp_{k}_off"] > 1e-4, k
+    for k in "vra":  # logged only for the W_p that L_ma trains
+        assert out.get(f"wp_{k}_off", 0.0) > 1e-4, k
     for k in ("iscale_v", "iscale_r", "cscale"):
         assert out[f"{k}_spread"] > 1e-5, k
