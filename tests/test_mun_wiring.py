@@ -272,7 +272,21 @@ def _first_step(over):
     return float(out["loss"]), grad, trained
 
 
-@pytest.mark.parametrize("row", [r["name"] for r in ROWS[1:]])
+def _method_only(row) -> bool:
+    return all(o.startswith("method.") for o in row.get("overrides", []))
+
+
+def test_the_augmentation_row_turns_off_exactly_the_quickstart_caj_augmentation():
+    """The one data row: the quickstart without what it adds to AGW's augmentation."""
+    (row,) = [r for r in ROWS[1:] if not _method_only(r)]
+    quick = ROOT / "configs" / "quickstart"
+    mun = load_config(quick / "mun_synth.yaml", row["overrides"]).data.augment
+    agw = load_config(quick / "agw_synth.yaml", []).data.augment
+    assert mun == agw
+    assert load_config(quick / "mun_synth.yaml", []).data.augment != agw
+
+
+@pytest.mark.parametrize("row", [r["name"] for r in ROWS[1:] if _method_only(r)])
 def test_every_effects_row_changes_the_first_step(row):
     """Each ablation row's switches act: the first step's loss, backbone gradient or set
     of trained parameters differs from the full method's (β = 1 so that L_ma weighs in at
