@@ -42,7 +42,7 @@ from vireid.data.synthetic import SynthSpec
 from vireid.engine.schedule import lr_factor
 from vireid.methods.mun import MUN
 
-KEYS = ("ia_active", "iscale_v", "iscale_r", "cscale", "wp_v", "wp_r", "wp_a")
+KEYS = ("id", "acc", "ia_active", "iscale_v", "iscale_r", "cscale", "wp_v", "wp_r", "wp_a")
 SCALES = {"iscale_v": "iml_v", "iscale_r": "iml_r", "cscale": "cml"}
 
 
@@ -120,7 +120,7 @@ def main() -> None:
     for row in group["rows"]:
         if a.rows is not None and row["name"] not in a.rows:
             continue
-        hist, ends, cfg = [], [], None
+        hist, ends, found, cfg = [], [], [], None
         for s in a.seeds:
             d, cfg = run_dir(ROOT / group["config"], row.get("overrides", []), s, root, a.tag)
             path = d / "metrics.jsonl"
@@ -131,6 +131,7 @@ def main() -> None:
             starts = [i for i, e in enumerate(h) if e["epoch"] == 1]
             hist.append(h[starts[-1] :] if starts else h)
             ends.append(end_of_run(d / "last.pt", cfg.method))
+            found.append(s)
         if not hist:
             continue
         steps = np.diff([0] + [e["step"] for e in hist[-1]]).tolist()
@@ -145,7 +146,7 @@ def main() -> None:
         rows.append(
             {
                 "name": row["name"],
-                "seeds": len(hist),
+                "seed_ids": found,
                 "per_epoch": per_epoch,
                 "decay_only_epoch_mean": [round(x, 4) for x in epoch_means],
                 "end_of_run": end,
