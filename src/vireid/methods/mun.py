@@ -260,12 +260,13 @@ class MUN(Method):
                 out[f"{name}_spread"] = gamma.std() / gamma.mean()
         for k, p in zip("vra", self.prototypes, strict=True):
             if p.weight.requires_grad:
-                w = p.weight.detach()
-                diag = w.diagonal()
-                eye = torch.eye(len(w), dtype=w.dtype, device=w.device)
-                out[f"wp_{k}"] = torch.linalg.vector_norm(w - eye)
-                off = torch.linalg.vector_norm(w - torch.diag(diag))
-                out[f"wp_{k}_off"] = off / diag.mean()
+                d = p.weight.detach().clone()
+                diag = d.diagonal()  # a view: edits below act on d's diagonal
+                scale = diag.mean()
+                diag.sub_(1.0)
+                out[f"wp_{k}"] = torch.linalg.vector_norm(d)  # ‖W_p − I‖_F
+                diag.zero_()
+                out[f"wp_{k}_off"] = torch.linalg.vector_norm(d) / scale
         return out
 
     def training_step(self, batch):
