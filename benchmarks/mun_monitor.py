@@ -1,18 +1,24 @@
-"""What MUN's runs of the effects table logged per epoch, beside the losses: how often L_ia's
-hinge was active (``ia_active``: 1 = the margin α was never met), the learnable layer
-scales (mean I_scale of each IML, mean C_scale) and ‖W_p − I‖_F of each prototype matrix,
-averaged over seeds, next to what weight decay alone would make of them.
+"""Do MUN's layer scales and prototype matrices W_p learn, or only decay? For the runs of the
+effects table: the per-epoch logs (``ia_active``: the fraction of identities whose L_ia
+hinge is active, 1 = α never met; the mean layer scales; ‖W_p − I‖_F) and the trained
+parameters at the end of each run, averaged over seeds, next to what weight decay alone
+would have made of them.
 
 It reads the run folders ``bench_effects.py`` left under ``.cache/bench_effects/run/``
 (same rows, seeds and ``--tag``); a row whose runs are missing is skipped.
 
-    python benchmarks/mun_monitor.py --seeds 0 1 2 3 4 --tag mun-x1 --out mun_monitor
+    python benchmarks/mun_monitor.py --seeds 0 1 2 --tag final-r2 --out mun_monitor
 
-Weight decay alone (no gradient) multiplies a parameter by (1 − lr·wd) per step for AdamW
-and by about (1 − lr·wd/(1 − momentum)) per step for SGD with momentum; ``decay_only`` is
-that factor accumulated over the run's logged learning rates: a layer scale initialised at
-1 that ends at ``decay_only`` learned nothing, and ‖W_p − I‖ ends near
-(1 − decay_only)·√D when W_p only shrank.
+Weight decay alone multiplies a parameter as a whole by one factor ``f``: a layer scale
+initialised at 1 ends at ``f`` and W_p = f·I has ‖W_p − I‖_F = (1 − f)·√D. ``f`` is
+simulated step by step with the run's optimiser (SGD with momentum/Nesterov, or AdamW) on
+a scalar with zero loss gradient under the run's per-step learning rate, so it is exact for
+either optimiser. The logged values are epoch means of per-step values, taken before each
+step's update, so ``decay_only_epoch_mean`` is the same mean of ``f``; the end-of-run
+values (from ``last.pt``) compare with ``decay_only_end``. Two end-of-run quantities are
+0 under decay alone whatever ``f``: a scale's spread over channels (std / mean; all
+channels start equal) and W_p's off-diagonal part relative to its diagonal
+(‖W_p − diag W_p‖_F / mean diag W_p; W_p starts at I).
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,8 +39,11 @@ from _common import emit
 from bench_effects import CACHE, GROUPS, ROOT, dataset, run_digest
 from vireid.config import load_config
 from vireid.data.synthetic import SynthSpec
+from vireid.engine.schedule import lr_factor
+from vireid.methods.mun import MUN
 
-KEYS = ("ia_active", "iscale_v", "iscale_r", "cscale", "wp_v", "wp_r", "wp_a")
+KEYS = ("id", "acc", "ia_active", "iscale_v", "iscale_r", "cscale", "wp_v", "wp_r", "wp_a")
+SCALES = {"iscale_v": "iml_v", "iscale_r": "iml_r", "cscale": "cml"}
 
 
 def run_dir(config: Path, overrides: list[str], seed: int, root: Path, tag: str):
@@ -51,17 +62,48 @@ def run_dir(config: Path, overrides: list[str], seed: int, root: Path, tag: str)
     return CACHE / "run" / run_digest(cfg, tag), cfg
 
 
-def decay_only(history: list[dict], cfg) -> list[float]:
-    """The factor weight decay alone applies by the end of each epoch."""
+def decay_only(cfg, steps_per_epoch: list[int]) -> tuple[list[float], float]:
+    """Weight decay alone on a parameter initialised at 1: the mean factor over each
+    epoch's steps (before each update, as the logged values) and the factor at the end."""
     t = cfg.train
-    per_step = 1.0 if t.optimizer == "adamw" else 1.0 / (1.0 - t.momentum)
-    out, log = [], 0.0
-    prev_step = 0
-    for h in history:
-        steps = h["step"] - prev_step
-        prev_step = h["step"]
-        log += steps * math.log1p(-h["lr"] * t.weight_decay * per_step)
-        out.append(math.exp(log))
+    p = torch.nn.Parameter(torch.ones(()))
+    if t.optimizer == "sgd":
+        opt = torch.optim.SGD(
+            [p], lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov
+        )
+    else:  # AdamW: decoupled decay; Adam's update of a zero gradient is 0
+        opt = torch.optim.AdamW([p], lr=t.lr, weight_decay=t.weight_decay)
+    start = None if t.warmup_start_lr is None else t.warmup_start_lr / t.lr
+    means = []
+    for epoch, n in enumerate(steps_per_epoch):
+        seen = []
+        for j in range(n):
+            progress = j / n if start is not None else 0.0
+            f = lr_factor(epoch, t.warmup_epochs, t.milestones, t.gamma, start, progress)
+            opt.param_groups[0]["lr"] = t.lr * f
+            seen.append(float(p.detach()))
+            p.grad = torch.zeros_like(p)
+            opt.step()
+        means.append(float(np.mean(seen)))
+    return means, float(p.detach())
+
+
+def end_of_run(checkpoint: Path, method_cfg) -> dict[str, float]:
+    """The layer scales and W_p of one run (its ``last.pt``) that the run trained."""
+    state = torch.load(checkpoint, weights_only=True, map_location="cpu")["model"]
+    out = {"dim": float(len(state["prototypes.0.weight"]))}
+    for name, module in SCALES.items() if method_cfg.auxiliary else ():
+        g = state[f"generator.{module}.scale.gamma"]
+        out[name] = float(g.mean())
+        out[f"{name}_spread"] = float(g.std() / g.mean())
+    trained = MUN._prototype_keys(SimpleNamespace(cfg=method_cfg))
+    for i, k in enumerate("vra"):
+        if k not in trained:
+            continue
+        w = state[f"prototypes.{i}.weight"]
+        diag = w.diagonal()
+        out[f"wp_{k}"] = float(torch.linalg.vector_norm(w - torch.eye(len(w))))
+        out[f"wp_{k}_off"] = float(torch.linalg.vector_norm(w - torch.diag(diag)) / diag.mean())
     return out
 
 
@@ -78,7 +120,7 @@ def main() -> None:
     for row in group["rows"]:
         if a.rows is not None and row["name"] not in a.rows:
             continue
-        hist, decay = [], None
+        hist, ends, found, cfg = [], [], [], None
         for s in a.seeds:
             d, cfg = run_dir(ROOT / group["config"], row.get("overrides", []), s, root, a.tag)
             path = d / "metrics.jsonl"
@@ -87,22 +129,30 @@ def main() -> None:
             h = [json.loads(x) for x in path.read_text().splitlines()]
             # an interrupted earlier run of the same digest left its rows before this one's
             starts = [i for i, e in enumerate(h) if e["epoch"] == 1]
-            h = h[starts[-1] :] if starts else h
-            hist.append(h)
-            decay = decay_only(h, cfg)
+            hist.append(h[starts[-1] :] if starts else h)
+            ends.append(end_of_run(d / "last.pt", cfg.method))
+            found.append(s)
         if not hist:
             continue
+        steps = np.diff([0] + [e["step"] for e in hist[-1]]).tolist()
+        epoch_means, f_end = decay_only(cfg, steps)
         per_epoch = {}
         for k in KEYS:
             vals = [[e.get(k) for e in h] for h in hist]
             if all(v is not None for vs in vals for v in vs):
                 per_epoch[k] = np.mean(np.array(vals, dtype=float), axis=0).round(4).tolist()
+        end = {k: round(float(np.mean([e[k] for e in ends])), 4) for k in ends[0]}
+        dim = end.pop("dim")
         rows.append(
             {
                 "name": row["name"],
-                "seeds": len(hist),
+                "seed_ids": found,
                 "per_epoch": per_epoch,
-                "decay_only": [round(x, 4) for x in decay],
+                "decay_only_epoch_mean": [round(x, 4) for x in epoch_means],
+                "end_of_run": end,
+                "decay_only_end": round(f_end, 4),
+                # ‖f·I − I‖_F: what ‖W_p − I‖ ends at under decay alone
+                "decay_only_wp": round((1 - f_end) * math.sqrt(dim), 4),
             }
         )
         print(json.dumps(rows[-1]), file=sys.stderr)

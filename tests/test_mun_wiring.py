@@ -78,6 +78,22 @@ def test_auxiliary_off_refuses_the_auxiliary_losses():
         )
 
 
+def test_direct_l_ma_runs_without_the_auxiliary_modality():
+    """L_ma without the bridge, (1/P) Σ_p MMD²(T^v_p, T^r_p), reads no auxiliary row: the
+    config is accepted with ``auxiliary: false`` and the step computes it, no generator."""
+    off = ["method.auxiliary=false", "method.idc_weight=0", "method.ia_weight=0"]
+    with pytest.raises(ConfigError, match="or method.ma_bridge=false"):
+        load_config(INSTANT, ["method.name=mun", *off])
+    method, _ = _mun(*off, "method.ma_bridge=false", "method.ma_beta_start=1")
+    method.generator.register_forward_pre_hook(lambda *_: pytest.fail("the generator ran"))
+    seen = _capture_pool(method)
+    batch = _batch(5)
+    out = method.training_step(batch)
+    z, y = seen[-1].numpy(), batch["labels"]
+    want = sum(naive_mmd2(z[:4][y[:4] == p], z[4:8][y[4:] == p]) for p in range(4)) / 4
+    assert float(out["ma"]) == pytest.approx(want, rel=1e-4)
+
+
 @pytest.mark.parametrize(
     "over",
     [
@@ -106,11 +122,22 @@ def test_identity_alignment_reads_its_feature_with_its_margin(over):
 
 
 def test_ia_active_counts_the_identities_whose_margin_is_not_met():
+    """``ia_active`` of a step is the fraction of identities whose hinge is active: on rows
+    where identities 0 and 2 have their auxiliary centre on their own visible/infrared
+    centre (hinge met) and 1 and 3 on another identity's (hinge active), it is 1/2."""
+    method, cfg = _mun("method.ma_weight=0", "method.ia_normalize=false")
+    d = method.model.feat_dim
+    ids = torch.arange(4)
+    basis = 10.0 * torch.eye(d)[:4]  # identity i's centre: 10·e_i, 14.1 from the others
+    z = {"v": basis, "r": basis.clone(), "a": basis[[0, 2, 2, 0]]}
+    rows = Rows(z, z, z, {k: ids for k in "vra"})
+    method.forward_rows = lambda batch: rows  # the step's rows, whatever the images
+    out = method.training_step(_batch(0))
+    assert float(out["ia_active"]) == 0.5
+    alpha = cfg.method.ia_margin
+    assert float(out["ia"]) == pytest.approx(2 * (alpha + 10.0 * 2**0.5), rel=1e-5)
     method, _ = _mun("method.ia_margin=100")
     assert float(method.training_step(_batch(0))["ia_active"]) == 1.0
-    method, _ = _mun("method.ia_margin=0", "method.ia_normalize=false")
-    out = method.training_step(_batch(0))
-    assert float(out["ia"]) == 0.0 or float(out["ia_active"]) > 0
 
 
 def test_bnneck_centres_can_meet_the_margin_where_normalised_z_cannot():
@@ -245,7 +272,21 @@ def _first_step(over):
     return float(out["loss"]), grad, trained
 
 
-@pytest.mark.parametrize("row", [r["name"] for r in ROWS[1:]])
+def _method_only(row) -> bool:
+    return all(o.startswith("method.") for o in row.get("overrides", []))
+
+
+def test_the_augmentation_row_turns_off_exactly_the_quickstart_caj_augmentation():
+    """The one data row: the quickstart without what it adds to AGW's augmentation."""
+    (row,) = [r for r in ROWS[1:] if not _method_only(r)]
+    quick = ROOT / "configs" / "quickstart"
+    mun = load_config(quick / "mun_synth.yaml", row["overrides"]).data.augment
+    agw = load_config(quick / "agw_synth.yaml", []).data.augment
+    assert mun == agw
+    assert load_config(quick / "mun_synth.yaml", []).data.augment != agw
+
+
+@pytest.mark.parametrize("row", [r["name"] for r in ROWS[1:] if _method_only(r)])
 def test_every_effects_row_changes_the_first_step(row):
     """Each ablation row's switches act: the first step's loss, backbone gradient or set
     of trained parameters differs from the full method's (β = 1 so that L_ma weighs in at

@@ -3,6 +3,8 @@ mechanism the paper claims or the project chose (docs/methods/mun.md)."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
@@ -11,7 +13,7 @@ from vireid.methods import mun as mun_mod
 from vireid.models import auxiliary
 from vireid.models.two_stream import TwoStreamNet
 
-from . import mutant
+from . import mutant, replace
 
 T = "tests/test_mun.py::"
 W = "tests/test_mun_wiring.py::"
@@ -341,3 +343,193 @@ def _(mp):
 )
 def _(mp):
     _with_cfg(mp, "modality_alignment", ma_bridge=True)
+
+
+@mutant(
+    "mun.mmd_mean_difference",
+    "Eq. 16: the Gaussian-kernel MMD replaced by the squared distance of the sample means "
+    "(a linear kernel)",
+    tests=[T + "test_modality_alignment_is_eqs_15_16"],
+    fast=True,
+)
+def _(mp):
+    def mean_gap(x, y, *a, **k):
+        return (x.mean(0) - y.mean(0)).square().sum()
+
+    mp.setattr(alignment, "mmd2", mean_gap)
+
+
+@mutant(
+    "mun.ma_sum_over_identities",
+    "Eq. 15: L_ma summed over the identities instead of averaged (1/P dropped)",
+    tests=[T + "test_modality_alignment_is_eqs_15_16"],
+    fast=True,
+)
+def _(mp):
+    orig = alignment.modality_alignment_loss
+
+    def summed(tv, tr, ta, yv, yr, ya):
+        present = [p for p in torch.unique(ya) if (yv == p).any() and (yr == p).any()]
+        return orig(tv, tr, ta, yv, yr, ya) * max(len(present), 1)
+
+    replace(mp, alignment, "modality_alignment_loss", summed)
+
+
+@mutant(
+    "mun.wp_skipped",
+    "Eq. 13: the prototypes are the features themselves (W_p^m not applied)",
+    tests=[EQ14],
+    fast=True,
+)
+def _(mp):
+    init = mun_mod.MUN.__init__
+
+    def without_wp(self, *a, **k):
+        init(self, *a, **k)
+        for p in self.prototypes:
+            object.__setattr__(p, "forward", lambda x: x)
+
+    mp.setattr(mun_mod.MUN, "__init__", without_wp)
+
+
+@mutant(
+    "mun.wp_frozen",
+    "Eq. 13: W_p^m applied but never trained (frozen at the identity)",
+    tests=[
+        "tests/test_mun_diagnostics.py::test_l_ma_trains_w_p_and_the_losses_train_the_scales_"
+        "without_decay"
+    ],
+    fast=True,
+)
+def _(mp):
+    mp.setattr(mun_mod.MUN, "_prototype_keys", lambda self: "")
+
+
+@mutant(
+    "mun.prototypes_not_checkpointed",
+    "Eq. 14's carried prototypes left out of the checkpoint (a resumed run restarts Eq. 13)",
+    tests=[EQ14],
+    fast=True,
+)
+def _(mp):
+    mp.setattr(mun_mod.MUN, "extra_state", lambda self: {})
+
+
+# ------------------------------------------------------------------ classifiers, Eq. 17
+@mutant(
+    "mun.classifiers_shared",
+    "Eq. 10: one classifier (C_v) for both modalities instead of C_v and C_r",
+    tests=[EQ17],
+    fast=True,
+)
+def _(mp):
+    def shared(self, rows):
+        cv = self.classifiers[0]
+        return sum(F.cross_entropy(cv(rows.cls[k]), rows.y[k]) for k in "vr")
+
+    mp.setattr(mun_mod.MUN, "identity_loss", shared)
+
+
+@mutant(
+    "mun.classifiers_swapped",
+    "Eq. 10: C_r classifies the visible rows and C_v the infrared ones",
+    tests=[EQ17],
+    fast=True,
+)
+def _(mp):
+    def swapped(self, rows):
+        cv, cr = self.classifiers
+        return F.cross_entropy(cr(rows.cls["v"]), rows.y["v"]) + F.cross_entropy(
+            cv(rows.cls["r"]), rows.y["r"]
+        )
+
+    mp.setattr(mun_mod.MUN, "identity_loss", swapped)
+
+
+@mutant(
+    "mun.classifiers_bare_linear",
+    "classifier_feature=feat: C_v, C_r read Z bare instead of through the BNNeck",
+    tests=[EQ17],
+    fast=True,
+)
+def _(mp):
+    orig = mun_mod.MUN.forward_rows
+
+    def bare(self, batch):
+        rows = orig(self, batch)
+        return rows._replace(cls=rows.z)
+
+    mp.setattr(mun_mod.MUN, "forward_rows", bare)
+
+
+@mutant(
+    "mun.eq17_weights_permuted",
+    "Eq. 17: γ, θ, σ applied to the wrong terms (L_idc × θ, L_ia × σ, L_ma × γ)",
+    tests=[EQ17],
+    fast=True,
+)
+def _(mp):
+    orig = mun_mod.MUN.training_step
+
+    def permuted(self, batch):
+        real = c = self.cfg
+        self.cfg = c.model_copy(
+            update={"idc_weight": c.ia_weight, "ia_weight": c.ma_weight, "ma_weight": c.idc_weight}
+        )
+        try:
+            return orig(self, batch)
+        finally:
+            self.cfg = real
+
+    mp.setattr(mun_mod.MUN, "training_step", permuted)
+
+
+@mutant(
+    "mun.ia_active_counts_all",
+    "ia_active: every identity counted as active, whether its margin is met or not",
+    tests=[W + "test_ia_active_counts_the_identities_whose_margin_is_not_met"],
+    fast=True,
+)
+def _(mp):
+    orig = mun_mod.MUN.training_step
+
+    def all_active(self, batch):
+        out = orig(self, batch)
+        if "ia_active" in out:
+            out["ia_active"] = torch.ones_like(out["ia_active"])
+        return out
+
+    mp.setattr(mun_mod.MUN, "training_step", all_active)
+
+
+# ------------------------------------------------------------------ CML (Eq. 7)
+@mutant(
+    "mun.cml_tr_per_modality",
+    "CML (Eq. 7): each modality's pyramid has transposed convolutions of its own instead "
+    "of TR_i shared by visible and infrared",
+    tests=[EQS],
+    fast=True,
+)
+def _(mp):
+    cml = auxiliary.CrossModalityLearner
+    init = cml.__init__
+
+    def own_init(self, *a, **k):
+        init(self, *a, **k)
+        self.up_r = copy.deepcopy(self.up)
+        for up in self.up_r:
+            up.reset_parameters()
+
+    def own_forward(self, v, r):
+        shared = self.up
+        pv = self._pyramid(v)
+        self.up = self.up_r
+        try:
+            pr = self._pyramid(r)
+        finally:
+            self.up = shared
+        s = torch.cat([*pv, *pr], dim=1)
+        return self.scale(self.pw(self.bn(s)))
+
+    mp.setattr(cml, "__init__", own_init)
+    mp.setattr(cml, "forward", own_forward)

@@ -247,15 +247,14 @@ class MUNMethodCfg(Strict):
                 "BNNeck never sees the auxiliary rows)"
             )
         if not self.auxiliary:
-            on = [
-                f"{k}={getattr(self, k)}"
-                for k in ("idc_weight", "ia_weight", "ma_weight", "ida_weight")
-                if getattr(self, k) > 0
-            ]
+            # L_ma without the bridge is a V–IR MMD: it needs no auxiliary rows
+            reads = ("idc_weight", "ia_weight", "ida_weight", *(("ma_weight",) * self.ma_bridge))
+            on = [f"{k}={getattr(self, k)}" for k in reads if getattr(self, k) > 0]
             if on:
                 raise ValueError(
                     f"method.auxiliary=false removes the auxiliary modality, but {', '.join(on)} "
                     "read it: set those weights to 0"
+                    + (" (or method.ma_bridge=false for L_ma)" if "ma_weight" in on[-1] else "")
                 )
         return self
 

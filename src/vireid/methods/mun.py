@@ -50,8 +50,14 @@ class Rows(NamedTuple):
 class MUN(Method):
     name = "mun"
     # logged per epoch, not loss terms: the hinge's active fraction (is α ever met?) and
-    # the learnable scales and prototype matrices (do they move from their init?)
-    diagnostics = ("acc", "ia_active", "iscale_v", "iscale_r", "cscale", "wp_v", "wp_r", "wp_a")
+    # the learnable scales and prototype matrices (do they move from their init?); the
+    # "_spread" and "_off" values are 0 under weight decay alone (see ``monitor``)
+    diagnostics = (
+        "acc",
+        "ia_active",
+        *(f"{s}{x}" for s in ("iscale_v", "iscale_r", "cscale") for x in ("", "_spread")),
+        *(f"wp_{k}{x}" for k in "vra" for x in ("", "_off")),
+    )
 
     def __init__(self, model, num_classes: int, cfg) -> None:
         super().__init__(model)
@@ -240,18 +246,27 @@ class MUN(Method):
     @torch.no_grad()
     def monitor(self) -> dict[str, torch.Tensor]:
         """The learnable layer scales (mean of the parameter, before the clamp) and
-        ‖W_p − I‖_F of each trained prototype matrix."""
+        ‖W_p − I‖_F of each trained prototype matrix, and two quantities weight decay alone
+        leaves at 0 (it multiplies a whole parameter by one factor, so the mean scale and
+        ‖W_p − I‖ move with decay alone): each scale's spread over channels (std / mean; all
+        channels start equal) and W_p's off-diagonal part relative to its diagonal
+        (‖W_p − diag W_p‖_F / mean diag W_p; W_p starts at I)."""
         out = {}
         if self.cfg.auxiliary:
             g = self.generator
-            out["iscale_v"] = g.iml_v.scale.gamma.mean()
-            out["iscale_r"] = g.iml_r.scale.gamma.mean()
-            out["cscale"] = g.cml.scale.gamma.mean()
+            for name, s in (("iscale_v", g.iml_v), ("iscale_r", g.iml_r), ("cscale", g.cml)):
+                gamma = s.scale.gamma
+                out[name] = gamma.mean()
+                out[f"{name}_spread"] = gamma.std() / gamma.mean()
         for k, p in zip("vra", self.prototypes, strict=True):
             if p.weight.requires_grad:
                 d = p.weight.detach().clone()
-                d.diagonal().sub_(1.0)
-                out[f"wp_{k}"] = torch.linalg.vector_norm(d)
+                diag = d.diagonal()  # a view: edits below act on d's diagonal
+                scale = diag.mean()
+                diag.sub_(1.0)
+                out[f"wp_{k}"] = torch.linalg.vector_norm(d)  # ‖W_p − I‖_F
+                diag.zero_()
+                out[f"wp_{k}_off"] = torch.linalg.vector_norm(d) / scale
         return out
 
     def training_step(self, batch):
