@@ -17,9 +17,11 @@ leaves open is a config key (docs/methods/maum.md).
   (default) = all proxies at the start of every epoch, so set j is the proxies of j epochs
   ago; ``update`` = an identity's proxy just before each optimiser step that trained it as
   the positive (copies one positive update apart: 0.4–6° from the current proxies, half
-  the epoch store's angle). ``memory_reduce`` says how the sets enter L_Uni: ``mean``
-  (default) = the CE averaged over the sets, ``hard`` = one CE with each identity's
-  hardest copy (it turns the gradient most, and measured lower R1; docs). ``mem_angle``
+  the epoch store's angle); ``memory_every`` = k spaces the epoch snapshots k epochs
+  apart. ``memory_reduce`` says how the sets enter L_Uni: ``mean`` (default) = the CE
+  averaged over the sets, ``hard`` = one CE with each identity's hardest copy, ``joint`` =
+  one softmax over all copies, an identity's copies all positives. Measured, the default
+  memory is inert (docs/methods/maum.md, "Measured"). ``mem_angle``
   / ``mem_grad_cos`` in the metrics log say how far the stored sets are from the current
   proxies and how much they turn L_Uni's gradient.
 * ``proxies: shared``: the baseline the paper argues against, one cosine proxy per
@@ -92,9 +94,12 @@ class MAUM(AGW):
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
-        if self.cfg.memory_store == "epoch" and len(self.bank) and epoch > self.bank_epoch:
+        c = self.cfg
+        due = epoch > self.bank_epoch and epoch % c.memory_every == 0
+        if c.memory_store == "epoch" and len(self.bank) and due:
             # the proxies L_MS learned up to this epoch (not the untrained ones of epoch 0);
-            # once per epoch, also when a resumed run calls this again
+            # once per epoch, also when a resumed run calls this again; every k-th epoch
+            # (memory_every) spaces the sets so they do not collapse onto the current proxies
             with torch.no_grad():
                 slot = self.bank_writes % len(self.bank)  # equal for every identity
                 self.bank[slot[0, 0]] = self.proxies.detach()
@@ -141,12 +146,19 @@ class MAUM(AGW):
 
     def _memory_diagnostics(self, f, y, masks, refs) -> dict[str, torch.Tensor]:
         """How much the memory adds: ``mem_angle``, the mean angle (degrees) between the
-        stored reference sets and the current proxies over all identities; ``mem_grad_cos``,
-        the cosine between L_Uni's gradient on this batch's features with the memory and
-        with the current proxies alone (1 = the memory changes nothing)."""
+        stored copies and the current proxies, over the copies held (an identity without a
+        j-th copy, whose set j falls back to its current proxy, would count as 0°);
+        ``mem_grad_cos``, the cosine between L_Uni's gradient on this batch's features with
+        the memory and with the current proxies alone (1 = the memory changes nothing)."""
         with torch.no_grad():
-            cos = [F.cosine_similarity(s, r[0], dim=1) for r in refs.values() for s in r[1:]]
-            angle = torch.rad2deg(torch.acos(torch.cat(cos).clamp(-1, 1))).mean()
+            cos = [f.new_zeros(0)]
+            for k, r in refs.items():
+                writes = self.bank_writes[COUNTERPART[k]]
+                for j, s in enumerate(r[1:]):
+                    held = writes > j
+                    cos.append(F.cosine_similarity(s[held], r[0][held], dim=1))
+            cos = torch.cat(cos)
+            angle = torch.rad2deg(torch.acos(cos.clamp(-1, 1))).mean() if len(cos) else cos.sum()
         with torch.enable_grad():
             x = f.detach().requires_grad_()
             grads = []
