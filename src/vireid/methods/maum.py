@@ -20,8 +20,8 @@ leaves open is a config key (docs/methods/maum.md).
   the epoch store's angle); ``memory_every`` = k spaces the epoch snapshots k epochs
   apart. ``memory_reduce`` says how the sets enter L_Uni: ``mean`` (default) = the CE
   averaged over the sets, ``hard`` = one CE with each identity's hardest copy, ``joint`` =
-  one softmax over all copies, an identity's copies all positives. Measured, the default
-  memory is inert (docs/methods/maum.md, "Measured"). ``mem_angle``
+  one softmax over all copies, an identity's copies all positives. No committed
+  measurement shows an effect of the memory (docs/methods/maum.md, "Measured"). ``mem_angle``
   / ``mem_grad_cos`` in the metrics log say how far the stored sets are from the current
   proxies and how much they turn L_Uni's gradient.
 * ``proxies: shared``: the baseline the paper argues against, one cosine proxy per
