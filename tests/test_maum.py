@@ -396,17 +396,20 @@ def test_maum_trains_through_the_cli(sysu_root, tmp_path):
     assert (out / "results.json").is_file()
 
 
-@pytest.mark.parametrize("store", ["epoch", "update"])
+@pytest.mark.parametrize("store", ["epoch", "update", "epoch-frozen"])
 def test_maum_resumes_exactly_with_its_proxy_bank(sysu_root, tmp_path, store):
     """The bank is a buffer: a run stopped after epoch 1 and resumed ends with the
     uninterrupted run's weights, proxies and bank, bit for bit (the epoch store takes the
     resumed epoch's snapshot once)."""
     over = ("method.name=maum", "method.memory_size=3", "method.uni_start_epoch=0")
-    over += (f"method.memory_store={store}",)
+    over += (f"method.memory_store={store.split('-')[0]}",)
+    if store.endswith("frozen"):  # the phase-1 proxies are a buffer too
+        over += ("method.freeze_proxies=true",)
     a, _, b = straight_and_resumed(INSTANT, sysu_root, tmp_path, 2, 1, *over)
     a, b = a["model"], b["model"]
     assert {"proxies", "bank", "bank_writes", "bank_epoch"} <= set(a)
     assert a["bank_writes"].sum() > 0
+    assert ("phase1_proxies" in a) == store.endswith("frozen")
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
@@ -442,3 +445,38 @@ def test_shared_proxy_baseline_trains_one_cosine_proxy_for_both_modalities():
         assert method.proxies.grad.abs().sum() > 0
     with pytest.raises(Exception, match="uni_weight=0"):
         load_config(INSTANT, ["method.name=maum", "method.proxies=shared"])
+
+
+def test_frozen_proxies_stay_as_phase_one_left_them():
+    """``freeze_proxies``: from ``uni_start_epoch`` on, optimiser steps (SGD with momentum
+    and weight decay) leave the proxies where phase 1 left them while the network still
+    trains; before it, and by default, the proxies move."""
+    method, _ = _method(uni_start_epoch=1, freeze_proxies=True)
+    params = [method.proxies, *method.model.parameters()]
+    opt = torch.optim.SGD(
+        [p for p in params if p.requires_grad], lr=0.1, momentum=0.9, weight_decay=5e-4
+    )
+
+    def epoch(e):
+        method.set_epoch(e)
+        start = method.proxies.detach().clone()
+        for _ in range(2):
+            opt.zero_grad()
+            method.training_step(_batch())["loss"].backward()
+            opt.step()
+            method.after_optimizer_step()
+        return start
+
+    start = epoch(0)
+    assert not torch.equal(method.proxies, start)  # phase 1: L_MS trains the proxies
+    start, net = epoch(1), [p.detach().clone() for p in method.model.parameters()]
+    epoch(2)
+    assert torch.equal(method.proxies, start)
+    assert any(not torch.equal(a, b) for a, b in zip(net, method.model.parameters()))
+    default, _ = _method(uni_start_epoch=0)
+    default.set_epoch(0)
+    before = default.proxies.detach().clone()
+    default.training_step(_batch())["loss"].backward()
+    torch.optim.SGD([default.proxies], lr=0.1).step()
+    default.after_optimizer_step()
+    assert not torch.equal(default.proxies, before)

@@ -260,3 +260,24 @@ def _(mp):
 )
 def _(mp):
     mp.setattr(imbalance_mod, "Fraction", lambda x, d=None: float(x) if d is None else x / d)
+
+
+@mutant(
+    "maum.frozen_proxies_move",
+    "freeze_proxies: the optimiser's steps still move the proxies in phase 2",
+    tests=[T + "test_frozen_proxies_stay_as_phase_one_left_them"],
+    fast=True,
+)
+def _(mp):
+    real = maum_mod.MAUM.after_optimizer_step
+
+    def after_optimizer_step(self):
+        if self.cfg.freeze_proxies:
+            stored = self.phase1_stored.clone()
+            self.phase1_stored.fill_(False)
+            real(self)
+            self.phase1_stored.copy_(stored)
+        else:
+            real(self)
+
+    mp.setattr(maum_mod.MAUM, "after_optimizer_step", after_optimizer_step)

@@ -163,6 +163,11 @@ class MAUMMethodCfg(Strict):
         ge=1,
         description="store `epoch`: a snapshot every k-th epoch start (sets k epochs apart)",
     )
+    freeze_proxies: bool = Field(
+        False,
+        description="from uni_start_epoch on, the proxies stay as phase 1 left them (the "
+        "literal 'static references'; L_MS then trains the features only)",
+    )
     proxies: Literal["per_modality", "shared"] = Field(
         "per_modality",
         description="`shared` = the baseline MAUM argues against: one cosine proxy per "

@@ -10,7 +10,8 @@ leaves open is a config key (docs/methods/maum.md).
   (L_Uni). They start at ``uni_start_epoch``, once L_MS has learned the proxies
   ("afterward … the already-learned MS-Proxies"); 0 = the single-phase reading. L_MS
   keeps training the proxies in the second phase (otherwise the memory would only hold
-  copies of frozen proxies).
+  copies of frozen proxies); ``freeze_proxies`` is the literal reading (fixed from
+  ``uni_start_epoch`` on).
 * Memory augmentation ("storing the MS-Proxies into memory banks to increase the reference
   diversity"): per modality, ``memory_size − 1`` stored copies of the proxies join the
   current ones as reference sets. ``memory_store`` says when a copy is taken: ``epoch``
@@ -65,6 +66,9 @@ class MAUM(AGW):
         self.register_buffer("bank_writes", torch.zeros(sets, num_classes, dtype=torch.long))
         # the last epoch whose starting proxies were stored (store "epoch"; 0 = none)
         self.register_buffer("bank_epoch", torch.zeros((), dtype=torch.long))
+        if cfg.freeze_proxies:  # the proxies at the start of phase 2, restored after each step
+            self.register_buffer("phase1_proxies", torch.zeros_like(self.proxies.detach()))
+            self.register_buffer("phase1_stored", torch.zeros((), dtype=torch.bool))
         # (identities trained in the last batch per modality (2, C), all proxies before it)
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         if cfg.shared_ce_weight == 0:  # unused: frozen, so DDP does not wait for its grads
@@ -105,6 +109,10 @@ class MAUM(AGW):
                 self.bank[slot[0, 0]] = self.proxies.detach()
                 self.bank_writes += 1
                 self.bank_epoch.fill_(epoch)
+        if c.freeze_proxies and epoch >= c.uni_start_epoch and not self.phase1_stored:
+            with torch.no_grad():
+                self.phase1_proxies.copy_(self.proxies)
+                self.phase1_stored.fill_(True)
 
     def training_step(self, batch):
         c = self.cfg
@@ -177,10 +185,15 @@ class MAUM(AGW):
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
-        """Store (``memory_store: update``) the pre-step proxies of the identities just
+        """``freeze_proxies``: undo the step's change of the proxies in phase 2. Store
+        (``memory_store: update``) the pre-step proxies of the identities just
         trained (per modality), one copy per positive update of that identity. Under DDP
         the trained identities are those of every rank's batch (the proxies are the same on
         every rank, so every rank writes the same copies and the bank stays in step)."""
+        if self.cfg.freeze_proxies and self.phase1_stored:
+            # a restore, not a detach: SGD's momentum and weight decay would still move
+            # proxies whose gradient is zero, and DDP expects a gradient for them
+            self.proxies.copy_(self.phase1_proxies)
         pending, self._pending = self._pending, None
         if pending is None or not self.optimizer_stepped:
             return
