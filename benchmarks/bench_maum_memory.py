@@ -3,7 +3,8 @@ banks to increase the reference diversity": read from the runs of the effects ta
 (benchmarks/effects/maum.yaml), no new training.
 
 Every MAUM run logs, per epoch of the unidirectional phase, ``mem_angle`` (mean angle in
-degrees between the stored reference sets and the current proxies, over all identities)
+degrees between the stored copies and the current proxies, over the copies held; runs
+of the code before 747fd47 also counted identities without a copy, at 0°)
 and ``mem_grad_cos`` (cosine between L_Uni's gradient on the batch's features with the
 memory and with the current proxies alone; 1 = the memory changes nothing). This script
 collects them for the rows that ran (same --tag, --seeds and --synth as the effects run)

@@ -188,6 +188,23 @@ def test_epoch_store_keeps_the_proxies_of_the_last_epochs():
         assert not torch.equal(refs[0], refs[1])  # the current proxies moved since
 
 
+def test_epoch_store_every_k_epochs_spaces_the_sets():
+    """``memory_every: 2``: a snapshot only at even epoch starts, so set j is the proxies
+    of 2·j epochs back (the default, 1, is the test above)."""
+    method, _ = _method(memory_size=3, uni_start_epoch=0, memory_every=2)
+    opt = torch.optim.SGD([method.proxies], lr=1.0)
+    starts = {}
+    for epoch in range(6):
+        method.set_epoch(epoch)
+        starts[epoch] = method.proxies.detach().clone()
+        opt.zero_grad()
+        method.training_step(_batch())["loss"].backward()
+        opt.step()
+    assert method.bank_writes.unique().tolist() == [2]  # epochs 2 and 4
+    refs = method.references(0)
+    assert torch.equal(refs[1], starts[4][0]) and torch.equal(refs[2], starts[2][0])
+
+
 def _naive_hard_ce(f, y, sets, temp):
     """Per feature: the least similar copy of its identity, the most similar copy of
     every other identity, one softmax."""
@@ -203,7 +220,23 @@ def _naive_hard_ce(f, y, sets, temp):
     return total / len(f)
 
 
-@pytest.mark.parametrize("reduce", ["hard", "mean"])
+def _naive_joint_ce(f, y, sets, temp):
+    """Per feature: one softmax over every copy of every identity, the S copies of its own
+    identity all counted as the target."""
+    total = 0.0
+    for i in range(len(f)):
+        fi = f[i] / np.linalg.norm(f[i])
+        logits = np.array(
+            [[fi @ (s[c] / np.linalg.norm(s[c])) / temp for c in range(len(s))] for s in sets]
+        )
+        total += -np.log(np.exp(logits[:, y[i]]).sum() / np.exp(logits).sum())
+    return total / len(f)
+
+
+NAIVE_ONE_SOFTMAX = {"hard": _naive_hard_ce, "joint": _naive_joint_ce}
+
+
+@pytest.mark.parametrize("reduce", ["hard", "mean", "joint"])
 def test_stored_copies_reach_the_loss_in_training_step(reduce):
     method, cfg = _method(
         memory_size=3, uni_start_epoch=0, ms_weight=0.0, triplet_weight=0.0, memory_reduce=reduce
@@ -226,7 +259,7 @@ def test_stored_copies_reach_the_loss_in_training_step(reduce):
         if reduce == "mean":
             expect += np.mean([naive_proxy_ce(f[mod_f], y[mod_f], s, t) for s in sets])
         else:
-            expect += _naive_hard_ce(f[mod_f], y[mod_f], sets, t)
+            expect += NAIVE_ONE_SOFTMAX[reduce](f[mod_f], y[mod_f], sets, t)
     assert float(out["uni"]) == pytest.approx(expect, rel=1e-5)
     assert float(out["loss"].detach()) == pytest.approx(expect, rel=1e-5)
 
@@ -250,6 +283,10 @@ def test_memory_diagnostics_say_how_much_the_memory_adds():
     out = method.training_step(_batch())
     assert float(out["mem_angle"]) == pytest.approx(20.0, abs=0.1)
     assert float(out["mem_grad_cos"]) < 0.99
+    # identities without a copy fall back to their current proxy: not counted as 0°
+    with torch.no_grad():
+        method.bank_writes[:, 3:] = 0
+    assert float(method.training_step(_batch())["mem_angle"]) == pytest.approx(20.0, abs=0.1)
 
 
 def test_recipes_run_the_memory_in_two_phases():
@@ -257,6 +294,31 @@ def test_recipes_run_the_memory_in_two_phases():
     for name in ("supervised/maum_sysu", "supervised/maum_regdb", "quickstart/maum_synth"):
         c = load_config(root / f"{name}.yaml").method
         assert c.memory_size > 1 and c.uni_start_epoch > 0, name
+
+
+def test_keep_fraction_rounds_exact_halves_up_for_any_decimal():
+    """0.35 · 90 = 31.5 and 0.7 · 45 = 31.5 keep 32: the fraction as written, not its
+    binary floating-point value (which puts f·n + ½ just below 32)."""
+    from vireid.data.imbalance import keep_fraction
+    from vireid.data.records import Modality, Sample
+
+    for fraction, n in ((0.35, 90), (0.7, 45)):
+        samples = [Sample(f"{i}.jpg", 1, 3, Modality.INFRARED) for i in range(n)]
+        assert len(keep_fraction(samples, "infrared", fraction)) == 32, (fraction, n)
+
+
+def test_shared_linear_classifier_trains_when_weighted():
+    """``shared_ce_weight > 0`` turns AGW's linear classifier back on: its CE joins the loss
+    with that weight and the classifier gets a gradient (0: frozen, no CE)."""
+    off, _ = _method(triplet_weight=0.0)
+    on, _ = _method(triplet_weight=0.0, shared_ce_weight=0.5)
+    assert not off.model.classifier.weight.requires_grad
+    out = on.training_step(_batch())
+    assert float(out["ce"]) > 0
+    want = float(out["ms"] + 0.5 * out["ce"])
+    assert float(out["loss"].detach()) == pytest.approx(want, rel=1e-6)
+    out["loss"].backward()
+    assert on.model.classifier.weight.grad.abs().sum() > 0
 
 
 def _counts(samples):
@@ -334,17 +396,20 @@ def test_maum_trains_through_the_cli(sysu_root, tmp_path):
     assert (out / "results.json").is_file()
 
 
-@pytest.mark.parametrize("store", ["epoch", "update"])
+@pytest.mark.parametrize("store", ["epoch", "update", "epoch-frozen"])
 def test_maum_resumes_exactly_with_its_proxy_bank(sysu_root, tmp_path, store):
     """The bank is a buffer: a run stopped after epoch 1 and resumed ends with the
     uninterrupted run's weights, proxies and bank, bit for bit (the epoch store takes the
     resumed epoch's snapshot once)."""
     over = ("method.name=maum", "method.memory_size=3", "method.uni_start_epoch=0")
-    over += (f"method.memory_store={store}",)
+    over += (f"method.memory_store={store.split('-')[0]}",)
+    if store.endswith("frozen"):  # the phase-1 proxies are a buffer too
+        over += ("method.freeze_proxies=true",)
     a, _, b = straight_and_resumed(INSTANT, sysu_root, tmp_path, 2, 1, *over)
     a, b = a["model"], b["model"]
     assert {"proxies", "bank", "bank_writes", "bank_epoch"} <= set(a)
     assert a["bank_writes"].sum() > 0
+    assert ("phase1_proxies" in a) == store.endswith("frozen")
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
@@ -380,3 +445,38 @@ def test_shared_proxy_baseline_trains_one_cosine_proxy_for_both_modalities():
         assert method.proxies.grad.abs().sum() > 0
     with pytest.raises(Exception, match="uni_weight=0"):
         load_config(INSTANT, ["method.name=maum", "method.proxies=shared"])
+
+
+def test_frozen_proxies_stay_as_phase_one_left_them():
+    """``freeze_proxies``: from ``uni_start_epoch`` on, optimiser steps (SGD with momentum
+    and weight decay) leave the proxies where phase 1 left them while the network still
+    trains; before it, and by default, the proxies move."""
+    method, _ = _method(uni_start_epoch=1, freeze_proxies=True)
+    params = [method.proxies, *method.model.parameters()]
+    opt = torch.optim.SGD(
+        [p for p in params if p.requires_grad], lr=0.1, momentum=0.9, weight_decay=5e-4
+    )
+
+    def epoch(e):
+        method.set_epoch(e)
+        start = method.proxies.detach().clone()
+        for _ in range(2):
+            opt.zero_grad()
+            method.training_step(_batch())["loss"].backward()
+            opt.step()
+            method.after_optimizer_step()
+        return start
+
+    start = epoch(0)
+    assert not torch.equal(method.proxies, start)  # phase 1: L_MS trains the proxies
+    start, net = epoch(1), [p.detach().clone() for p in method.model.parameters()]
+    epoch(2)
+    assert torch.equal(method.proxies, start)
+    assert any(not torch.equal(a, b) for a, b in zip(net, method.model.parameters()))
+    default, _ = _method(uni_start_epoch=0)
+    default.set_epoch(0)
+    before = default.proxies.detach().clone()
+    default.training_step(_batch())["loss"].backward()
+    torch.optim.SGD([default.proxies], lr=0.1).step()
+    default.after_optimizer_step()
+    assert not torch.equal(default.proxies, before)

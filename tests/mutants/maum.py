@@ -3,6 +3,9 @@ engine/run.py): one per mechanism the abstract names, each removed at run time."
 
 from __future__ import annotations
 
+import torch
+
+from vireid.data import imbalance as imbalance_mod
 from vireid.engine import run as run_mod
 from vireid.methods import maum as maum_mod
 from vireid.methods.base import Method
@@ -131,3 +134,150 @@ def _(mp):
 )
 def _(mp):
     mp.setattr(run_mod, "keep_fraction", lambda samples, *a, **k: list(samples))
+
+
+@mutant(
+    "maum.update_store_never_writes",
+    "memory store `update`: the optimiser step's trained identities get no copy",
+    tests=[T + "test_memory_holds_a_copy_per_identity_update"],
+    fast=True,
+)
+def _(mp):
+    def after_optimizer_step(self):
+        self._pending = None
+
+    mp.setattr(maum_mod.MAUM, "after_optimizer_step", after_optimizer_step)
+
+
+@mutant(
+    "maum.skipped_step_stores",
+    "AMP skip: a step the GradScaler skipped still stores copies of the unchanged proxies",
+    tests=[T + "test_a_skipped_optimizer_step_stores_no_copy"],
+    fast=True,
+)
+def _(mp):
+    real = maum_mod.MAUM.after_optimizer_step
+
+    def after_optimizer_step(self):
+        self.optimizer_stepped = True
+        real(self)
+
+    mp.setattr(maum_mod.MAUM, "after_optimizer_step", after_optimizer_step)
+
+
+@mutant(
+    "maum.shared_proxy_visible_only",
+    "relay baseline `proxies: shared`: infrared images do not train the shared proxy",
+    tests=[T + "test_shared_proxy_baseline_trains_one_cosine_proxy_for_both_modalities"],
+    fast=True,
+)
+def _(mp):
+    real = maum_mod.MAUM.own_proxies
+
+    def own_proxies(self, modality):
+        w = real(self, modality)
+        shared = self.cfg.proxies == "shared" and modality == maum_mod.IR
+        return w.detach() if shared else w
+
+    mp.setattr(maum_mod.MAUM, "own_proxies", own_proxies)
+
+
+@mutant(
+    "maum.diagnostics_blind",
+    "memory diagnostics: mem_angle / mem_grad_cos read the current proxies as the memory",
+    tests=[T + "test_memory_diagnostics_say_how_much_the_memory_adds"],
+    fast=True,
+)
+def _(mp):
+    real = maum_mod.MAUM._memory_diagnostics
+
+    def blind(self, f, y, masks, refs):
+        return real(self, f, y, masks, {k: [r[0]] * len(r) for k, r in refs.items()})
+
+    mp.setattr(maum_mod.MAUM, "_memory_diagnostics", blind)
+
+
+@mutant(
+    "maum.diagnostics_count_fallbacks",
+    "mem_angle: identities without a stored copy counted at 0° (their fallback set)",
+    tests=[T + "test_memory_diagnostics_say_how_much_the_memory_adds"],
+    fast=True,
+)
+def _(mp):
+    real = maum_mod.MAUM._memory_diagnostics
+
+    def counting(self, f, y, masks, refs):
+        writes = self.bank_writes
+        self.bank_writes = torch.full_like(writes, len(self.bank))  # every set "held"
+        try:
+            return real(self, f, y, masks, refs)
+        finally:
+            self.bank_writes = writes
+
+    mp.setattr(maum_mod.MAUM, "_memory_diagnostics", counting)
+
+
+@mutant(
+    "maum.joint_averaged",
+    "memory form memory_reduce: joint (one softmax over all copies): averaged over the sets",
+    tests=[T + "test_stored_copies_reach_the_loss_in_training_step[joint]"],
+    fast=True,
+)
+def _(mp):
+    real = maum_mod.unidirectional_ce
+
+    def averaged(feats, labels, refs, temp, reduce="mean"):
+        return real(feats, labels, refs, temp, "mean" if reduce == "joint" else reduce)
+
+    mp.setattr(maum_mod, "unidirectional_ce", averaged)
+
+
+@mutant(
+    "maum.memory_every_ignored",
+    "epoch store spacing memory_every: a snapshot at every epoch start regardless",
+    tests=[T + "test_epoch_store_every_k_epochs_spaces_the_sets"],
+    fast=True,
+)
+def _(mp):
+    real = maum_mod.MAUM.set_epoch
+
+    def set_epoch(self, epoch):
+        every = self.cfg.memory_every
+        object.__setattr__(self.cfg, "memory_every", 1)
+        try:
+            real(self, epoch)
+        finally:
+            object.__setattr__(self.cfg, "memory_every", every)
+
+    mp.setattr(maum_mod.MAUM, "set_epoch", set_epoch)
+
+
+@mutant(
+    "maum.keep_fraction_float_halves",
+    "keep_fraction's half-up rounding of the decimal fraction: binary floating point instead",
+    tests=[T + "test_keep_fraction_rounds_exact_halves_up_for_any_decimal"],
+    fast=True,
+)
+def _(mp):
+    mp.setattr(imbalance_mod, "Fraction", lambda x, d=None: float(x) if d is None else x / d)
+
+
+@mutant(
+    "maum.frozen_proxies_move",
+    "freeze_proxies: the optimiser's steps still move the proxies in phase 2",
+    tests=[T + "test_frozen_proxies_stay_as_phase_one_left_them"],
+    fast=True,
+)
+def _(mp):
+    real = maum_mod.MAUM.after_optimizer_step
+
+    def after_optimizer_step(self):
+        if self.cfg.freeze_proxies:
+            stored = self.phase1_stored.clone()
+            self.phase1_stored.fill_(False)
+            real(self)
+            self.phase1_stored.copy_(stored)
+        else:
+            real(self)
+
+    mp.setattr(maum_mod.MAUM, "after_optimizer_step", after_optimizer_step)

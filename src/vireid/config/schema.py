@@ -158,10 +158,21 @@ class MAUMMethodCfg(Strict):
         description="when a copy is stored: `epoch` = all proxies at each epoch's start (sets "
         "one epoch apart); `update` = an identity's proxy before each of its positive updates",
     )
-    memory_reduce: Literal["mean", "hard"] = Field(
+    memory_reduce: Literal["mean", "hard", "joint"] = Field(
         "mean",
         description="how the sets enter L_Uni: `mean` = CE averaged over the sets; `hard` = "
-        "one CE with each identity's hardest copy (farthest positive, nearest negatives)",
+        "one CE with each identity's hardest copy (farthest positive, nearest negatives); "
+        "`joint` = one softmax over all copies, an identity's copies all positives",
+    )
+    memory_every: int = Field(
+        1,
+        ge=1,
+        description="store `epoch`: a snapshot every k-th epoch start (sets k epochs apart)",
+    )
+    freeze_proxies: bool = Field(
+        False,
+        description="from uni_start_epoch on, the proxies stay as phase 1 left them (the "
+        "literal 'static references'; L_MS then trains the features only)",
     )
     proxies: Literal["per_modality", "shared"] = Field(
         "per_modality",

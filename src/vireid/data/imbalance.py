@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from fractions import Fraction
 
 from .records import Modality, Sample
 
@@ -25,10 +26,13 @@ def keep_fraction(
     for i, s in enumerate(samples):
         if s.modality is modality:
             by_id[s.pid].append(i)
+    # the decimal the user wrote, exactly: in binary floating point 0.35 · 90 + 0.5 falls
+    # just below 32 and would round an exact half down
+    share = Fraction(str(fraction))
     rng = random.Random(seed)
     drop: set[int] = set()
     for pid in sorted(by_id):
         idx = by_id[pid]
-        keep = max(1, math.floor(fraction * len(idx) + 0.5))
+        keep = max(1, math.floor(share * len(idx) + Fraction(1, 2)))
         drop.update(set(idx) - set(rng.sample(idx, keep)))
     return [s for i, s in enumerate(samples) if i not in drop]

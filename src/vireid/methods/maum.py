@@ -10,16 +10,19 @@ leaves open is a config key (docs/methods/maum.md).
   (L_Uni). They start at ``uni_start_epoch``, once L_MS has learned the proxies
   ("afterward … the already-learned MS-Proxies"); 0 = the single-phase reading. L_MS
   keeps training the proxies in the second phase (otherwise the memory would only hold
-  copies of frozen proxies).
+  copies of frozen proxies); ``freeze_proxies`` is the literal reading (fixed from
+  ``uni_start_epoch`` on).
 * Memory augmentation ("storing the MS-Proxies into memory banks to increase the reference
   diversity"): per modality, ``memory_size − 1`` stored copies of the proxies join the
   current ones as reference sets. ``memory_store`` says when a copy is taken: ``epoch``
   (default) = all proxies at the start of every epoch, so set j is the proxies of j epochs
   ago; ``update`` = an identity's proxy just before each optimiser step that trained it as
   the positive (copies one positive update apart: 0.4–6° from the current proxies, half
-  the epoch store's angle). ``memory_reduce`` says how the sets enter L_Uni: ``mean``
-  (default) = the CE averaged over the sets, ``hard`` = one CE with each identity's
-  hardest copy (it turns the gradient most, and measured lower R1; docs). ``mem_angle``
+  the epoch store's angle); ``memory_every`` = k spaces the epoch snapshots k epochs
+  apart. ``memory_reduce`` says how the sets enter L_Uni: ``mean`` (default) = the CE
+  averaged over the sets, ``hard`` = one CE with each identity's hardest copy, ``joint`` =
+  one softmax over all copies, an identity's copies all positives. No committed
+  measurement shows an effect of the memory (docs/methods/maum.md, "Measured"). ``mem_angle``
   / ``mem_grad_cos`` in the metrics log say how far the stored sets are from the current
   proxies and how much they turn L_Uni's gradient.
 * ``proxies: shared``: the baseline the paper argues against, one cosine proxy per
@@ -63,6 +66,9 @@ class MAUM(AGW):
         self.register_buffer("bank_writes", torch.zeros(sets, num_classes, dtype=torch.long))
         # the last epoch whose starting proxies were stored (store "epoch"; 0 = none)
         self.register_buffer("bank_epoch", torch.zeros((), dtype=torch.long))
+        if cfg.freeze_proxies:  # the proxies at the start of phase 2, restored after each step
+            self.register_buffer("phase1_proxies", torch.zeros_like(self.proxies.detach()))
+            self.register_buffer("phase1_stored", torch.zeros((), dtype=torch.bool))
         # (identities trained in the last batch per modality (2, C), all proxies before it)
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         if cfg.shared_ce_weight == 0:  # unused: frozen, so DDP does not wait for its grads
@@ -92,14 +98,21 @@ class MAUM(AGW):
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
-        if self.cfg.memory_store == "epoch" and len(self.bank) and epoch > self.bank_epoch:
+        c = self.cfg
+        due = epoch > self.bank_epoch and epoch % c.memory_every == 0
+        if c.memory_store == "epoch" and len(self.bank) and due:
             # the proxies L_MS learned up to this epoch (not the untrained ones of epoch 0);
-            # once per epoch, also when a resumed run calls this again
+            # once per epoch, also when a resumed run calls this again; every k-th epoch
+            # (memory_every) spaces the sets so they do not collapse onto the current proxies
             with torch.no_grad():
                 slot = self.bank_writes % len(self.bank)  # equal for every identity
                 self.bank[slot[0, 0]] = self.proxies.detach()
                 self.bank_writes += 1
                 self.bank_epoch.fill_(epoch)
+        if c.freeze_proxies and epoch >= c.uni_start_epoch and not self.phase1_stored:
+            with torch.no_grad():
+                self.phase1_proxies.copy_(self.proxies)
+                self.phase1_stored.fill_(True)
 
     def training_step(self, batch):
         c = self.cfg
@@ -141,12 +154,19 @@ class MAUM(AGW):
 
     def _memory_diagnostics(self, f, y, masks, refs) -> dict[str, torch.Tensor]:
         """How much the memory adds: ``mem_angle``, the mean angle (degrees) between the
-        stored reference sets and the current proxies over all identities; ``mem_grad_cos``,
-        the cosine between L_Uni's gradient on this batch's features with the memory and
-        with the current proxies alone (1 = the memory changes nothing)."""
+        stored copies and the current proxies, over the copies held (an identity without a
+        j-th copy, whose set j falls back to its current proxy, would count as 0°);
+        ``mem_grad_cos``, the cosine between L_Uni's gradient on this batch's features with
+        the memory and with the current proxies alone (1 = the memory changes nothing)."""
         with torch.no_grad():
-            cos = [F.cosine_similarity(s, r[0], dim=1) for r in refs.values() for s in r[1:]]
-            angle = torch.rad2deg(torch.acos(torch.cat(cos).clamp(-1, 1))).mean()
+            cos = [f.new_zeros(0)]
+            for k, r in refs.items():
+                writes = self.bank_writes[COUNTERPART[k]]
+                for j, s in enumerate(r[1:]):
+                    held = writes > j
+                    cos.append(F.cosine_similarity(s[held], r[0][held], dim=1))
+            cos = torch.cat(cos)
+            angle = torch.rad2deg(torch.acos(cos.clamp(-1, 1))).mean() if len(cos) else cos.sum()
         with torch.enable_grad():
             x = f.detach().requires_grad_()
             grads = []
@@ -165,10 +185,15 @@ class MAUM(AGW):
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
-        """Store (``memory_store: update``) the pre-step proxies of the identities just
+        """``freeze_proxies``: undo the step's change of the proxies in phase 2. Store
+        (``memory_store: update``) the pre-step proxies of the identities just
         trained (per modality), one copy per positive update of that identity. Under DDP
         the trained identities are those of every rank's batch (the proxies are the same on
         every rank, so every rank writes the same copies and the bank stays in step)."""
+        if self.cfg.freeze_proxies and self.phase1_stored:
+            # a restore, not a detach: SGD's momentum and weight decay would still move
+            # proxies whose gradient is zero, and DDP expects a gradient for them
+            self.proxies.copy_(self.phase1_proxies)
         pending, self._pending = self._pending, None
         if pending is None or not self.optimizer_stepped:
             return
