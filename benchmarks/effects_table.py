@@ -106,7 +106,7 @@ def effects_rows(name: str = "effects") -> list[str]:
             if r.get("compare_to") in rows:
                 e = _effect(r, rows, eff)
                 direction = f"{DIRECTION[r['paper_direction']]} than {r['compare_to']}"
-                here = f"{e['verdict']} ({e['diff']:+.1f} ± {2 * e['se']:.1f})"
+                here = f"{e['verdict']} ({e['diff']:+.1f} ± {e.get('crit', 2) * e['se']:.1f})"
             else:
                 direction = here = "–"
             out.append(
@@ -121,7 +121,7 @@ def effects_rows(name: str = "effects") -> list[str]:
                 f"{c['b'][1]}) | – | – "
                 f"| {c['a_diff']:+.1f} vs {c['b_diff']:+.1f} | – | – | – | – | "
                 f"{DIRECTION[c['paper_direction']]} than 0 | "
-                f"{e['verdict']} ({e['diff']:+.1f} ± {2 * e['se']:.1f}) |"
+                f"{e['verdict']} ({e['diff']:+.1f} ± {e.get('crit', 2) * e['se']:.1f}) |"
             )
     files: dict[str, list[str]] = {}
     for eff, g in sources:

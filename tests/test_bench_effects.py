@@ -34,10 +34,23 @@ def test_contrast_compares_two_gains_paired_by_seed():
     e = c["effect"]
     assert e["paired"] and e["diff"] == pytest.approx(-4.5) and e["verdict"] == "opposite"
     assert e["se"] == pytest.approx(0.288675, rel=1e-5)
+    assert e["dof"] == 3 and e["crit"] == pytest.approx(3.182446, rel=1e-5)  # t(0.975, 3)
     assert bench_effects.contrast(rows, {**spec, "direction": -1})["effect"]["verdict"] == (
         "reproduced"
     )
     assert bench_effects.contrast({"full": rows["full"]}, {**spec, "direction": 1}) is None
+
+
+def test_the_bar_is_the_t_quantile_of_the_paired_seeds():
+    # differences 1.0, 1.6, 0.4: mean 1.0, SE 0.346; beyond 2 SE (0.69), inside the
+    # two-sided 95 % bar of two degrees of freedom, t = 4.30 (1.49)
+    row, ref = _row("a", [51.0, 51.6, 50.4], (0, 1, 2)), _row("b", [50.0] * 3, (0, 1, 2))
+    e = bench_effects.verdict(row, ref, 1)
+    assert e["se"] == pytest.approx(0.34641, rel=1e-4) and e["dof"] == 2
+    assert e["crit"] == pytest.approx(4.302653, rel=1e-5) and e["verdict"] == "within spread"
+    row = _row("a", [52.0, 52.6, 51.4], (0, 1, 2))  # 2.0: beyond 1.49
+    assert bench_effects.verdict(row, ref, 1)["verdict"] == "reproduced"
+    assert bench_effects.verdict(row, ref, -1)["verdict"] == "opposite"
 
 
 def test_contrast_rows_are_rendered(tmp_path, monkeypatch):
