@@ -316,6 +316,11 @@ class TSMemCfg(Strict):
         "camera", description="camera: one row per (cluster, camera), read as a set"
     )
     stage2_proxies: Literal["cluster", "camera"] = "cluster"
+    camera_read: Literal["log_mean_exp", "log_sum_exp", "mean"] = Field(
+        "log_mean_exp",
+        description="how a cluster's camera rows are scored: log_mean_exp/log_sum_exp = a "
+        "soft nearest row (the own camera's); mean = every camera row pulls equally",
+    )
 
 
 class CameraSearchCfg(Strict):
