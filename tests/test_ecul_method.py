@@ -374,16 +374,20 @@ def people_world():
     return x[order], ir[order], cam[order]
 
 
-@pytest.mark.parametrize("rule", ["expansion", "search"])
-def test_plan_clusters_with_the_cameras_and_the_k3_filter(rule):
+@pytest.mark.parametrize(
+    "rule,k3_range", [("expansion", "global"), ("search", "global"), ("search", "camera")]
+)
+def test_plan_clusters_with_the_cameras_and_the_k3_filter(rule, k3_range):
     """The plan's joint labels are EMCC's with the samples' cameras (k2 expansion or
-    the camera-aware search) and the k3 filter; on this data both change the labels."""
+    the camera-aware search, with its k3 range) and the k3 filter; on this data both
+    change the labels."""
     from vireid.methods.ecul import ECUL
 
     x, ir, cam = people_world()
     cfg = ECULMethodCfg(joint_k1=12, joint_k2=4, joint_k3=12, camera_rule=rule, selection_k=1)
     cfg.cluster.eps, cfg.cluster.min_samples = 0.7, 2
     cfg.camera_search.k1_intra, cfg.camera_search.k2_inter = 3, 3
+    cfg.camera_search.k3_range = k3_range
     method = ECUL(Identity(), cfg)
     mods = (Modality.VISIBLE, Modality.INFRARED)
     method.set_samples(
@@ -392,7 +396,7 @@ def test_plan_clusters_with_the_cameras_and_the_k3_filter(rule):
     nv = int((~ir).sum())
     labels = {VIS: np.zeros(nv, np.int64), IR: np.zeros(len(x) - nv, np.int64)}
     got = method.plan(0, {VIS: x[:nv], IR: x[nv:]}, labels)["joint"]
-    search = CameraSearch(3, 2, 3) if rule == "search" else None
+    search = CameraSearch(3, 2, 3, k3_range) if rule == "search" else None
 
     def labels_with(camera, k3):
         return emcc_labels(x, 12, 4, k3, 0.7, 2, modality=ir, camera=camera, camera_search=search)
@@ -401,4 +405,7 @@ def test_plan_clusters_with_the_cameras_and_the_k3_filter(rule):
     assert got.tolist() == want.tolist()
     if rule == "expansion":
         assert want.tolist() != labels_with(None, 12).tolist()
+    if k3_range == "camera":
+        search = CameraSearch(3, 2, 3, "global")
+        assert want.tolist() != labels_with(cam, 12).tolist()
     assert want.tolist() != labels_with(cam, None).tolist()

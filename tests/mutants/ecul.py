@@ -12,7 +12,7 @@ from vireid.losses import tsmem
 from vireid.losses.grouped_memory import GroupedMemory
 from vireid.methods import ecul as ecul_mod
 
-from . import mutant
+from . import mutant, replace
 
 M = "tests/test_ecul_method.py::"
 PLAN = [M + "test_plan_clusters_with_the_cameras_and_the_k3_filter"]
@@ -73,6 +73,35 @@ def _(mp):
     mp.setattr(
         ecul_mod, "emcc_labels", lambda x, k1, k2, k3, *a, **k: orig(x, k1, k2, None, *a, **k)
     )
+
+
+@mutant(
+    "ecul.search_k3_range_camera_blind",
+    "camera_rule search, k3_range camera: the k3 range ignores the cameras (the global "
+    "k3 list again)",
+    tests=["tests/test_emcc.py::test_camera_k3_range_keeps_the_search_s_inter_camera_neighbours"],
+    fast=True,
+)
+def _(mp):
+    from vireid.clustering import camera_search
+
+    orig = camera_search.camera_range
+    replace(mp, camera_search, "camera_range", lambda x, camera, k3: orig(x, 0 * camera, k3))
+
+
+@mutant(
+    "ecul.plan_drops_k3_range",
+    "ECUL's plan builds the camera search without its k3_range (always global)",
+    tests=PLAN,
+    fast=True,
+)
+def _(mp):
+    orig = ecul_mod.CameraSearch
+
+    def search(k3_range="global", **k):
+        return orig(**k)
+
+    mp.setattr(ecul_mod, "CameraSearch", search)
 
 
 # ------------------------------------------------------------- selection, terms

@@ -331,6 +331,12 @@ class CameraSearchCfg(Strict):
     k1_intra: int = Field(5, ge=1)
     k2_intra: int = Field(2, ge=1, description="CA-Jaccard README: 2")
     k2_inter: int = Field(4, ge=1, description="CA-Jaccard README: 4")
+    k3_range: Literal["global", "camera"] = Field(
+        "global",
+        description="the k3 filter's range: global = the k3-NN of all samples; camera = "
+        "the k3-NN of the own camera and of the other cameras (keeps the search's "
+        "inter-camera neighbours)",
+    )
 
 
 class ECULMethodCfg(Strict):
