@@ -117,9 +117,13 @@ class GroupedMemory(TwoStepMemory):
 
     def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """ClusterNCE over clusters read by ``compose``. ``feats`` (B, D), ``labels`` (B,)."""
+        return F.cross_entropy(self.scores(feats), labels)
+
+    def scores(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, C) the logits the loss reads: f·proxy/τ (``mean``) or ℓ_c (``set``)."""
         f = F.normalize(feats, dim=1)
         if self.compose == "mean":
-            return F.cross_entropy(f @ self.proxies().T / self.temp, labels)
+            return f @ self.proxies().T / self.temp
         sim = f @ self.features.T / self.temp  # (B, R)
         pad = self.rows < 0
         per = sim[:, self.rows.clamp(min=0)]  # (B, C, W)
@@ -130,7 +134,7 @@ class GroupedMemory(TwoStepMemory):
             logits = torch.logsumexp(per.masked_fill(pad, float("-inf")), 2)
             if self.read == "log_mean_exp":
                 logits = logits - torch.log(count)
-        return F.cross_entropy(logits, labels)
+        return logits
 
     @torch.no_grad()
     def update_groups(
