@@ -14,7 +14,16 @@ momentum 0.1. Statistics per reading, mean ± std over clusters:
 * ``fit``: the members' cosine to the nearest row of their cluster (what the loss pulls
   them to); ``camera_gap``: the best minus the worst camera's mean fit, i.e. how
   unevenly the proxies represent the cluster's cameras;
-* ``step_cos``: a row against itself one update earlier (how much it hops).
+* ``step_cos``: a row against itself one update earlier (how much it hops);
+* what the loss reads (τ 0.05, the memory's ``scores``): ``read_cos``, τ·ℓ of a member's
+  own cluster (its cosine to the row for one row; a soft nearest row less τ·log n_c, or
+  the mean cosine to the rows, for camera rows); ``read_margin``, τ·ℓ of the own
+  cluster minus the highest other cluster's (every cluster has the same rows, so the
+  row count cancels); ``own_row_share``, the share of the positive's pull that goes to
+  the member's own camera row (1 for one row).
+
+``fit`` and ``camera_gap`` score the nearest row and so favour more rows by
+construction; the read statistics score what the loss reads.
 
     python benchmarks/bench_tsmem.py
 """
@@ -32,12 +41,14 @@ from _common import emit
 from vireid.losses.grouped_memory import GroupedMemory
 
 D, C, CAMS, PER_CAM, K, STEPS, M = 256, 50, 4, 12, 16, 30, 0.1
-READINGS = {  # name: (rule, camera rows, momentum)
-    "sequential, one row (Cluster-Contrast; without TSMem)": ("sequential", False, M),
-    "random member, one row (previous stage 1)": ("random", False, M),
-    "random member replaces the row (momentum 0)": ("random", False, 0.0),
-    "batch mean, one row (stage 2)": ("mean", False, M),
-    "random member, camera rows (stage 1)": ("random", True, M),
+TAU = 0.05
+READINGS = {  # name: (rule, camera rows, momentum, read of the camera rows)
+    "sequential, one row (Cluster-Contrast; without TSMem)": ("sequential", False, M, None),
+    "random member, one row (previous stage 1)": ("random", False, M, None),
+    "random member replaces the row (momentum 0)": ("random", False, 0.0, None),
+    "batch mean, one row (stage 2)": ("mean", False, M, None),
+    "random member, camera rows (stage 1)": ("random", True, M, "log_mean_exp"),
+    "random member, camera rows, mean read": ("random", True, M, "mean"),
 }
 
 
@@ -59,13 +70,35 @@ def batch(rng: np.random.Generator, camid: np.ndarray) -> np.ndarray:
     return np.r_[first, other, same][:K]
 
 
-def run(x, camid, rule, camera_rows, momentum, rng):
+def read_stats(mem: GroupedMemory, feats: np.ndarray, labels: np.ndarray, cams: np.ndarray):
+    """``read_cos``, ``read_margin`` and ``own_row_share`` per member (module docstring)."""
+    with torch.no_grad():
+        score = mem.scores(torch.from_numpy(feats)).numpy() * TAU  # (N, C)
+        sim = feats @ mem.features.numpy().T / TAU  # (N, R)
+    n = np.arange(len(feats))
+    own = score[n, labels]
+    other = score.copy()
+    other[n, labels] = -np.inf
+    share = np.ones(len(feats))
+    rc, table = mem.row_cluster.numpy(), np.asarray(mem.table)
+    if mem.table.shape[1] > 1:
+        for i in n:  # the in-cluster weights of ℓ's gradient over the cluster's rows
+            rows = np.flatnonzero(rc == labels[i])
+            w = np.exp(sim[i, rows] - sim[i, rows].max())
+            w = w / w.sum() if mem.read != "mean" else np.full(len(rows), 1 / len(rows))
+            share[i] = w[rows == table[labels[i], cams[i]]][0]
+    return {"read_cos": own, "read_margin": own - other.max(1), "own_row_share": share}
+
+
+def run(x, camid, rule, camera_rows, momentum, read, rng):
     n = C * CAMS * PER_CAM
     feats = x.reshape(n, D)
     labels = np.repeat(np.arange(C), CAMS * PER_CAM)
     cams = np.tile(camid, C)
     groups = cams if camera_rows else np.zeros(n, np.int64)
-    mem = GroupedMemory.from_features(feats, labels, groups, momentum=momentum, compose="set")
+    mem = GroupedMemory.from_features(
+        feats, labels, groups, TAU, momentum, compose="set", read=read or "log_mean_exp"
+    )
     gen = torch.Generator().manual_seed(0)
     step_cos, last = [], {}
     for _ in range(STEPS):
@@ -101,6 +134,8 @@ def run(x, camid, rule, camera_rows, momentum, rng):
         stats["camera_gap"].append(float(max(per_cam) - min(per_cam)))
     out = {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in stats.items()}
     out["step_cos"] = {"mean": float(np.mean(step_cos[1:])), "std": float(np.std(step_cos[1:]))}
+    for k, v in read_stats(mem, feats, labels, cams).items():
+        out[k] = {"mean": float(v.mean()), "std": float(v.std())}
     out["rows_per_cluster"] = len(rows) / C
     return out
 
@@ -116,14 +151,16 @@ def main() -> None:
         "member_cos_same_camera": float(pair[:, same_cam].mean()),
     }
     results = {}
-    for name, (rule, cam_rows, momentum) in READINGS.items():
+    for name, (rule, cam_rows, momentum, read) in READINGS.items():
         torch.manual_seed(0)
-        results[name] = run(x, camid, rule, cam_rows, momentum, np.random.default_rng(1))
+        results[name] = run(x, camid, rule, cam_rows, momentum, read, np.random.default_rng(1))
         r = results[name]
         print(
             f"{name:58s} last {r['cos_last_member']['mean']:.3f}  centroid "
             f"{r['cos_centroid']['mean']:.3f}  fit {r['fit']['mean']:.3f}  gap "
-            f"{r['camera_gap']['mean']:.3f}  step {r['step_cos']['mean']:.3f}",
+            f"{r['camera_gap']['mean']:.3f}  step {r['step_cos']['mean']:.3f}  read "
+            f"{r['read_cos']['mean']:.3f}  margin {r['read_margin']['mean']:.3f}  own "
+            f"{r['own_row_share']['mean']:.3f}",
             file=sys.stderr,
         )
     emit(

@@ -53,9 +53,12 @@ def world() -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def make(monkeypatch, epoch: int = 0, **over) -> tuple[ecul_mod.ECUL, np.ndarray]:
+def make(
+    monkeypatch, epoch: int = 0, intra: dict | None = None, **over
+) -> tuple[ecul_mod.ECUL, np.ndarray]:
     """An ECUL after ``on_clusters`` of ``epoch`` on the world (TSMem switch at epoch 2;
-    τ 0.5 so that two clusters do not saturate the losses)."""
+    τ 0.5 so that two clusters do not saturate the losses); ``intra`` replaces the
+    intra-modality labels."""
     kw = {
         "camera_aware": False,
         "selection_k": 1,
@@ -77,7 +80,7 @@ def make(monkeypatch, epoch: int = 0, **over) -> tuple[ecul_mod.ECUL, np.ndarray
     method.set_samples(samples)
     x = world()
     method.set_epoch(epoch)
-    method.extras = method.on_clusters(epoch, {VIS: x[:NV], IR: x[NV:]}, INTRA)
+    method.extras = method.on_clusters(epoch, {VIS: x[:NV], IR: x[NV:]}, intra or INTRA)
     return method, x
 
 
@@ -133,6 +136,67 @@ def test_stage1_update_moves_one_camera_row_to_one_batch_member(monkeypatch):
     want = [unit(0.1 * old + 0.9 * torch.from_numpy(x[i])) for i in (0, 1)]
     got = mem.features[moved][0]
     assert any(torch.allclose(got, w, atol=1e-5) for w in want), got
+
+
+def moved_rows(mem, before) -> list[int]:
+    return torch.nonzero(~torch.isclose(mem.features, before).all(1)).ravel().tolist()
+
+
+def test_stage1_update_moves_each_samples_own_camera_row_in_both_modalities(monkeypatch):
+    """Stage 1 moves the row of each sample's own (cluster, camera), infrared included:
+    v2, v3 (A, camera 2) move A's camera-2 row only, r1, r2 (A, camera 3) A's infrared
+    row. (Camera codes are global, so an infrared row's code is not the modality's.)"""
+    method, x = make(monkeypatch, epoch=1)
+    cam = torch.from_numpy(np.unique(CAMS, return_inverse=True)[1])  # global codes 0, 1, 2
+    a = torch.tensor([0])
+    v, r = method.memories["v"], method.memories["r"]
+    before = v.features.clone(), r.features.clone()
+    step(method, x, [2, 3, 9, 10])
+    assert moved_rows(v, before[0]) == v.row_of(a, cam[[2]]).tolist()
+    assert moved_rows(r, before[1]) == r.row_of(a, cam[[9]]).tolist()
+
+
+@pytest.mark.parametrize("read", ["log_mean_exp", "log_sum_exp", "mean"])
+def test_stage1_scores_a_cluster_from_its_camera_rows_by_the_read(monkeypatch, read):
+    """Stage 1's L_V on a batch equals a brute-force loop over the visible memory's rows:
+    cluster c scores log(mean_g e^{s_cg}), log(Σ_g e^{s_cg}) or mean_g s_cg
+    (s_cg = f·M_cg / τ) by ``tsmem.camera_read``, then cross-entropy over the clusters."""
+    method, x = make(monkeypatch, epoch=1, tsmem={"switch_epoch": 2, "camera_read": read})
+    idx = [0, 2, 5, 7, 8]
+    out = method.training_step(batch(x, idx))
+    mem = method.memories["v"]
+    reduce = {
+        "log_mean_exp": lambda s: torch.log(torch.exp(s).mean()),
+        "log_sum_exp": lambda s: torch.log(torch.exp(s).sum()),
+        "mean": lambda s: s.mean(),
+    }[read]
+    terms = []
+    for i in idx[:-1]:  # the visible samples
+        s = unit(x[i]) @ mem.features.T / 0.5
+        score = torch.stack([reduce(s[mem.row_cluster == c]) for c in range(2)])
+        terms.append(-torch.log_softmax(score, 0)[INTRA[VIS][i]])
+    torch.testing.assert_close(out["nce_visible"], torch.stack(terms).mean())
+
+
+def test_stage1_log_mean_exp_pulls_to_the_own_camera_row_and_mean_to_every_row(monkeypatch):
+    """The trade-off of the reads (docs/methods/ecul.md, TSMem), at τ 0.05: under
+    ``log_mean_exp`` an image's loss moves almost only with its own camera's row of its
+    cluster (no cross-camera pull inside the modality); under ``mean`` every camera row
+    of the cluster gets the same share. The image (cluster A, camera 1) is blended with
+    one of B so that the loss is not saturated at this τ."""
+    share = {}
+    for read in ("log_mean_exp", "mean"):
+        tsmem = {"switch_epoch": 2, "camera_read": read}
+        method, x = make(monkeypatch, epoch=1, temp=0.05, tsmem=tsmem)
+        mem = method.memories["v"]
+        mem.features.requires_grad_(True)
+        loss = mem(unit(x[[0]] + x[[4]]), torch.tensor([0]))
+        (g,) = torch.autograd.grad(loss, mem.features)
+        own, other = (mem.row_of(torch.tensor([0]), torch.tensor([k])) for k in (0, 1))
+        pull = g.norm(dim=1)
+        share[read] = float(pull[own] / (pull[own] + pull[other]))
+    assert share["log_mean_exp"] > 0.85, share  # 0.89 in this world
+    assert abs(share["mean"] - 0.5) < 1e-4, share
 
 
 def test_stage2_update_moves_the_cluster_row_to_the_batch_mean(monkeypatch):
@@ -249,6 +313,58 @@ def test_cross_and_instance_terms_reach_the_gradient(monkeypatch, term, key):
     assert (on - off).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("epoch,active", [(0, False), (1, True)])
+def test_cross_terms_start_at_cross_start_epoch(monkeypatch, epoch, active):
+    """``cross_start_epoch: 2`` (1-based): in epoch 1 no cross-modal or instance term is
+    computed and neither memory moves; from epoch 2 on both are."""
+    method, x = make(monkeypatch, epoch=epoch, cross_start_epoch=2)
+    vr, bank = method.memories["vr"], method.memories["instance"]
+    before = vr.features.clone(), bank.features.clone()
+    x2 = x.copy()
+    x2[[0, 8]] = x[[2, 10]]  # features that differ from the rows they update
+    out = step(method, x2, [0, 8])
+    assert ("nce_cross" in out, "instance" in out) == (active, active)
+    assert bool(moved_rows(vr, before[0])) == active
+    assert bool(moved_rows(bank, before[1])) == active
+
+
+def test_instance_memory_moves_each_batch_samples_row_by_its_momentum(monkeypatch):
+    """After a step, the instance memory row of every batch sample (and no other) takes a
+    momentum step (0.2) towards the sample's feature."""
+    method, x = make(monkeypatch, instance_momentum=0.2)
+    bank = method.memories["instance"]
+    before = bank.features.clone()
+    x2 = x.copy()
+    x2[[0, 9]] = x[[1, 10]]  # v0 and r1 seen with other features than their rows
+    step(method, x2, [0, 9])
+    assert moved_rows(bank, before) == [0, 9]
+    for i in (0, 9):
+        torch.testing.assert_close(bank.features[i], unit(0.2 * before[i] + 0.8 * unit(x2[i])))
+
+
+def test_instance_term_leaves_out_the_joint_cluster_not_the_intra_cluster(monkeypatch):
+    """L_ins on a batch equals a brute-force loop whose denominator holds the selected
+    positives and the instances outside the sample's *joint* cluster. The infrared intra
+    ids are swapped (A's infrared = intra cluster 1) so that they disagree with the joint
+    ids: reading the intra ids would count B's infrared images as cluster mates."""
+    intra = {VIS: INTRA[VIS], IR: 1 - INTRA[IR]}
+    method, x = make(monkeypatch, intra=intra)
+    idx = [0, 3, 8, 10, 12]
+    out = method.training_step(batch(x, idx))
+    bank = method.memories["instance"].features
+    pos = method._arrays["positives"]
+    terms = []
+    for i in idx:
+        p = pos[i][pos[i] >= 0]
+        if not len(p):
+            continue
+        s = unit(x[i]) @ bank.T / 0.5
+        den = torch.cat([p, torch.from_numpy(np.flatnonzero(JOINT[i] != JOINT))])
+        terms.append(torch.logsumexp(s[den], 0) - torch.logsumexp(s[p], 0))
+    assert len(terms) == 4  # v0, v3, r0, r2 (mixed cluster A); r4 (B) has none
+    torch.testing.assert_close(out["instance"], torch.stack(terms).mean())
+
+
 # ---------------------------------------------------------------- EMCC wiring
 
 
@@ -258,16 +374,20 @@ def people_world():
     return x[order], ir[order], cam[order]
 
 
-@pytest.mark.parametrize("rule", ["expansion", "search"])
-def test_plan_clusters_with_the_cameras_and_the_k3_filter(rule):
+@pytest.mark.parametrize(
+    "rule,k3_range", [("expansion", "global"), ("search", "global"), ("search", "camera")]
+)
+def test_plan_clusters_with_the_cameras_and_the_k3_filter(rule, k3_range):
     """The plan's joint labels are EMCC's with the samples' cameras (k2 expansion or
-    the camera-aware search) and the k3 filter; on this data both change the labels."""
+    the camera-aware search, with its k3 range) and the k3 filter; on this data both
+    change the labels."""
     from vireid.methods.ecul import ECUL
 
     x, ir, cam = people_world()
     cfg = ECULMethodCfg(joint_k1=12, joint_k2=4, joint_k3=12, camera_rule=rule, selection_k=1)
     cfg.cluster.eps, cfg.cluster.min_samples = 0.7, 2
     cfg.camera_search.k1_intra, cfg.camera_search.k2_inter = 3, 3
+    cfg.camera_search.k3_range = k3_range
     method = ECUL(Identity(), cfg)
     mods = (Modality.VISIBLE, Modality.INFRARED)
     method.set_samples(
@@ -276,7 +396,7 @@ def test_plan_clusters_with_the_cameras_and_the_k3_filter(rule):
     nv = int((~ir).sum())
     labels = {VIS: np.zeros(nv, np.int64), IR: np.zeros(len(x) - nv, np.int64)}
     got = method.plan(0, {VIS: x[:nv], IR: x[nv:]}, labels)["joint"]
-    search = CameraSearch(3, 2, 3) if rule == "search" else None
+    search = CameraSearch(3, 2, 3, k3_range) if rule == "search" else None
 
     def labels_with(camera, k3):
         return emcc_labels(x, 12, 4, k3, 0.7, 2, modality=ir, camera=camera, camera_search=search)
@@ -285,4 +405,7 @@ def test_plan_clusters_with_the_cameras_and_the_k3_filter(rule):
     assert got.tolist() == want.tolist()
     if rule == "expansion":
         assert want.tolist() != labels_with(None, 12).tolist()
+    if k3_range == "camera":
+        search = CameraSearch(3, 2, 3, "global")
+        assert want.tolist() != labels_with(cam, 12).tolist()
     assert want.tolist() != labels_with(cam, None).tolist()

@@ -12,7 +12,7 @@ from vireid.losses import tsmem
 from vireid.losses.grouped_memory import GroupedMemory
 from vireid.methods import ecul as ecul_mod
 
-from . import mutant
+from . import mutant, replace
 
 M = "tests/test_ecul_method.py::"
 PLAN = [M + "test_plan_clusters_with_the_cameras_and_the_k3_filter"]
@@ -73,6 +73,35 @@ def _(mp):
     mp.setattr(
         ecul_mod, "emcc_labels", lambda x, k1, k2, k3, *a, **k: orig(x, k1, k2, None, *a, **k)
     )
+
+
+@mutant(
+    "ecul.search_k3_range_camera_blind",
+    "camera_rule search, k3_range camera: the k3 range ignores the cameras (the global "
+    "k3 list again)",
+    tests=["tests/test_emcc.py::test_camera_k3_range_keeps_the_search_s_inter_camera_neighbours"],
+    fast=True,
+)
+def _(mp):
+    from vireid.clustering import camera_search
+
+    orig = camera_search.camera_range
+    replace(mp, camera_search, "camera_range", lambda x, camera, k3: orig(x, 0 * camera, k3))
+
+
+@mutant(
+    "ecul.plan_drops_k3_range",
+    "ECUL's plan builds the camera search without its k3_range (always global)",
+    tests=PLAN,
+    fast=True,
+)
+def _(mp):
+    orig = ecul_mod.CameraSearch
+
+    def search(k3_range="global", **k):
+        return orig(**k)
+
+    mp.setattr(ecul_mod, "CameraSearch", search)
 
 
 # ------------------------------------------------------------- selection, terms
@@ -262,3 +291,110 @@ def _(mp):
             mem.update_with(feats, labels, "sequential")
 
     mp.setattr(ecul_mod.ECUL, "_update", update)
+
+
+def _after_on_clusters(mp, change):
+    """Patch ``ECUL.on_clusters`` to run ``change(method)`` on the epoch's state."""
+    orig = ecul_mod.ECUL.on_clusters
+
+    def on_clusters(self, *a, **k):
+        out = orig(self, *a, **k)
+        change(self)
+        return out
+
+    mp.setattr(ecul_mod.ECUL, "on_clusters", on_clusters)
+
+
+@mutant(
+    "ecul.stage1_rows_by_modality",
+    "TSMem stage 1: the update picks a sample's row by its modality code instead of its "
+    "camera (the infrared rows never move; visible samples move the camera-code-0 row)",
+    tests=[M + "test_stage1_update_moves_each_samples_own_camera_row_in_both_modalities"],
+    fast=True,
+)
+def _(mp):
+    # without the epoch's camera codes, the update falls back to the modality
+    _after_on_clusters(mp, lambda self: self._arrays.pop("camera", None))
+
+
+@mutant(
+    "ecul.stage1_set_read_as_mean_proxy",
+    "TSMem stage 1: the camera rows are read as one normalised mean proxy, not as a set",
+    tests=[M + "test_stage1_scores_a_cluster_from_its_camera_rows_by_the_read"],
+    fast=True,
+)
+def _(mp):
+    orig = ecul_mod.ECUL._intra_memory
+
+    def intra(self, *a, **k):
+        mem = orig(self, *a, **k)
+        if isinstance(mem, GroupedMemory):
+            mem.compose = "mean"
+        return mem
+
+    mp.setattr(ecul_mod.ECUL, "_intra_memory", intra)
+
+
+@mutant(
+    "ecul.camera_read_ignored",
+    "TSMem stage 1: tsmem.camera_read is ignored (always log-mean-exp)",
+    tests=[
+        M + "test_stage1_scores_a_cluster_from_its_camera_rows_by_the_read",
+        M + "test_stage1_log_mean_exp_pulls_to_the_own_camera_row_and_mean_to_every_row",
+    ],
+    fast=True,
+)
+def _(mp):
+    orig = ecul_mod.ECUL._intra_memory
+
+    def intra(self, *a, **k):
+        mem = orig(self, *a, **k)
+        if isinstance(mem, GroupedMemory):
+            mem.read = "log_mean_exp"
+        return mem
+
+    mp.setattr(ecul_mod.ECUL, "_intra_memory", intra)
+
+
+@mutant(
+    "ecul.instance_memory_frozen",
+    "the instance memory is never updated (its rows stay the epoch-start features)",
+    tests=[M + "test_instance_memory_moves_each_batch_samples_row_by_its_momentum"],
+    fast=True,
+)
+def _(mp):
+    def freeze(self):
+        self.memories["instance"].update = lambda feats, labels: None
+
+    _after_on_clusters(mp, freeze)
+
+
+@mutant(
+    "ecul.cross_terms_from_epoch_one",
+    "cross_start_epoch is ignored: the cross-modal and instance terms run from epoch 1",
+    tests=[M + "test_cross_terms_start_at_cross_start_epoch"],
+    fast=True,
+)
+def _(mp):
+    mp.setattr(ecul_mod.ECUL, "_cross_active", lambda self: True)
+
+
+@mutant(
+    "ecul.instance_term_reads_intra_ids",
+    "the instance term's denominator leaves out the sample's intra-modality cluster "
+    "instead of its joint cluster",
+    tests=[M + "test_instance_term_leaves_out_the_joint_cluster_not_the_intra_cluster"],
+    fast=True,
+)
+def _(mp):
+    orig = ecul_mod.ECUL.training_step
+
+    def training_step(self, batch):
+        arrays = self._arrays
+        self._arrays = {**arrays, "joint": arrays["intra"]}  # only the instance term reads it
+        try:
+            return orig(self, batch)
+        finally:
+            self._arrays = arrays
+
+    mp.setattr(ecul_mod.ECUL, "training_step", training_step)

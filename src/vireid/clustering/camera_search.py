@@ -12,6 +12,13 @@ released, so this follows the abstract and the README's settings, not an impleme
   its camera (itself first) and its ``k2_inter`` nearest of the other cameras (the README
   uses 2 and 4).
 
+* **k3 range (``k3_range``).** EMCC's k3 filter keeps the entries of the encoding inside
+  i's large range. ``global``: i's k3 nearest of all samples, as the expansion reading;
+  under a modality gap that list is crowded by i's own modality and drops the
+  other-camera (cross-modal) neighbours the search added. ``camera``: i's k3 nearest of
+  its camera ∪ its k3 nearest of the other cameras (``camera_range``), split like the
+  sets.
+
 No robust ½·k1 extension of the sets (the community's ``expanded_sets``). The camera
 lists come from one exact host search per camera (``faiss.knn``): the cost is about G
 exact searches of N/G queries, against the community Jaccard's one.
@@ -26,12 +33,19 @@ import scipy.sparse as sp
 
 from .kreciprocal import encodings
 
+K3_RANGES = ("global", "camera")
+
 
 @dataclass(frozen=True)
 class CameraSearch:
     k1_intra: int = 5
     k2_intra: int = 2
     k2_inter: int = 4
+    k3_range: str = "global"
+
+    def __post_init__(self) -> None:
+        if self.k3_range not in K3_RANGES:
+            raise ValueError(f"camera search k3_range {self.k3_range!r}: expected {K3_RANGES}")
 
 
 def camera_lists(x: np.ndarray, camera: np.ndarray, k: int, same: bool) -> np.ndarray:
@@ -50,6 +64,14 @@ def camera_lists(x: np.ndarray, camera: np.ndarray, k: int, same: bool) -> np.nd
         _, nn = faiss.knn(np.ascontiguousarray(x[q]), np.ascontiguousarray(x[db]), kk)
         out[q, :kk] = db[nn]
     return out
+
+
+def camera_range(x: np.ndarray, camera: np.ndarray, k3: int) -> np.ndarray:
+    """(N, 2·k3) the k3 filter's range split by camera: each row's k3 nearest of its own
+    camera, then its k3 nearest of the other cameras, −1-padded."""
+    return np.concatenate(
+        [camera_lists(x, camera, k3, same=True), camera_lists(x, camera, k3, same=False)], 1
+    )
 
 
 def _links(lists: np.ndarray, n: int) -> sp.csr_matrix:

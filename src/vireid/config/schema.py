@@ -332,6 +332,11 @@ class TSMemCfg(Strict):
         "camera", description="camera: one row per (cluster, camera), read as a set"
     )
     stage2_proxies: Literal["cluster", "camera"] = "cluster"
+    camera_read: Literal["log_mean_exp", "log_sum_exp", "mean"] = Field(
+        "log_mean_exp",
+        description="how a cluster's camera rows are scored: log_mean_exp/log_sum_exp = a "
+        "soft nearest row (the own camera's); mean = every camera row pulls equally",
+    )
 
 
 class CameraSearchCfg(Strict):
@@ -342,6 +347,12 @@ class CameraSearchCfg(Strict):
     k1_intra: int = Field(5, ge=1)
     k2_intra: int = Field(2, ge=1, description="CA-Jaccard README: 2")
     k2_inter: int = Field(4, ge=1, description="CA-Jaccard README: 4")
+    k3_range: Literal["global", "camera"] = Field(
+        "global",
+        description="the k3 filter's range: global = the k3-NN of all samples; camera = "
+        "the k3-NN of the own camera and of the other cameras (keeps the search's "
+        "inter-camera neighbours)",
+    )
 
 
 class ECULMethodCfg(Strict):

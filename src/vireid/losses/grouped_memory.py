@@ -10,10 +10,20 @@ ClusterNCE loss is the ``compose`` mode:
   under updates: an infrared-only batch moves the infrared half, and the proxy is
   recomposed from both halves at every use (PCAL's single row, updated by whichever
   modality touched it last, stops being an average after its first update).
-* ``set``: the cluster is scored by the log-mean-exp of its rows' similarities,
-  ℓ_c = log(1/n_c · Σ_g exp(f·M_cg / τ)), so a sample matches the nearest of its cluster's
-  group proxies and the cluster's per-camera diversity is kept (TSMem stage 1 with
-  ``stage1_proxies: camera``). One row per cluster gives exactly ClusterNCE.
+* ``set``: the cluster is scored from its rows' similarities s_cg = f·M_cg / τ by the
+  ``read`` (TSMem stage 1 with ``stage1_proxies: camera``; one row per cluster gives
+  exactly ClusterNCE under every read):
+
+  - ``log_mean_exp`` ℓ_c = log(1/n_c · Σ_g exp s_cg): a soft nearest row, so a sample
+    matches its own view's proxy and the per-camera diversity is kept. The cost: at
+    τ 0.05 nearly all of the positive's pull goes to the nearest (own-camera) row, so
+    the term gives no cross-camera pull inside a modality; and the −log n_c lowers the
+    score of clusters seen in more cameras, as positives and as negatives;
+  - ``log_sum_exp`` ℓ_c = log Σ_g exp s_cg: the same soft nearest row without the
+    −log n_c (clusters seen in more cameras score higher instead);
+  - ``mean`` ℓ_c = 1/n_c · Σ_g s_cg: every row of the cluster pulls equally (the
+    cross-camera pull is kept; the proxy read is the unnormalised mean of the camera
+    rows, a camera-balanced centroid), while each row is still moved by its own camera.
 
 Rows are sorted by cluster; ``table[c, g]`` is the row of (c, g) or −1.
 """
@@ -27,6 +37,7 @@ import torch.nn.functional as F
 from .tsmem import TwoStepMemory
 
 COMPOSE = ("mean", "set")
+READS = ("log_mean_exp", "log_sum_exp", "mean")
 
 
 class GroupedMemory(TwoStepMemory):
@@ -39,11 +50,14 @@ class GroupedMemory(TwoStepMemory):
         temp: float = 0.05,
         momentum: float = 0.1,
         compose: str = "mean",
+        read: str = "log_mean_exp",
     ) -> None:
         if compose not in COMPOSE:
             raise ValueError(f"memory compose {compose!r}: expected one of {COMPOSE}")
+        if read not in READS:
+            raise ValueError(f"memory set read {read!r}: expected one of {READS}")
         super().__init__(dim, len(row_cluster), temp, momentum)
-        self.compose = compose
+        self.compose, self.read = compose, read
         n_clusters = int(row_cluster.max()) + 1 if len(row_cluster) else 0
         table = torch.full((n_clusters, num_groups), -1, dtype=torch.long)
         table[row_cluster, row_group] = torch.arange(len(row_cluster))
@@ -63,6 +77,7 @@ class GroupedMemory(TwoStepMemory):
         temp: float = 0.05,
         momentum: float = 0.1,
         compose: str = "mean",
+        read: str = "log_mean_exp",
     ) -> GroupedMemory:
         """Rows = the normalised mean feature of every (cluster, group) present among the
         clustered samples (``labels`` ≥ 0). ``feats`` (N, D), ``labels`` (N,) contiguous
@@ -81,6 +96,7 @@ class GroupedMemory(TwoStepMemory):
             temp,
             momentum,
             compose,
+            read,
         )
         mem.reset(torch.from_numpy(sums.astype(np.float32)))  # normalised there
         return mem
@@ -101,15 +117,24 @@ class GroupedMemory(TwoStepMemory):
 
     def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """ClusterNCE over clusters read by ``compose``. ``feats`` (B, D), ``labels`` (B,)."""
+        return F.cross_entropy(self.scores(feats), labels)
+
+    def scores(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, C) the logits the loss reads: f·proxy/τ (``mean``) or ℓ_c (``set``)."""
         f = F.normalize(feats, dim=1)
         if self.compose == "mean":
-            return F.cross_entropy(f @ self.proxies().T / self.temp, labels)
+            return f @ self.proxies().T / self.temp
         sim = f @ self.features.T / self.temp  # (B, R)
         pad = self.rows < 0
-        per = sim[:, self.rows.clamp(min=0)].masked_fill(pad, float("-inf"))  # (B, C, W)
+        per = sim[:, self.rows.clamp(min=0)]  # (B, C, W)
         count = (~pad).sum(1).to(sim.dtype)
-        logits = torch.logsumexp(per, 2) - torch.log(count)
-        return F.cross_entropy(logits, labels)
+        if self.read == "mean":
+            logits = per.masked_fill(pad, 0.0).sum(2) / count
+        else:
+            logits = torch.logsumexp(per.masked_fill(pad, float("-inf")), 2)
+            if self.read == "log_mean_exp":
+                logits = logits - torch.log(count)
+        return logits
 
     @torch.no_grad()
     def update_groups(

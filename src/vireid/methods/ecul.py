@@ -213,7 +213,13 @@ class ECUL(Method):
         c = self.cfg
         if proxies == "camera":
             mem = GroupedMemory.from_features(
-                feats, labels, camera[part], c.temp, c.momentum, compose="set"
+                feats,
+                labels,
+                camera[part],
+                c.temp,
+                c.momentum,
+                compose="set",
+                read=c.tsmem.camera_read,
             )
             return mem.to(self._device())
         return self._memory(centroids(feats, labels), c.temp, c.momentum)
