@@ -136,3 +136,18 @@ def test_search_cli_table_json_report_and_model_check(checkpoint, gallery_dir, t
     assert r.exit_code == 2 and "built with other weights" in r.output
     r = runner.invoke(app, ["index", str(checkpoint), "--out", str(feats)])
     assert r.exit_code == 2 and "exactly one of --images" in r.output
+
+
+@pytest.mark.parametrize("option", ["--json", "--report"])
+def test_search_checks_its_outputs_before_any_work(option, tmp_path):
+    """--json naming a folder or --report naming a file is refused at once, naming the
+    option (it failed after embedding every query, naming a temporary file)."""
+    wrong = tmp_path / "folder"
+    wrong.mkdir()
+    if option == "--report":
+        wrong = tmp_path / "a_file"
+        wrong.write_text("x")
+    missing = tmp_path / "none"  # index and checkpoint are never opened
+    r = runner.invoke(app, ["search", str(missing), str(missing), str(missing), option, str(wrong)])
+    assert r.exit_code == 2
+    assert f"{option} {wrong}" in r.output and len(r.output.strip().splitlines()) == 1

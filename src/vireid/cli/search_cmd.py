@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .common import console, friendly_errors
+from .paths import require_out_dir, require_out_file
 
 
 @friendly_errors
@@ -32,6 +33,8 @@ def search_cmd(
     from ..search import GalleryIndex, check_images, collect_images
     from ..utils.io import write_json
 
+    require_out_file(json_out, "--json")  # before any embedding: fail at once, not at the end
+    require_out_dir(report, "--report")
     gallery = GalleryIndex.from_file(index)
     fe = FeatureExtractor(checkpoint, device)
     gallery.check_model(fe.model_id, checkpoint)

@@ -106,12 +106,17 @@ def _is_npz(path: Path) -> bool:
     return bool(names) and all(n.endswith(".npy") and "/" not in n for n in names)
 
 
+def refused_global(e: Exception) -> str | None:
+    """The Python object a ``weights_only`` load refused to unpickle, if that is why."""
+    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)", str(e))
+    return (found.group(1) or found.group(2)) if found else None
+
+
 def _load_failure(e: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in our words: torch's own
     message advises loading with ``weights_only=False``, which would run the file's code."""
-    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)", str(e))
-    if found:
-        name = found.group(1) or found.group(2)
+    name = refused_global(e)
+    if name:
         return (
             f"refers to the Python object {name}, which a checkpoint never holds; refused "
             "(loading it could run code). Expected a vireid checkpoint (last.pt)"

@@ -59,7 +59,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt/unsafe files
-        raise WeightsError(f"{path}: cannot load as a weights-only state dict ({e})") from None
+        # never torch's own text: it advises weights_only=False, which runs the file's code
+        from ..engine.checkpoint import refused_global
+
+        name = refused_global(e)
+        why = (
+            f"refers to the Python object {name}, which a state dict never holds; refused "
+            "(loading it could run code)"
+            if name
+            else "not a loadable state dict (corrupt, truncated or not a torch file)"
+        )
+        raise WeightsError(
+            f"{path}: {why}; expected ImageNet weights (.pth or .safetensors)"
+        ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
