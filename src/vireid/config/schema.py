@@ -433,6 +433,11 @@ class MMMMethodCfg(Strict):
         description="joint clusters of one modality: dropped, or kept as memory rows that "
         "act only as negatives (code)",
     )
+    mixed_memory: Literal["joint", "matched"] = Field(
+        "joint",
+        description="rows of L_VR's mixed memory after the matching: the joint clusters, or "
+        "the matched identities, ½(mean_V + mean_R) each (the matching then acts in L_CMC)",
+    )
     lambda_cmc: float = Field(
         1.0, ge=0, description="L_CMC = L_V + L_R + L_VR; 0 = the official stage B (no memories)"
     )
