@@ -647,3 +647,38 @@ def test_l1_prototypes_keep_the_two_visible_views_apart():
         return m.training_step(batch)["intra"].item()
 
     assert intra(3.0) == pytest.approx(intra(0.0), rel=1e-5, abs=1e-6)
+
+
+def test_joint_term_per_modality_sums_a_mean_per_modality(monkeypatch):
+    """``joint_reduce: per_modality`` (the official A2's L_all(IR) + L_all(RGB)): L_VR of a
+    batch is L_VR of its visible rows plus L_VR of its infrared rows; the default
+    (``pooled``) is one mean, so with two visible views the visible rows weigh 2:1."""
+    feats, labels = people()
+    person = np.r_[labels[VIS], 3 - labels[IR]]
+    monkeypatch.setattr(mmm_plan, "cluster_labels", lambda *a, **k: person.copy())
+    batch = batch_two_views(feats, shift=0.5)
+    halves = [torch.arange(0, 8), torch.arange(8, 12)]  # visible (two views), infrared rows
+    got = {}
+    for reduce in ("pooled", "per_modality"):
+        m = method(use_joint=True, mmlm=False, lambda_intra=0.0, joint_reduce=reduce)
+        m.on_clusters(0, feats, labels)
+        whole = m.training_step(batch)["nce_joint"].item()
+        part = [
+            m.training_step({k: v[h] for k, v in batch.items()})["nce_joint"].item() for h in halves
+        ]
+        got[reduce] = (whole, part)
+    whole, (v, r) = got["per_modality"]
+    assert whole == pytest.approx(v + r, rel=1e-5)
+    whole, (v, r) = got["pooled"]
+    assert whole == pytest.approx((8 * v + 4 * r) / 12, rel=1e-5)
+    assert abs(v - r) > 1e-3 * (v + r)  # the two weightings differ on this batch
+
+
+def test_the_fraction_of_merged_visible_clusters_is_logged():
+    """Review D6: the epoch's extras say how many visible clusters the matching merged
+    into a shared identity: all of them when every person is split in two visible
+    clusters, none when the counts match one to one."""
+    m = method(lambda_inter=0.0)
+    assert m.on_clusters(0, *split_people())["merged_visible_fraction"] == 1.0
+    assert m.on_clusters(0, *people())["merged_visible_fraction"] == 0.0
+    assert "merged_visible_fraction" not in method(mmlm=False).on_clusters(0, *people())

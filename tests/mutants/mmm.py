@@ -454,3 +454,19 @@ def _(mp):
 
     mp.setattr(mmm_mod.MMM, "_intra_l1", one_slot)
     mp.setattr(mmm_mod.MMM, "after_optimizer_step", after)
+
+
+@mutant(
+    "mmm.joint_reduce_ignored",
+    "L_VR (joint_reduce: per_modality, the official A2): always one mean over both "
+    "modalities' rows",
+    tests=[METHOD + "test_joint_term_per_modality_sums_a_mean_per_modality"],
+    fast=True,
+)
+def _(mp):
+    real = mmm_mod.MMM.__init__
+
+    def pooled(self, model, cfg):
+        real(self, model, cfg.model_copy(update={"joint_reduce": "pooled"}))
+
+    mp.setattr(mmm_mod.MMM, "__init__", pooled)

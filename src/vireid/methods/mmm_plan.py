@@ -124,6 +124,17 @@ def sca(cfg, feats: dict, ident: dict, joint: np.ndarray) -> dict:
     return p
 
 
+def merged_fraction(v2r: np.ndarray) -> float:
+    """The fraction of visible clusters that share their infrared partner with another
+    visible cluster (merged into one identity by Y^v := QY^r): the progressive Hungarian's
+    surplus passes attach them with no cost gate, so a wrong attachment pulls two persons
+    together in L_V and Intra (review D6)."""
+    hit = v2r[v2r >= 0]
+    if len(hit) == 0:
+        return 0.0
+    return float((np.bincount(hit)[hit] > 1).sum() / len(v2r))
+
+
 def classes(unified: dict) -> tuple[np.ndarray, int]:
     """The shared classifier's class of every sample (visible then infrared): the unified
     identities numbered 0..C−1 over both modalities (−1 kept), and C."""
@@ -167,6 +178,7 @@ def make_plan(cfg, epoch: int, feats: dict, labels: dict) -> dict:
         )
         p["ident"][VIS], p["partner"] = merge_matched(labels[VIS], p["v2r"], len(cr))
         p["classes"], p["num_classes"] = classes(p["unified"])
+        p["merged"] = merged_fraction(p["v2r"])
         # single-memory (centroid) matching on the same features, for the diagnostic
         p["v2r_single"] = progressive_match(
             pgm_cost(centroids(feats[VIS], labels[VIS]), centroids(feats[IR], labels[IR]))
@@ -174,6 +186,8 @@ def make_plan(cfg, epoch: int, feats: dict, labels: dict) -> dict:
         if by_match:
             joint = p["joint"] = p["joint_train"] = matched_joint(p["unified"])
     p.update(sca(cfg, feats, p["ident"], joint))
+    if p["v2r"] is not None:
+        p["extras"]["merged_visible_fraction"] = p.pop("merged")
     if cfg.use_joint:
         p["extras"]["joint_clusters"] = float(len(np.unique(joint[joint >= 0])))
     return p
