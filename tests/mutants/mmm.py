@@ -21,6 +21,7 @@ METHOD = "tests/test_mmm_method.py::"
 MMM_T = "tests/test_mmm.py::"
 CLAIMS = "tests/test_core_claims.py::"
 OFFICIAL = "tests/test_mmm_official.py::"
+TERMS = "tests/test_mmm_terms.py::"
 VIS, IR = 0, 1
 
 
@@ -348,7 +349,7 @@ def _(mp):
     "mmm.mixed_memory_stays_joint",
     "L_VR after the matching (mixed_memory: matched): the mixed memory keeps the joint "
     "clusters, so no L_CMC term reads the matching",
-    tests=[METHOD + "test_matched_mixed_memory_lets_the_matching_train_an_infrared_sample"],
+    tests=[TERMS + "test_matched_mixed_memory_lets_the_matching_train_an_infrared_sample"],
     fast=True,
 )
 def _(mp):
@@ -364,7 +365,7 @@ def _(mp):
     "mmm.classifier_classes_unmatched",
     "official stage B: the shared classifier's infrared classes shifted by one, so a "
     "visible identity's class is another person's infrared class (Y^v := QY^r lost in L_ID)",
-    tests=[METHOD + "test_shared_classifier_classes_are_the_matched_identities"],
+    tests=[TERMS + "test_shared_classifier_classes_are_the_matched_identities"],
     fast=True,
 )
 def _(mp):
@@ -383,7 +384,7 @@ def _(mp):
     "mmm.joint_term_no_gradient",
     "L_CMC: L_VR is computed and logged but trains nothing (the features reach the mixed "
     "memory detached)",
-    tests=[METHOD + "test_mixed_memory_term_trains_the_network"],
+    tests=[TERMS + "test_mixed_memory_term_trains_the_network"],
     fast=True,
 )
 def _(mp):
@@ -403,7 +404,7 @@ def _(mp):
     "mmm.mixed_memory_pooled",
     "CMC: the mixed memory starts from each joint cluster's pooled centroid, not the mean "
     "of its two modality means",
-    tests=[METHOD + "test_mixed_memory_starts_from_the_mean_of_the_two_modality_means"],
+    tests=[TERMS + "test_mixed_memory_starts_from_the_mean_of_the_two_modality_means"],
     fast=True,
 )
 def _(mp):
@@ -422,7 +423,7 @@ def _(mp):
 @mutant(
     "mmm.inter_form_ignored",
     "L_Inter: the method always trains the paper form, whatever inter_form says",
-    tests=[METHOD + "test_method_trains_the_inter_form_it_is_given"],
+    tests=[TERMS + "test_method_trains_the_inter_form_it_is_given"],
     fast=True,
 )
 def _(mp):
@@ -437,7 +438,7 @@ def _(mp):
 @mutant(
     "mmm.l1_prototypes_one_visible_slot",
     "official L1 Intra: the two visible views share one prototype slot",
-    tests=[METHOD + "test_l1_prototypes_keep_the_two_visible_views_apart"],
+    tests=[TERMS + "test_l1_prototypes_keep_the_two_visible_views_apart"],
     fast=True,
 )
 def _(mp):
@@ -460,7 +461,7 @@ def _(mp):
     "mmm.joint_reduce_ignored",
     "L_VR (joint_reduce: per_modality, the official A2): always one mean over both "
     "modalities' rows",
-    tests=[METHOD + "test_joint_term_per_modality_sums_a_mean_per_modality"],
+    tests=[TERMS + "test_joint_term_per_modality_sums_a_mean_per_modality"],
     fast=True,
 )
 def _(mp):
