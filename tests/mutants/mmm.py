@@ -21,6 +21,7 @@ METHOD = "tests/test_mmm_method.py::"
 MMM_T = "tests/test_mmm.py::"
 CLAIMS = "tests/test_core_claims.py::"
 OFFICIAL = "tests/test_mmm_official.py::"
+TERMS = "tests/test_mmm_terms.py::"
 VIS, IR = 0, 1
 
 
@@ -342,3 +343,131 @@ def _(mp):
         return build_model(cfg.model, 0).to(device).eval()
 
     mp.setattr(run, "stage_model", own)
+
+
+@mutant(
+    "mmm.mixed_memory_stays_joint",
+    "L_VR after the matching (mixed_memory: matched): the mixed memory keeps the joint "
+    "clusters, so no L_CMC term reads the matching",
+    tests=[TERMS + "test_matched_mixed_memory_lets_the_matching_train_an_infrared_sample"],
+    fast=True,
+)
+def _(mp):
+    real = mmm_mod.MMM.__init__
+
+    def joint(self, model, cfg):
+        real(self, model, cfg.model_copy(update={"mixed_memory": "joint"}))
+
+    mp.setattr(mmm_mod.MMM, "__init__", joint)
+
+
+@mutant(
+    "mmm.classifier_classes_unmatched",
+    "official stage B: the shared classifier's infrared classes shifted by one, so a "
+    "visible identity's class is another person's infrared class (Y^v := QY^r lost in L_ID)",
+    tests=[TERMS + "test_shared_classifier_classes_are_the_matched_identities"],
+    fast=True,
+)
+def _(mp):
+    real = mmm_plan.classes
+
+    def rolled(unified):
+        out, n = real(unified)
+        ir = np.arange(len(out)) >= len(unified[VIS])
+        out[ir & (out >= 0)] = (out[ir & (out >= 0)] + 1) % max(n, 1)
+        return out, n
+
+    mp.setattr(mmm_plan, "classes", rolled)
+
+
+@mutant(
+    "mmm.joint_term_no_gradient",
+    "L_CMC: L_VR is computed and logged but trains nothing (the features reach the mixed "
+    "memory detached)",
+    tests=[TERMS + "test_mixed_memory_term_trains_the_network"],
+    fast=True,
+)
+def _(mp):
+    real = mmm_mod.MMM._use_plan
+
+    def detached(self, p):
+        real(self, p)
+        if "vr" in self.memories:
+            mem = self.memories["vr"]
+            forward = mem.forward
+            mem.forward = lambda feats, labels: forward(feats.detach(), labels)
+
+    mp.setattr(mmm_mod.MMM, "_use_plan", detached)
+
+
+@mutant(
+    "mmm.mixed_memory_pooled",
+    "CMC: the mixed memory starts from each joint cluster's pooled centroid, not the mean "
+    "of its two modality means",
+    tests=[TERMS + "test_mixed_memory_starts_from_the_mean_of_the_two_modality_means"],
+    fast=True,
+)
+def _(mp):
+    real = mmm_plan.sca
+
+    def pooled(cfg, feats, ident, joint):
+        p = real(cfg, feats, ident, joint)
+        if p["joint_centres"] is not None:
+            x = np.concatenate([feats[VIS], feats[IR]])
+            p["joint_centres"] = centroids(x, joint).astype(p["joint_centres"].dtype)
+        return p
+
+    mp.setattr(mmm_plan, "sca", pooled)
+
+
+@mutant(
+    "mmm.inter_form_ignored",
+    "L_Inter: the method always trains the paper form, whatever inter_form says",
+    tests=[TERMS + "test_method_trains_the_inter_form_it_is_given"],
+    fast=True,
+)
+def _(mp):
+    real = mmm_mod.MMM.__init__
+
+    def paper(self, model, cfg):
+        real(self, model, cfg.model_copy(update={"inter_form": "paper"}))
+
+    mp.setattr(mmm_mod.MMM, "__init__", paper)
+
+
+@mutant(
+    "mmm.l1_prototypes_one_visible_slot",
+    "official L1 Intra: the two visible views share one prototype slot",
+    tests=[TERMS + "test_l1_prototypes_keep_the_two_visible_views_apart"],
+    fast=True,
+)
+def _(mp):
+    real_l1, real_after = mmm_mod.MMM._intra_l1, mmm_mod.MMM.after_optimizer_step
+
+    def one_slot(self, pool, m, view2, a):
+        return real_l1(self, pool, m, torch.zeros_like(view2), a)
+
+    def after(self):
+        if self._last is not None:
+            f, pool, m, view2, a = self._last
+            self._last = (f, pool, m, torch.zeros_like(view2), a)
+        return real_after(self)
+
+    mp.setattr(mmm_mod.MMM, "_intra_l1", one_slot)
+    mp.setattr(mmm_mod.MMM, "after_optimizer_step", after)
+
+
+@mutant(
+    "mmm.joint_reduce_ignored",
+    "L_VR (joint_reduce: per_modality, the official A2): always one mean over both "
+    "modalities' rows",
+    tests=[TERMS + "test_joint_term_per_modality_sums_a_mean_per_modality"],
+    fast=True,
+)
+def _(mp):
+    real = mmm_mod.MMM.__init__
+
+    def pooled(self, model, cfg):
+        real(self, model, cfg.model_copy(update={"joint_reduce": "pooled"}))
+
+    mp.setattr(mmm_mod.MMM, "__init__", pooled)

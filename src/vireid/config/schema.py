@@ -446,7 +446,11 @@ class MMMMethodCfg(Strict):
         "l2sq", description="paper l2sq; code l1 (pre-BN, dim-mean; needs schedule: once)"
     )
     intra_start_epoch: int = Field(1, ge=1, description="1-based; paper 1")
-    inter_start_epoch: int = Field(15, ge=1, description="1-based; paper 15, code 5")
+    inter_start_epoch: int = Field(
+        15,
+        ge=1,
+        description="1-based; paper 15; code 0-based MD ≥ 0 (preset 1, held by the warm-up)",
+    )
     inter_feature: Literal["pool", "feat"] = Field("pool", description="code: pre-BN pool")
     inter_form: Literal["paper", "official"] = Field(
         "paper", description="official: per-view terms summed (4x the paper's scale)"
@@ -459,6 +463,16 @@ class MMMMethodCfg(Strict):
         "drop",
         description="joint clusters of one modality: dropped, or kept as memory rows that "
         "act only as negatives (code)",
+    )
+    mixed_memory: Literal["joint", "matched"] = Field(
+        "joint",
+        description="rows of L_VR's mixed memory after the matching: the joint clusters, or "
+        "the matched identities, ½(mean_V + mean_R) each (the matching then acts in L_CMC)",
+    )
+    joint_reduce: Literal["pooled", "per_modality"] = Field(
+        "pooled",
+        description="L_VR: one mean over visible and infrared rows, or a mean per modality "
+        "summed (code: L_all(IR) + L_all(RGB))",
     )
     lambda_cmc: float = Field(
         1.0, ge=0, description="L_CMC = L_V + L_R + L_VR; 0 = the official stage B (no memories)"

@@ -242,9 +242,8 @@ class MMM(Method):
             loss = loss + c.lambda_id * parts["id"]
         if c.lambda_cmc:  # L_CMC = L_V + L_R + L_VR
             cmc = modality_nce(self.memories, f, m, a["intra"], VIS, IR)
-            sel = a["joint"] >= 0
-            if "vr" in self.memories and sel.any():
-                cmc["nce_joint"] = self.memories["vr"](f[sel], a["joint"][sel])
+            if "vr" in self.memories and (a["joint"] >= 0).any():
+                cmc["nce_joint"] = self._joint_nce(f, m, a["joint"])
             parts.update(cmc)
             loss = loss + c.lambda_cmc * sum(cmc.values(), f.new_zeros(()))
         matched = self.v2r is not None
@@ -267,6 +266,17 @@ class MMM(Method):
             parts["inter"] = inter_modality_mmd(feats, a["unified"], m == IR, view2, c.inter_form)
             loss = loss + c.lambda_inter * parts["inter"]
         return {"loss": loss, **{k: v.detach() for k, v in parts.items()}}
+
+    def _joint_nce(self, f, m, y) -> torch.Tensor:
+        """L_VR: one mean over the batch's joint-clustered rows (``joint_reduce: pooled``),
+        or the official code's L_all(IR) + L_all(RGB), a mean per modality summed
+        (``per_modality``, trainers.py): about twice the scale, and the visible rows' two
+        views no longer outweigh the infrared rows."""
+        sel = y >= 0
+        if self.cfg.joint_reduce == "pooled":
+            return self.memories["vr"](f[sel], y[sel])
+        parts = [sel & (m == mod) for mod in (VIS, IR)]
+        return sum(self.memories["vr"](f[s], y[s]) for s in parts if s.any())
 
     def _soft_id(self, f, a) -> torch.Tensor:
         """The official stage B's soft-ID CE (``main.py``, ``--loss1 sid``): each sample's

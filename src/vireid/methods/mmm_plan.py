@@ -87,6 +87,17 @@ def joint_labels(cfg, feats: dict, labels: dict) -> tuple[np.ndarray, np.ndarray
     return relabel_contiguous(joint), mixed
 
 
+def matched_joint(unified: dict) -> np.ndarray:
+    """``mixed_memory: matched``: the mixed memory's rows are the matched identities
+    (the summary's "C_V, C_R, C_VR for each cluster p"), numbered 0..K−1 over the
+    (N_v + N_r,) samples; −1 for a sample whose identity has no partner in the other
+    modality. So L_VR pulls an infrared sample to ½(mean_V + mean_R) of the person it
+    was matched to: the matching acts inside L_CMC even without L_Inter."""
+    u = np.concatenate([unified[VIS], unified[IR]])
+    both = np.intersect1d(unified[VIS], unified[IR])
+    return relabel_contiguous(np.where(np.isin(u, both[both >= 0]), u, -1))
+
+
 def sca(cfg, feats: dict, ident: dict, joint: np.ndarray) -> dict:
     """What depends on the features once the identities are fixed: GMM confidences,
     confidence-weighted centres (memories and Intra targets), the mixed memory's centres
@@ -113,6 +124,17 @@ def sca(cfg, feats: dict, ident: dict, joint: np.ndarray) -> dict:
     return p
 
 
+def merged_fraction(v2r: np.ndarray) -> float:
+    """The fraction of visible clusters that share their infrared partner with another
+    visible cluster (merged into one identity by Y^v := QY^r): the progressive Hungarian's
+    surplus passes attach them with no cost gate, so a wrong attachment pulls two persons
+    together in L_V and Intra (review D6)."""
+    hit = v2r[v2r >= 0]
+    if len(hit) == 0:
+        return 0.0
+    return float((np.bincount(hit)[hit] > 1).sum() / len(v2r))
+
+
 def classes(unified: dict) -> tuple[np.ndarray, int]:
     """The shared classifier's class of every sample (visible then infrared): the unified
     identities numbered 0..C−1 over both modalities (−1 kept), and C."""
@@ -134,15 +156,19 @@ def make_plan(cfg, epoch: int, feats: dict, labels: dict) -> dict:
     (one-to-one). ``unified`` are the person ids shared by both modalities (sampler,
     L_Inter, triplet, L1 prototypes), ``classes`` their shared-classifier classes."""
     nv = len(labels[VIS])
+    matching = cfg.mmlm and epoch + 1 >= cfg.match_start_epoch
     joint = np.full(nv + len(labels[IR]), -1, np.int64)
     mixed = np.zeros(len(joint), bool)
-    if cfg.use_joint:
+    # after the matching, `mixed_memory: matched` indexes L_VR by the matched identities:
+    # the joint clustering would go unused
+    by_match = cfg.use_joint and matching and cfg.mixed_memory == "matched"
+    if cfg.use_joint and not by_match:
         joint, mixed = joint_labels(cfg, feats, labels)
     p: dict = {"joint": joint, "joint_train": np.where(mixed, joint, -1)}
     p.update(ident=dict(labels), partner=None, classes=None, num_classes=0)
     p["unified"] = {VIS: labels[VIS], IR: labels[IR]}
     p["v2r"] = p["v2r_single"] = None
-    if cfg.mmlm and epoch + 1 >= cfg.match_start_epoch:
+    if matching:
         mv, cv = cluster_memories(feats[VIS], labels[VIS], cfg.num_memories, cfg.kmeans_n_init)
         mr, cr = cluster_memories(feats[IR], labels[IR], cfg.num_memories, cfg.kmeans_n_init)
         cost = multi_memory_cost(mv, cv, mr, cr, cfg.cost)
@@ -152,11 +178,16 @@ def make_plan(cfg, epoch: int, feats: dict, labels: dict) -> dict:
         )
         p["ident"][VIS], p["partner"] = merge_matched(labels[VIS], p["v2r"], len(cr))
         p["classes"], p["num_classes"] = classes(p["unified"])
+        p["merged"] = merged_fraction(p["v2r"])
         # single-memory (centroid) matching on the same features, for the diagnostic
         p["v2r_single"] = progressive_match(
             pgm_cost(centroids(feats[VIS], labels[VIS]), centroids(feats[IR], labels[IR]))
         )[0]
+        if by_match:
+            joint = p["joint"] = p["joint_train"] = matched_joint(p["unified"])
     p.update(sca(cfg, feats, p["ident"], joint))
+    if p["v2r"] is not None:
+        p["extras"]["merged_visible_fraction"] = p.pop("merged")
     if cfg.use_joint:
         p["extras"]["joint_clusters"] = float(len(np.unique(joint[joint >= 0])))
     return p
