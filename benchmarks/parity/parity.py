@@ -1,0 +1,291 @@
+"""Training parity with the community code: their scripts and vireid's matching recipe on
+the same synthetic SYSU-layout tree, from the same initial weights, at the same image
+size, batch and schedule, over several seeds each; R1/mAP of each side, mean ± std, the
+difference against its standard error.
+
+    python benchmarks/parity/parity.py agw --official CHECKOUT            # AGW train.py
+    python benchmarks/parity/parity.py mmm_stage_a --official MMM_CHECKOUT   # Baseline.py
+    python benchmarks/parity/parity.py agw --official CHECKOUT --seeds 0 1 2 --jobs 2 \\
+        --size 64x32 --ids 100 --epochs 12 --init random --out parity_agw
+
+Every run's result is kept under ``--work`` (``results/<target>_<side>_s<seed>.json``), so
+an interrupted table resumes and only missing runs start. The official side runs in a
+fresh process per seed (``official_<target>.py``, their scripts unmodified except the
+run-time changes listed there); its final checkpoint is also imported into vireid
+(``vireid import``) and scored by vireid's evaluator, which must agree with their test
+script. Sides are not paired (no seed means the same draws on both), so the standard error
+of the difference is sqrt(s_a²/n_a + s_b²/n_b); a gap beyond twice it is a finding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+from _common import emit  # noqa: E402
+
+METRICS = ("R1", "mAP", "mINP")
+TARGETS = {
+    "agw": {
+        "recipe": HERE / "agw_vireid.yaml",
+        "runner": HERE / "official_agw.py",
+        "protocols": ("sysu/all/single", "sysu/indoor/single"),
+        "import_format": "agw",
+    },
+}
+
+
+# --------------------------------------------------------------------------- inputs
+def ensure_tree(work: Path, ids: int, h: int, w: int) -> Path:
+    from vireid.data.synthetic import SynthSpec, write_sysu
+
+    root = work / f"synth_sysu_{ids}ids_{h}x{w}"
+    if not (root / "exp" / "test_id.txt").is_file():
+        write_sysu(root, SynthSpec(ids=ids, height=h, width=w))
+    return root
+
+
+def ensure_init(work: Path, kind: str, h: int, w: int) -> Path:
+    """The ResNet-50 weights both sides start from (torchvision key names, no ``fc``):
+    ``random`` (torchvision's initialisation, seed 0), ``standin`` (``vireid pretrain``
+    at this size) or a file."""
+    import torch
+
+    if kind not in ("random", "standin"):
+        return Path(kind)
+    path = work / f"init_resnet50_{kind}_{h}x{w}.pth"
+    if path.is_file():
+        return path
+    if kind == "random":
+        import torchvision
+
+        torch.manual_seed(0)
+        sd = torchvision.models.resnet50().state_dict()
+    else:
+        from vireid.pretrain import PretrainSpec, pretrain_backbone
+
+        sd, _ = pretrain_backbone(
+            PretrainSpec(arch="resnet50", width=1.0, height=h, image_width=w), print
+        )
+    torch.save({k: v for k, v in sd.items() if not k.startswith("fc.")}, path)
+    return path
+
+
+def steps_per_epoch(tree: Path, batch: int) -> int:
+    """AGW's IdentitySampler: int(N / (P K)) + 1 batches, N = the larger modality's
+    training images (train + val ids)."""
+    ids = set()
+    for name in ("train_id.txt", "val_id.txt"):
+        ids |= {int(x) for x in (tree / "exp" / name).read_text().split(",") if x.strip()}
+    counts = {"rgb": 0, "ir": 0}
+    for cam in ("cam1", "cam2", "cam3", "cam4", "cam5", "cam6"):
+        key = "ir" if cam in ("cam3", "cam6") else "rgb"
+        for pid in ids:
+            d = tree / cam / f"{pid:04d}"
+            counts[key] += len(list(d.iterdir())) if d.is_dir() else 0
+    return int(max(counts.values()) / batch) + 1
+
+
+# ----------------------------------------------------------------------------- runs
+def job_commands(target: str, side: str, seed: int, a, tree: Path, init: Path, result: Path):
+    t = TARGETS[target]
+    run_dir = a.work / "runs" / f"{target}_{side}_s{seed}"
+    if side == "official":
+        return [
+            sys.executable,
+            str(t["runner"]),
+            "--official",
+            str(a.official),
+            "--data",
+            str(tree),
+            "--init",
+            str(init),
+            "--size",
+            a.size,
+            "--epochs",
+            str(a.epochs),
+            "--seed",
+            str(seed),
+            "--work",
+            str(run_dir),
+            "--result",
+            str(result),
+        ]
+    h, w = a.size.split("x")
+    overrides = [
+        f"output_dir={run_dir}",
+        f"data.dataset.root={tree}",
+        f"data.height={h}",
+        f"data.width={w}",
+        f"model.pretrained={init}",
+        f"train.epochs={a.epochs}",
+        f"train.seed={seed}",
+        f"train.iters_per_epoch={steps_per_epoch(tree, 32)}",
+    ]
+    return [
+        sys.executable,
+        str(Path(__file__)),
+        "_vireid",
+        str(t["recipe"]),
+        str(result),
+        ",".join(t["protocols"]),
+        *overrides,
+    ]
+
+
+def vireid_side(recipe: str, result: str, protocols: str, overrides: list[str]) -> None:
+    """(in a child process) train vireid's recipe, evaluate the last epoch on each
+    protocol, write the result JSON."""
+    from vireid.config import load_config
+    from vireid.engine.distributed import DistInfo
+    from vireid.engine.restore import load_model
+    from vireid.engine.run import run_evaluation, train
+
+    cfg = load_config(recipe, overrides)
+    t0 = time.time()
+    run = train(cfg)
+    out = {"side": "vireid", "seed": cfg.train.seed, "run_dir": run["run_dir"]}
+    out["seconds"] = {"train+eval": time.time() - t0}
+    model, cfg2, _, dev = load_model(Path(run["run_dir"]) / "last.pt", "cpu")
+    for protocol in protocols.split(","):
+        cfg2.eval.protocol = protocol
+        res = run_evaluation(model, cfg2, dev, DistInfo(), "all")
+        out[protocol] = {m: res.table()[m]["mean"] for m in METRICS}
+    Path(result).write_text(json.dumps(out, indent=1))
+
+
+def run_jobs(jobs: list[tuple[list[str], Path, Path]], parallel: int) -> None:
+    """Run (command, result file, log file) jobs, ``parallel`` at a time; skip those
+    whose result exists."""
+    pending = [j for j in jobs if not j[1].is_file()]
+    running: list = []
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    while pending or running:
+        while pending and len(running) < parallel:
+            cmd, result, log = pending.pop(0)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            print(f"start {result.stem} (log {log})", flush=True)
+            running.append(
+                (
+                    subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env),
+                    result,
+                )
+            )
+        time.sleep(5)
+        for proc, result in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, result))
+                state = "done" if result.is_file() else f"FAILED (exit {proc.returncode})"
+                print(f"{state}: {result.stem}", flush=True)
+
+
+# -------------------------------------------------------------------------- summary
+def cross_check(target: str, res: dict, tree: Path, size: tuple[int, int]) -> dict:
+    """Their final checkpoint through ``vireid import`` + vireid's evaluator: the
+    difference to their test script's numbers (their evaluation equals vireid's)."""
+    from vireid.engine.distributed import DistInfo
+    from vireid.engine.imported import import_checkpoint
+    from vireid.engine.restore import load_model
+    from vireid.engine.run import run_evaluation
+
+    src = Path(res["checkpoint"])
+    out, _, _ = import_checkpoint(
+        src, src.with_suffix(".vireid.pt"), TARGETS[target]["import_format"], root=tree, size=size
+    )
+    model, cfg, _, dev = load_model(out, "cpu")
+    diffs = {}
+    for protocol in TARGETS[target]["protocols"]:
+        cfg.eval.protocol = protocol
+        table = run_evaluation(model, cfg, dev, DistInfo(), "all").table()
+        diffs[protocol] = {m: abs(table[m]["mean"] - res[protocol][m]) for m in METRICS}
+    return diffs
+
+
+def summarize(target: str, results: dict[str, list[dict]]) -> dict:
+    rows = {}
+    for protocol in TARGETS[target]["protocols"]:
+        row = {}
+        for m in METRICS:
+            sides = {s: np.array([r[protocol][m] for r in rs]) for s, rs in results.items()}
+            stats = {s: (float(v.mean()), float(v.std(ddof=1)), len(v)) for s, v in sides.items()}
+            (mo, so, no), (mv, sv, nv) = stats["official"], stats["vireid"]
+            se = math.sqrt(so**2 / no + sv**2 / nv)
+            diff = mv - mo
+            row[m] = {
+                "official": {"mean": mo, "std": so, "n": no, "runs": sides["official"].tolist()},
+                "vireid": {"mean": mv, "std": sv, "n": nv, "runs": sides["vireid"].tolist()},
+                "diff": diff,
+                "se": se,
+                "verdict": "within spread" if abs(diff) <= 2 * se else "gap",
+            }
+        rows[protocol] = row
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_vireid":
+        return vireid_side(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("target", choices=sorted(TARGETS))
+    p.add_argument("--official", type=Path, required=True, help="checkout of their repository")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--size", default="64x32", help="image size HxW (both sides)")
+    p.add_argument("--ids", type=int, default=100, help="identities of the synthetic tree")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--init", default="random", help="random | standin | a weights file")
+    p.add_argument("--work", type=Path, default=Path("/tmp/vireid-parity"))
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--out", default=None, help="results file stem (default parity_<target>)")
+    a = p.parse_args()
+    a.official, a.work = a.official.resolve(), a.work.resolve()
+    h, w = (int(v) for v in a.size.split("x"))
+    tree = ensure_tree(a.work, a.ids, h, w)
+    init = ensure_init(a.work, a.init, h, w)
+    jobs = []
+    for seed in a.seeds:
+        for side in ("official", "vireid"):
+            result = a.work / "results" / f"{a.target}_{side}_s{seed}.json"
+            log = a.work / "logs" / f"{a.target}_{side}_s{seed}.log"
+            jobs.append((job_commands(a.target, side, seed, a, tree, init, result), result, log))
+    run_jobs(jobs, a.jobs)
+    results: dict[str, list[dict]] = {"official": [], "vireid": []}
+    for _, result, _ in jobs:
+        if not result.is_file():
+            raise SystemExit(f"missing {result}: see its log under {a.work / 'logs'}")
+        r = json.loads(result.read_text())
+        results[r["side"]].append(r)
+    checks = [cross_check(a.target, r, tree, (h, w)) for r in results["official"]]
+    emit(
+        a.out or f"parity_{a.target}",
+        {
+            "target": a.target,
+            "official": str(a.official),
+            "settings": {
+                "size": a.size,
+                "ids": a.ids,
+                "epochs": a.epochs,
+                "init": a.init,
+                "seeds": a.seeds,
+                "steps_per_epoch": steps_per_epoch(tree, 32),
+            },
+            "rows": summarize(a.target, results),
+            "official_through_vireid_eval_max_abs_diff": max(
+                d for c in checks for per in c.values() for d in per.values()
+            ),
+            "seconds": {s: [r["seconds"] for r in rs] for s, rs in results.items()},
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
