@@ -41,6 +41,14 @@ TARGETS = {
         "runner": HERE / "official_agw.py",
         "protocols": ("sysu/all/single", "sysu/indoor/single"),
         "import_format": "agw",
+        "flip": False,
+    },
+    "mmm_stage_a": {
+        "recipe": HERE / "mmm_stage_a_vireid.yaml",
+        "runner": HERE / "official_mmm.py",
+        "protocols": ("sysu/all/single", "sysu/indoor/single"),
+        "import_format": "mmm",
+        "flip": True,  # Baseline.py's test flip-averages
     },
 }
 
@@ -130,8 +138,9 @@ def job_commands(target: str, side: str, seed: int, a, tree: Path, init: Path, r
         f"model.pretrained={init}",
         f"train.epochs={a.epochs}",
         f"train.seed={seed}",
-        f"train.iters_per_epoch={steps_per_epoch(tree, 32)}",
     ]
+    if target == "agw":
+        overrides.append(f"train.iters_per_epoch={steps_per_epoch(tree, 32)}")
     return [
         sys.executable,
         str(Path(__file__)),
@@ -199,8 +208,9 @@ def cross_check(target: str, res: dict, tree: Path, size: tuple[int, int]) -> di
     from vireid.engine.run import run_evaluation
 
     src = Path(res["checkpoint"])
+    t = TARGETS[target]
     out, _, _ = import_checkpoint(
-        src, src.with_suffix(".vireid.pt"), TARGETS[target]["import_format"], root=tree, size=size
+        src, src.with_suffix(".vireid.pt"), t["import_format"], root=tree, size=size, flip=t["flip"]
     )
     model, cfg, _, dev = load_model(out, "cpu")
     diffs = {}

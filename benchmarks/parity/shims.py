@@ -12,12 +12,15 @@ process, and listed here; nothing of theirs is copied into vireid:
 
 ``run_script`` executes one of their scripts as ``__main__`` with a given ``sys.argv``
 and working directory, after replacing literal source lines that hard-code what must
-change (a data path, an image size, an epoch count); each replacement must match exactly
-once, so a changed upstream file fails loudly instead of running something else.
+change (a data path, an image size, an epoch count); ``patch_modules`` does the same for
+a module their scripts import. Each replacement must match exactly once, so a changed
+upstream file fails loudly instead of running something else.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 import types
@@ -35,7 +38,7 @@ def apply_shims(init_weights: str | Path | None) -> None:
     if init_weights is not None:
         import torch.utils.model_zoo as model_zoo
 
-        state = _read_weights(Path(init_weights))
+        state = read_weights(Path(init_weights))
         model_zoo.load_url = lambda *a, **k: dict(state)
         torch.hub.load_state_dict_from_url = lambda *a, **k: dict(state)
     from PIL import Image
@@ -48,7 +51,7 @@ def apply_shims(init_weights: str | Path | None) -> None:
         sys.modules["tensorboardX"] = mod
 
 
-def _read_weights(path: Path) -> dict:
+def read_weights(path: Path) -> dict:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -73,6 +76,38 @@ class _PlainParallel(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+
+class _PatchedModules(importlib.abc.MetaPathFinder):
+    """Imports the named modules from their own file with literal replacements applied."""
+
+    def __init__(self, patches: dict[str, dict[str, str]]) -> None:
+        self.patches = patches
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.patches:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None:
+            return None
+        origin, replace = Path(spec.origin), self.patches[name]
+
+        class Loader(importlib.machinery.SourceFileLoader):
+            def get_data(self, file):
+                if Path(file) == origin:
+                    return patched_source(origin, replace).encode()
+                return super().get_data(file)
+
+            def get_code(self, fullname):  # never a cached .pyc of the unpatched file
+                return compile(self.get_data(self.path), self.path, "exec")
+
+        spec.loader = Loader(name, str(origin))
+        return spec
+
+
+def patch_modules(patches: dict[str, dict[str, str]]) -> None:
+    """``{module name: {old line: new line}}``: applied when each module is imported."""
+    sys.meta_path.insert(0, _PatchedModules(patches))
 
 
 def patched_source(path: Path, replace: dict[str, str]) -> str:
