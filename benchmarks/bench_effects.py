@@ -14,6 +14,9 @@ with (read from their metrics, not declared), and a verdict on the paper's direc
 * ``opposite``: the other sign, beyond twice the standard error;
 * ``within spread``: neither.
 
+A group's ``contrasts`` compare two differences, ``(a0 − a1) − (b0 − b1)`` per seed (e.g. a
+component's gain under imbalance against its gain without), with the same verdict.
+
 Each run's result is cached under ``.cache/bench_effects/`` by a digest of its explicit
 (non-default) config values, the dataset, the stand-in and ``--tag``, so an interrupted
 table resumes and a second call only runs what is missing.
@@ -91,8 +94,9 @@ def run_digest(cfg, tag: str) -> str:
     return hashlib.sha1((explicit + tag + str(_stand_in(cfg))).encode()).hexdigest()[:16]
 
 
-def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str) -> dict:
-    cfg = load_config(
+def run_config(config: Path, overrides: list[str], seed: int, root: Path):
+    """The config of one effects run (its run folder is ``CACHE/run/<digest>``)."""
+    return load_config(
         config,
         [
             *overrides,
@@ -103,6 +107,10 @@ def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str)
             f"output_dir={CACHE / 'run'}",
         ],
     )
+
+
+def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str) -> dict:
+    cfg = run_config(config, overrides, seed, root)
     digest = run_digest(cfg, tag)
     cached = CACHE / "runs" / f"{digest}.json"
     if cached.is_file():
@@ -165,6 +173,33 @@ def verdict(row: dict, ref: dict, direction: int, key: str = "R1") -> dict:
     else:
         word = "reproduced" if np.sign(diff) == direction else "opposite"
     return {"metric": key, "diff": diff, "se": se, "paired": paired, "verdict": word}
+
+
+def difference(row: dict, ref: dict, key: str = "R1") -> dict:
+    """Row − reference per common seed, shaped like a row (for ``verdict``)."""
+    common = [s for s in row["seed_ids"] if s in ref["seed_ids"]]
+    ia = dict(zip(row["seed_ids"], row[key]["runs"], strict=True))
+    ib = dict(zip(ref["seed_ids"], ref[key]["runs"], strict=True))
+    d = [ia[s] - ib[s] for s in common]
+    std = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
+    return {"seed_ids": common, key: {"mean": float(np.mean(d)), "std": std, "runs": d}}
+
+
+def contrast(rows: dict, c: dict) -> dict | None:
+    """A row comparing two differences, ``(a0 − a1) − (b0 − b1)``, paired by seed: e.g.
+    whether a component's gain holds under a harder setting. None if a row did not run."""
+    if not all(n in rows for n in (*c["a"], *c["b"])):
+        return None
+    a, b = (difference(rows[x], rows[y]) for x, y in (c["a"], c["b"]))
+    return {
+        "name": c["name"],
+        "a": c["a"],
+        "b": c["b"],
+        "a_diff": a["R1"]["mean"],
+        "b_diff": b["R1"]["mean"],
+        "paper_direction": c["direction"],
+        "effect": verdict(a, b, c["direction"]),
+    }
 
 
 def merged(out: str, table: list[dict], seeds: list[int]) -> list[dict]:
@@ -234,15 +269,16 @@ def main() -> None:
                 rows[row["name"]]["effect"] = verdict(
                     rows[row["name"]], rows[ref], row["direction"]
                 )
-        table.append(
-            {
-                "group": g["group"],
-                "method": g["method"],
-                "config": g["config"],
-                "source": g.get("source"),
-                "rows": list(rows.values()),
-            }
-        )
+        entry = {
+            "group": g["group"],
+            "method": g["method"],
+            "config": g["config"],
+            "source": g.get("source"),
+            "rows": list(rows.values()),
+        }
+        if found := [x for c in g.get("contrasts", []) if (x := contrast(rows, c))]:
+            entry["contrasts"] = found
+        table.append(entry)
     if a.merge:
         table = merged(a.out, table, a.seeds)
     emit(

@@ -1,17 +1,25 @@
-"""Load test of ``vireid serve`` on loopback: ``--requests`` POST /search (default 500),
-``--concurrency`` at a time (16), against a real uvicorn process started by the CLI;
-throughput, latency percentiles, zero failed requests, the index file unchanged.
+"""Load test of ``vireid serve`` on loopback: ``--requests`` (default 1,000) from
+``--concurrency`` clients (16), a share ``--add-fraction`` (0.2) of them POST /gallery
+additions of new pictures and the rest POST /search, against a real uvicorn process
+started by the CLI (with an API token) over a gallery padded to ``--rows`` (100,000);
+latency percentiles per kind, failed requests (target 0), the server's peak RSS, and the
+index verified after a restart: every acknowledged addition in the file, no other row
+changed, the restarted service holding the same count.
 
 Setup, in a temporary folder: a synthetic SYSU-layout set (``write_sysu``), a checkpoint
-of ``--config`` trained for two iterations (the weights do not change the cost), and
-``vireid index`` of its visible cameras; the queries are its infrared images (JPEG
-bytes), so every search is cross-modality. Reference in the same run: the same work —
-decode, embed, search — in this process without HTTP, one query at a time. Client and
-server share the machine's cores. The run stops by itself: a fixed number of requests,
-each with a timeout, inside an overall deadline; it exits non-zero if any request failed
-or the index changed.
+of ``--config`` trained for two iterations (the weights do not change the cost), ``vireid
+index`` of its visible cameras, then random unit features appended under unique fake
+paths until the gallery holds ``--rows`` (searching costs N × D either way). Queries are
+its infrared images (JPEG bytes), so every search is cross-modality; an addition posts
+one of them made unique (bytes appended after the JPEG's end) as infrared with a new
+pid. Reference in the same run: decode + embed + search in this process without HTTP,
+one query at a time. Client and server share the machine's cores; the machine's load
+average before and after is recorded (other work on the machine slows both). Exits
+non-zero if any request failed or the index does not verify.
 
     flock /tmp/vireid-cpu.lock python benchmarks/bench_serve.py
+    python benchmarks/bench_serve.py --rows 0 --add-fraction 0 --requests 500 \\
+        --name serve_load    # the earlier search-only figure
 """
 
 from __future__ import annotations
@@ -19,8 +27,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,10 +39,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from _common import emit
+from serve_proc import ServeProcess
 from vireid.data.synthetic import SynthSpec, write_sysu
 
 ROOT = Path(__file__).parents[1]
+TOKEN = "bench-token-" + "0" * 20
 
 
 def vireid(*args: str) -> None:
@@ -47,76 +58,129 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pad(index: Path, rows: int) -> int:
+    """Append random unit features under fake paths until ``index`` holds ``rows``."""
+    from vireid.data.records import Modality, Sample
+    from vireid.search import GalleryIndex
+
+    g = GalleryIndex.from_file(index)
+    extra = rows - len(g)
+    if extra > 0:
+        x = np.random.default_rng(0).normal(size=(extra, g.dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        fake = [Sample(f"/bench/pad/{i:07d}.jpg", -1, 1, Modality.VISIBLE) for i in range(extra)]
+        g.add(x, fake)
+        g.save(index)
+    return len(g)
 
 
 def in_process_ms(index: Path, checkpoint: Path, queries: list[bytes]) -> float:
-    """Median ms of decode + embed + search without HTTP (what one request does)."""
+    """Median ms of decode + embed + search without HTTP (what one search does)."""
+    import torch
+
     from vireid.inference import FeatureExtractor
     from vireid.search import GalleryIndex
     from vireid.serve import decode_upload
 
+    torch.set_num_threads(1)  # as the server runs
     fe, gallery = FeatureExtractor(checkpoint, device="cpu"), GalleryIndex.from_file(index)
     times = []
     for data in queries:
         t = time.perf_counter()
-        up = decode_upload(data, "q", 40_000_000)
+        up = decode_upload(data, "q", 40_000_000, (fe.height, fe.width))
         gallery.search(fe([up.image], "infrared"), "infrared", 10)
         times.append((time.perf_counter() - t) * 1000)
     return float(np.median(times))
 
 
-def load(url: str, queries: list[bytes], n: int, concurrency: int, deadline: float) -> dict:
+def _percentiles(ms: list[float]) -> dict:
+    if not ms:
+        return {}
+    a = np.array(ms)
+    return {
+        "n": len(a),
+        **{f"p{q}": round(float(np.percentile(a, q)), 1) for q in (50, 95, 99)},
+        "max": round(float(a.max()), 1),
+    }
+
+
+def load(url: str, queries: list[bytes], args, deadline: float) -> tuple[dict, set[int]]:
+    """The mixed load; returns the figures and the pids of acknowledged additions."""
     import httpx2 as httpx
 
-    limits = httpx.Limits(max_connections=concurrency)
-    with httpx.Client(base_url=url, timeout=60, limits=limits) as client:
+    rng = random.Random(0)
+    jobs = ["add" if rng.random() < args.add_fraction else "search" for _ in range(args.requests)]
+    acked: set[int] = set()
+    limits = httpx.Limits(max_connections=args.concurrency)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=url, timeout=120, limits=limits, headers=headers) as client:
 
         def one(i: int):
             if time.monotonic() > deadline:
-                return None, "deadline"
-            files = {"image": ("q.jpg", queries[i % len(queries)], "image/jpeg")}
+                return jobs[i], None, "deadline"
+            picture = queries[i % len(queries)]
             t = time.perf_counter()
             try:
-                r = client.post("/search", files=files, data={"modality": "infrared", "k": "10"})
-                ok = r.status_code == 200 and len(r.json()["results"]) == 10
-                return (time.perf_counter() - t) * 1000, None if ok else f"HTTP {r.status_code}"
+                if jobs[i] == "search":
+                    files = {"image": ("q.jpg", picture, "image/jpeg")}
+                    r = client.post("/search", files=files, data={"modality": "infrared"})
+                    ok = r.status_code == 200 and len(r.json()["results"]) == 10
+                else:
+                    files = {"images": ("a.jpg", picture + b"vireid-bench-%07d" % i)}
+                    form = {"modality": "infrared", "pid": str(10**6 + i)}
+                    r = client.post("/gallery", files=files, data=form)
+                    ok = r.status_code == 200 and r.json()["added"][0]["new"]
+                    if ok:
+                        acked.add(10**6 + i)
+                ms = (time.perf_counter() - t) * 1000
+                return jobs[i], ms, None if ok else f"HTTP {r.status_code}"
             except Exception as e:  # a failed request is a result here, not a crash
-                return None, type(e).__name__
+                return jobs[i], None, type(e).__name__
 
-        for i in range(5):  # warm-up, not counted
-            one(i)
+        for i in range(5):  # warm-up searches, not counted
+            client.post("/search", files={"image": ("q.jpg", queries[i])}, data={"modality": "ir"})
         t = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            results = list(pool.map(one, range(n)))
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            results = list(pool.map(one, range(args.requests)))
         wall = time.perf_counter() - t
-    lat = np.array([ms for ms, err in results if err is None])
-    errors = [err for _, err in results if err is not None]
-    return {
+    errors = [err for _, _, err in results if err is not None]
+    figures = {
         "wall_s": round(wall, 2),
-        "throughput_rps": round(len(lat) / wall, 2),
-        "latency_ms": {
-            "p50": round(float(np.percentile(lat, 50)), 1),
-            "p95": round(float(np.percentile(lat, 95)), 1),
-            "p99": round(float(np.percentile(lat, 99)), 1),
-            "max": round(float(lat.max()), 1),
-        },
+        "throughput_rps": round((len(results) - len(errors)) / wall, 2),
+        "latency_ms": _percentiles([ms for _, ms, err in results if err is None]),
+        "search_ms": _percentiles([ms for k, ms, e in results if k == "search" and e is None]),
+        "add_ms": _percentiles([ms for k, ms, e in results if k == "add" and e is None]),
         "failed": len(errors),
         "errors": sorted(set(errors)),
+    }
+    return figures, acked
+
+
+def verify(index: Path, before_rows: int, before_head: np.ndarray, acked: set[int]) -> dict:
+    """The file after the server stopped: every acknowledged addition, nothing else."""
+    from vireid.search import GalleryIndex
+
+    g = GalleryIndex.from_file(index)
+    added = [s.pid for s in g.samples[before_rows:]]
+    return {
+        "rows": len(g),
+        "acknowledged_additions": len(acked),
+        "all_acknowledged_in_file": acked <= set(added),
+        "only_acknowledged_in_file": len(added) == len(acked) and set(added) == acked,
+        "earlier_rows_unchanged": bool(np.array_equal(g.feats[: len(before_head)], before_head)),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--requests", type=int, default=500)
+    ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--add-fraction", type=float, default=0.2)
+    ap.add_argument("--rows", type=int, default=100_000, help="gallery size (padded)")
     ap.add_argument("--config", default="configs/quickstart/agw_synth.yaml")
     ap.add_argument("--ids", type=int, default=60, help="synthetic identities")
-    ap.add_argument("--deadline", type=float, default=900, help="seconds for the whole load")
-    ap.add_argument("--name", default="serve_load")
+    ap.add_argument("--deadline", type=float, default=1800, help="seconds for the whole load")
+    ap.add_argument("--name", default="serve_mixed")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_serve_"))
@@ -128,53 +192,65 @@ def main() -> None:
     ckpt, index = run / "last.pt", tmp / "gallery.npz"
     vis = [x for cam in ("cam1", "cam2", "cam4", "cam5") for x in ("--images", str(data / cam))]
     vireid("index", str(ckpt), *vis, "--modality", "visible", "--out", str(index))
+    indexed = pad(index, args.rows)
     queries = [p.read_bytes() for p in sorted((data / "cam3").rglob("*.jpg"))]
-    before, mtime = sha256(index), index.stat().st_mtime_ns
+    from vireid.search import GalleryIndex
+
+    head = GalleryIndex.from_file(index).feats.copy()
+    before = sha256(index)
     reference = in_process_ms(index, ckpt, queries[:50])
 
-    port = free_port()
-    cmd = [sys.executable, "-m", "vireid", "serve", str(index), str(ckpt), "--port", str(port)]
-    server = subprocess.Popen([*cmd, "--log-level", "warning"], cwd=ROOT, env=os.environ)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    load_before = os.getloadavg()
+    log = tmp / "serve.log"
+    env_token = {"VIREID_TOKEN": TOKEN}
+    os.environ.update(env_token)
+    with ServeProcess(index, ckpt, log=log) as server:
         import httpx2 as httpx
 
-        up_by = time.monotonic() + 120
-        while True:
-            if server.poll() is not None or time.monotonic() > up_by:
-                raise RuntimeError(f"vireid serve did not come up (exit code {server.poll()})")
-            try:
-                health = httpx.get(url + "/health", timeout=2).json()
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        res = load(url, queries, args.requests, args.concurrency, time.monotonic() + args.deadline)
-        after_health = httpx.get(url + "/health", timeout=10).json()
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    unchanged = sha256(index) == before and index.stat().st_mtime_ns == mtime
-    unchanged = unchanged and after_health["images"] == health["images"]
+        rss_start = server.rss_mb()
+        res, acked = load(server.url, queries, args, time.monotonic() + args.deadline)
+        health = httpx.get(server.url + "/health", timeout=30).json()
+        peak_rss, rss_end = server.peak_mb(), server.rss_mb()
+    checks = verify(index, indexed, head, acked)
+    with ServeProcess(index, ckpt) as server:  # restarted on the saved file
+        import httpx2 as httpx
+
+        restarted = httpx.get(server.url + "/health", timeout=30).json()
+    checks["restart_images"] = restarted["images"]
+    checks["restart_matches_file"] = restarted["images"] == checks["rows"] == health["images"]
+    checks["file_unchanged_if_nothing_added"] = bool(acked) or sha256(index) == before
+    load_after = os.getloadavg()
     from vireid.config import load_config
 
     cfg = load_config(args.config)
     payload = {
         "requests": args.requests,
         "concurrency": args.concurrency,
+        "add_fraction": args.add_fraction,
+        "gallery_rows": indexed,
         **res,
         "in_process_ms_per_query": round(reference, 1),
-        "gallery_images": health["images"],
+        "server_rss_mb": {
+            "start": round(rss_start),
+            "peak": round(peak_rss),
+            "end": round(rss_end),
+        },
+        "index_after_restart": checks,
+        "load_average_1m": {"before": round(load_before[0], 1), "after": round(load_after[0], 1)},
+        "server_threads": 1,  # OMP_NUM_THREADS of the served process (tests/serve_proc.py)
         "model": f"{cfg.model.arch} width {cfg.model.width}, {cfg.data.height}x{cfg.data.width}",
+        "dim": int(head.shape[1]),
         "config": args.config,
-        "index_unchanged": unchanged,
-        "ok": res["failed"] == 0 and unchanged,
     }
+    ok = res["failed"] == 0 and all(
+        v
+        for k, v in checks.items()
+        if k not in ("rows", "restart_images", "acknowledged_additions")
+    )
+    payload["ok"] = ok
     emit(args.name, payload)
     shutil.rmtree(tmp)
-    sys.exit(0 if payload["ok"] else 1)
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

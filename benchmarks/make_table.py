@@ -79,10 +79,32 @@ def rows() -> list[str]:
             out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
     if k := _load("knn_gpu"):
         out += [_knn_gpu_row(r, k["machine"]) for r in k["runs"]]
-    out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
+    out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu) + cli_rows(cpu)
     for name in ("mmm_step", "mmm_step_ivf"):
         if st := _load(name):
             out.append(_mmm_step_row(st, cpu(st)))
+    return out
+
+
+def cli_rows(cpu) -> list[str]:
+    """Start-up of ``vireid --help`` and of commands that stop at an error."""
+    c = _load("cli_startup")
+    if not c:
+        return []
+    what = {
+        "help": "`vireid --help`",
+        "config_error": "`vireid config validate` with an unknown key",
+        "missing_recipe": "`vireid train` of a missing recipe",
+    }
+    load = c["load_average"][0]
+    out = []
+    for case, label in what.items():
+        o, r = c["ours"][case], c["reference_run"][case]
+        out.append(
+            f"| CLI start-up, {label} | {o['cpu_s']:.2f} s CPU, {o['wall_s']:.2f} s wall "
+            f"(load average {load:.0f}) | eager imports ({c['reference']}) {r['cpu_s']:.2f} s "
+            f"CPU, {r['wall_s']:.1f} s wall → **{o['speedup_cpu']:.0f}×** CPU | {cpu(c)} |"
+        )
     return out
 
 

@@ -146,3 +146,28 @@ def test_approximate_neighbours_reach_the_emcc_search(monkeypatch):
     assert seen == [(20, ann), (20, None)]
     # a search this wide on 96 points finds every neighbour: the same distances as exact
     assert abs(approx - exact).max() < 1e-6
+
+
+def test_camera_search_encodings_equal_the_dense_reference():
+    """The CA-Jaccard reading: reciprocal sets on intra- and inter-camera lists, and the
+    expansion over the k2 nearest of each list."""
+    from reference_emcc import dense_camera_encodings
+    from vireid.clustering.camera_search import CameraSearch, camera_encodings
+    from vireid.clustering.jaccard import _dot_distance
+
+    x, _, cam = people(n_ids=8, per=6)
+    got = camera_encodings(x, cam, 8, CameraSearch(3, 2, 3), _dot_distance(x)).toarray()
+    want = dense_camera_encodings(x, cam, 8, 3, 2, 3)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # every sample keeps other-camera neighbours in its set (the point of the reading)
+    sets = camera_encodings(x, cam, 8, CameraSearch(3, 1, 0), _dot_distance(x)) > 0  # no expansion
+    other = sets.multiply(sp.csr_matrix(cam[:, None] != cam[None, :])).sum(1)
+    assert (np.asarray(other).ravel() > 0).mean() > 0.9
+
+
+def test_camera_search_needs_cameras():
+    from vireid.clustering.camera_search import CameraSearch
+
+    x, ir, _ = people()
+    with pytest.raises(ValueError, match="camera_search needs"):
+        emcc_distance(x, 10, 3, modality=ir, camera_search=CameraSearch())

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from reference_metrics import naive_eval
 from vireid.evaluation import evaluate, evaluate_features
+from vireid.evaluation.ranking import tie_permutation
 
 RULES = ["sysu", "regdb", "llcm", "market"]
 
@@ -26,8 +27,10 @@ def test_vectorised_equals_naive_loop(rule, ties, shape):
     rng = np.random.default_rng(hash((rule, ties, shape)) % 2**32)
     d, qp, gp, qc, gc = problem(rng, *shape, rule, ties)
     cmc, m, i, n = naive_eval(d, qp, gp, qc, gc, rule)
-    # tiny blocks exercise the blocking logic
-    r = evaluate(d, qp, gp, qc, gc, rule, block_bytes=d.shape[1] * 80 * 7)
+    # tiny blocks exercise the blocking logic; with ties, the community's own tie order
+    # (np.argsort's default kind) is asked for: the default breaks ties by a permutation
+    kind = "quicksort" if ties else None
+    r = evaluate(d, qp, gp, qc, gc, rule, block_bytes=d.shape[1] * 80 * 7, sort_kind=kind)
     np.testing.assert_array_equal(r.cmc, cmc)
     assert r.cmc.dtype == np.float32
     assert r.mAP == pytest.approx(m, abs=1e-12) and r.mINP == pytest.approx(i, abs=1e-12)
@@ -120,3 +123,72 @@ def test_perfect_ranking_scores_one():
     d[ids[:, None] == ids[None, :]] *= 0.01
     r = evaluate(d, ids, ids, np.full(30, 6), np.full(30, 1), "regdb")
     assert r.mAP == 1.0 and r.mINP == 1.0 and r.cmc[0] == 1.0
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("shape", [(200, 90, 25), (50, 3, 2), (17, 40, 40)])
+def test_default_breaks_ties_by_the_seeded_permutation(rule, shape):
+    """Default order = the oracle's stable order on the gallery permuted by
+    ``tie_permutation``: ties are resolved independently of the labels."""
+    rng = np.random.default_rng(hash((rule, shape, "perm")) % 2**32)
+    d, qp, gp, qc, gc = problem(rng, *shape, rule, ties=True)
+    p = tie_permutation(d.shape[1])
+    cmc, m, i, n = naive_eval(d[:, p], qp, gp[p], qc, gc[p], rule, sort_kind="stable")
+    r = evaluate(d, qp, gp, qc, gc, rule, block_bytes=d.shape[1] * 80 * 7)
+    np.testing.assert_array_equal(r.cmc, cmc)
+    assert r.mAP == pytest.approx(m, abs=1e-12) and r.mINP == pytest.approx(i, abs=1e-12)
+    assert r.num_valid == n
+
+
+def _sorted_gallery_problem(n_ids=60, per_id=4, n_query=120, seed=0):
+    """A gallery listed sorted by identity, as every protocol lists it."""
+    rng = np.random.default_rng(seed)
+    gp = np.repeat(np.arange(n_ids), per_id)
+    qp = rng.integers(0, n_ids, n_query)
+    return qp, gp, np.full(n_query, 2), np.ones(len(gp), int)
+
+
+def test_constant_features_score_at_chance():
+    """A model whose features are all equal knows nothing: it must score what a random
+    ranking scores. Chance = the mean over 200 random rankings (iid uniform distances);
+    band: ±3 standard deviations of the mAP over 50 seeded tie permutations (seed-to-seed
+    spread of one permutation shared by all queries). The community's tie order scores
+    ~2× chance here (the identity-sorted list keeps each query's matches together)."""
+    qp, gp, qc, gc = _sorted_gallery_problem()
+    rng = np.random.default_rng(1)
+    chance = [evaluate(rng.random((len(qp), len(gp))), qp, gp, qc, gc, "regdb") for _ in range(200)]
+    chance_map = np.mean([r.mAP for r in chance])
+    chance_r1 = np.mean([r.cmc[0] for r in chance])
+    const = np.ones((len(qp), 8)) / np.sqrt(8)
+    g = np.ones((len(gp), 8)) / np.sqrt(8)
+    r = evaluate_features(const, g, qp, gp, qc, gc, "regdb")
+    spread = np.std(
+        [
+            evaluate(np.zeros((len(qp), len(gp)))[:, p], qp, gp[p], qc, gc[p], "regdb").mAP
+            for p in (np.random.default_rng(s).permutation(len(gp)) for s in range(50))
+        ]
+    )
+    assert abs(r.mAP - chance_map) < 3 * spread, (r.mAP, chance_map, spread)
+    assert r.cmc[0] < 3 * chance_r1 + 0.05
+    leaky = evaluate_features(const, g, qp, gp, qc, gc, "regdb", sort_kind="stable")
+    assert leaky.mAP > 1.5 * chance_map  # what the list order leaked
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_features_and_distances_are_refused(bad):
+    q, g = np.ones((3, 4)), np.ones((5, 4))
+    q[1, 2] = bad
+    args = ([1, 2, 3], [1, 2, 3, 1, 2], [6] * 3, [1] * 5, "sysu")
+    with pytest.raises(ValueError, match="query features: 1 row.*first: row 1"):
+        evaluate_features(q, g, *args)
+    with pytest.raises(ValueError, match="gallery features: 1 row"):
+        evaluate_features(g[:3], np.vstack([g[:4], q[1:2]]), *args)
+    d = np.zeros((3, 5))
+    d[2, 4] = bad
+    with pytest.raises(ValueError, match="non-finite values .* query row 2"):
+        evaluate(d, *args)
+
+
+def test_zero_dimensional_features_are_refused():
+    with pytest.raises(ValueError, match="D >= 1"):
+        evaluate_features(np.zeros((2, 0)), np.zeros((3, 0)), [1, 2], [1, 2, 2], [6, 6], [1] * 3)

@@ -1,6 +1,7 @@
 """Gallery indexing and search: `vireid index` / `vireid search` and the library API."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,10 @@ def test_search_cli_table_json_report_and_model_check(checkpoint, gallery_dir, t
         assert sims == sorted(sims, reverse=True)
     page = (tmp_path / "rep" / "index.html").read_text()
     assert page.count("data:image/jpeg;base64,") == 6 * 4  # each query + its 3 matches
+    # captions name identity and camera (base names repeat across identities)
+    for q in res:
+        for m in q["matches"]:
+            assert f"id {m['pid']} · cam{m['camid']}<br>{Path(m['path']).name}" in page
     # the index remembers its weights: another model's index is refused
     from vireid.evaluation.features import load_features, save_features
 

@@ -3,6 +3,7 @@ loopback (concurrent additions and searches)."""
 
 import io
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,12 +28,18 @@ def index_file(checkpoint, gallery_dir, tmp_path):
 
 @pytest.fixture
 def service(fe, index_file, tmp_path):
-    return GalleryService(index_file, fe, upload_dir=tmp_path / "up")
+    with GalleryService(index_file, fe, upload_dir=tmp_path / "up") as s:
+        yield s
+
+
+def local(app) -> TestClient:
+    """A client of ``app`` that names the service by a loopback name (Host check)."""
+    return TestClient(app, base_url="http://localhost")
 
 
 @pytest.fixture
 def client(service):
-    return TestClient(create_app(service, max_upload_mb=LIMIT_MB))
+    return local(create_app(service, max_upload_mb=LIMIT_MB))
 
 
 def _png(seed: int) -> bytes:
@@ -66,15 +73,28 @@ def test_health_search_thumbnails_and_page(client, fe, index_file, gallery_dir):
     assert body["query"] == {"modality": "infrared", "searched": "visible", "k": 5}
     res = body["results"]
     want = GalleryIndex.from_file(index_file).search(fe(query, "infrared"), "infrared", 5)[0]
-    assert [x["path"] for x in res] == [m.sample.path for m in want]
+    assert [x["row"] for x in res] == [m.row for m in want]
+    assert [x["file"] for x in res] == [Path(m.sample.path).name for m in want]
     np.testing.assert_allclose(
         [x["similarity"] for x in res], [m.similarity for m in want], atol=1e-5
     )
     assert {x["modality"] for x in res} == {"visible"}
-    assert {"rank", "path", "similarity", "modality", "camera", "pid", "thumbnail"} <= set(res[0])
-    # the whole gallery: the query picture itself comes first
+    assert set(res[0]) == {
+        "rank",
+        "row",  # the gallery row; "id" would read as the identity, which is "pid"
+        "file",
+        "similarity",
+        "modality",
+        "camera",
+        "pid",
+        "thumbnail",
+    }
+    # the whole gallery: the query picture itself comes first, with the very features
+    # `vireid index` stored for it (the upload is decoded and shrunk as the loader would)
     top = _search(client, query.read_bytes(), k=1, any_modality="true").json()["results"][0]
-    assert top["path"] == str(query) and top["similarity"] == pytest.approx(1.0, abs=1e-5)
+    row = GalleryIndex.from_file(index_file).row_of(str(query))
+    assert top["row"] == row and top["file"] == query.name
+    assert top["similarity"] == pytest.approx(1.0, abs=1e-6)
     thumb = client.get(res[0]["thumbnail"])
     assert thumb.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.content)).height == 128
@@ -107,7 +127,7 @@ def test_bad_input_gets_a_4xx_json_error_and_the_service_goes_on(client, service
     assert r.status_code == 400 and "images 'a.txt': not a JPEG" in r.json()["error"]
     assert client.get("/gallery/100000/thumbnail").status_code == 404
     assert client.get("/nowhere").json() == {"error": "Not Found"}
-    small = TestClient(create_app(service, max_pixels=1000))
+    small = local(create_app(service, max_pixels=1000))
     r = _search(small, good)
     assert r.status_code == 413 and "32×64 pixels" in r.json()["error"]
     # still serving, and nothing was added
@@ -117,7 +137,7 @@ def test_bad_input_gets_a_4xx_json_error_and_the_service_goes_on(client, service
 
 def test_cross_modality_needs_the_other_modality(fe, checkpoint, gallery_dir, tmp_path):
     only_vis = index_images(checkpoint, tmp_path / "v.npz", gallery_dir / "visible")
-    client = TestClient(create_app(GalleryService(only_vis, fe, read_only=True)))
+    client = local(create_app(GalleryService(only_vis, fe, read_only=True)))
     img = sorted((gallery_dir / "visible").rglob("*.jpg"))[0].read_bytes()
     r = _search(client, img, "visible")
     assert r.status_code == 409 and "no infrared images" in r.json()["error"]
@@ -131,21 +151,27 @@ def test_gallery_additions_are_saved_searchable_and_stored_once(client, fe, inde
     r = client.post("/gallery", files=files, data={"modality": "visible", "camera": "7"})
     assert r.status_code == 200, r.text
     added = r.json()["added"]
-    assert [(a["id"], a["new"], a["camera"], a["modality"]) for a in added] == [
+    assert [(a["row"], a["new"], a["camera"], a["modality"]) for a in added] == [
         (24, True, 7, "visible"),
         (25, True, 7, "visible"),
     ]
     assert r.json()["images"] == 26
     on_disk = GalleryIndex.from_file(index_file)  # saved before the answer
-    assert len(on_disk) == 26 and on_disk.samples[24].path == added[0]["path"]
-    assert added[0]["path"].startswith(str(tmp_path / "up"))
-    np.testing.assert_allclose(
-        on_disk.feats[24:], fe([a["path"] for a in added], "visible"), atol=1e-6
+    stored = [on_disk.samples[a["row"]].path for a in added]
+    assert len(on_disk) == 26 and [Path(p).name for p in stored] == [a["file"] for a in added]
+    assert all(p.startswith(str(tmp_path / "up")) for p in stored)
+    np.testing.assert_allclose(on_disk.feats[24:], fe(stored, "visible"), atol=1e-6)
+    same = {"modality": "visible", "camera": "7"}
+    again = client.post("/gallery", files=files[:1], data=same).json()
+    assert again["added"][0]["row"] == 24 and not again["added"][0]["new"] and again["images"] == 26
+    # other labels for a stored picture are refused, not silently ignored
+    r = client.post("/gallery", files=files[:1], data={**same, "pid": "3"})
+    assert (
+        r.status_code == 409
+        and "already gallery image 24 (visible, camera 7, pid -1)" in (r.json()["error"])
     )
-    again = client.post("/gallery", files=files[:1], data={"modality": "visible"}).json()
-    assert again["added"][0]["id"] == 24 and not again["added"][0]["new"] and again["images"] == 26
     top = _search(client, _png(1), "visible", k=1, any_modality="true").json()["results"][0]
-    assert top["id"] == 24 and top["similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert top["row"] == 24 and top["similarity"] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_concurrent_additions_and_searches_lose_no_entry(service, index_file, gallery_dir):
@@ -157,7 +183,8 @@ def test_concurrent_additions_and_searches_lose_no_entry(service, index_file, ga
             f = {"images": (f"{seed}.png", _png(100 + seed))}
             r = c.post("/gallery", files=f, data={"modality": "infrared", "pid": str(seed)})
             # answered only once the file holds it (whatever other requests wrote since)
-            assert r.json()["added"][0]["path"] in GalleryIndex.from_file(index_file)
+            a = r.json()["added"][0]
+            assert Path(GalleryIndex.from_file(index_file).samples[a["row"]].path).name == a["file"]
             return r
 
         def search(_):

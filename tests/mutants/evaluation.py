@@ -8,7 +8,7 @@ import numpy as np
 from vireid.data.protocols import lists
 from vireid.evaluation import ranking
 
-from . import mutant
+from . import mutant, replace
 
 R = "tests/test_ranking.py::"
 
@@ -60,3 +60,33 @@ def _(mp):
 )
 def _(mp):
     mp.setitem(lists.SYSU_GALLERY_CAMS, "all", (1, 2, 3, 4, 5, 6))
+
+
+@mutant(
+    "eval.ties_in_list_order",
+    "tied distances ranked in the gallery's list order (the community's argsort), which is "
+    "sorted by identity: a constant-feature model scores above chance",
+    tests=[
+        R + "test_constant_features_score_at_chance",
+        "tests/test_reliability_eval.py::test_constant_features_score_at_chance_through_the_cli",
+    ],
+    fast=True,
+)
+def _(mp):
+    mp.setattr(ranking, "rank_gallery", lambda dist, sort_kind=None, tie_perm=None: (
+        np.argsort(dist, axis=1, kind=sort_kind)
+    ))  # fmt: skip
+
+
+@mutant(
+    "eval.non_finite_features_scored",
+    "features holding NaN/Inf are ranked instead of refused (NaN distances tie, and ties "
+    "fall back to an order)",
+    tests=[
+        R + "test_non_finite_features_and_distances_are_refused",
+        "tests/test_reliability_eval.py::test_bad_arrays_are_one_line",
+    ],
+    fast=True,
+)
+def _(mp):
+    replace(mp, ranking, "non_finite_rows", lambda x: np.zeros(len(x), bool))

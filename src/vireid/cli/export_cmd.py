@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from .common import console, friendly_errors
+from .paths import require_out_file
 
 SUFFIX = {"safetensors": ".safetensors", "onnx": ".onnx"}
 
@@ -32,6 +33,7 @@ def export_cmd(
     out = out or checkpoint.with_suffix(SUFFIX[fmt])
     if out.suffix != SUFFIX[fmt]:
         raise ValueError(f"{out}: expected a {SUFFIX[fmt]} output path for --format {fmt}")
+    require_out_file(out, "OUT")
     if fmt == "safetensors":
         from ..engine.checkpoint import export_safetensors, load_checkpoint
 

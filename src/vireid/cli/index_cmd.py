@@ -33,15 +33,22 @@ def index_cmd(
     hnsw_m: int = typer.Option(None, help="hnsw: links per node (default 32)"),
     ef_construction: int = typer.Option(None, help="hnsw: candidates when inserting (80)"),
     ef_search: int = typer.Option(None, help="hnsw: candidates when searching (default 64)"),
+    max_pixels: int = typer.Option(
+        40_000_000, min=1, help="refuse images with more pixels (decompression bombs)"
+    ),
 ) -> None:
     """Embed a gallery (or a protocol's test images) into an index file, for
-    ``vireid search``, ``vireid serve`` and ``vireid eval --features``."""
-    from ..data.protocols import get_protocol
-    from ..inference import FeatureExtractor
-    from ..search import GalleryIndex, IndexSpec, collect_images, protocol_images
+    ``vireid search``, ``vireid serve`` and ``vireid eval --features``.
+
+    The index file has one writer at a time: this command holds ``OUT.lock`` while it
+    runs and is refused while another writer (a ``vireid serve`` of the same file) holds
+    it."""
+    from ..search.lock import IndexLock
 
     if bool(images) == bool(protocol):
         raise ValueError("give exactly one of --images PATH... or --protocol P")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; expected the index file to write (.npz)")
     if append and not out.is_file():
         raise FileNotFoundError(f"--append: {out} does not exist; leave out --append to create it")
     options = dict(
@@ -52,24 +59,65 @@ def index_cmd(
         ef_construction=ef_construction,
         ef_search=ef_search,
     )
+    with IndexLock(out):  # before any work: a busy file is refused at once
+        _index(
+            checkpoint,
+            out,
+            images,
+            modality,
+            protocol,
+            root,
+            manifest,
+            trials,
+            device,
+            append,
+            options,
+            max_pixels,
+        )
+
+
+def _index(
+    checkpoint,
+    out,
+    images,
+    modality,
+    protocol,
+    root,
+    manifest,
+    trials,
+    device,
+    append,
+    options,
+    max_pixels,
+) -> None:
+    from ..data.protocols import get_protocol
+    from ..inference import FeatureExtractor
+    from ..search import GalleryIndex, IndexSpec, check_images, collect_images, protocol_images
+
+    gallery = GalleryIndex.from_file(out) if append else None  # a broken file fails first
     fe = FeatureExtractor(checkpoint, device)
+    if gallery is not None:
+        gallery.check_model(fe.model_id, checkpoint, adding=True)
     if protocol:
         spec = get_protocol(protocol)
-        chosen = checkpoint_trials(spec, checkpoint, fe.trial, None, parse_trials(trials))
+        trained_on = fe.cfg.data.dataset.name
+        chosen = checkpoint_trials(
+            spec, checkpoint, trained_on, fe.trial, None, parse_trials(trials)
+        )
         samples = protocol_images(spec.name, root, chosen, manifest)
     else:
         samples = collect_images(images, modality)
-    if append:
-        gallery = GalleryIndex.from_file(out)
-        gallery.check_model(fe.model_id, checkpoint)
+    if gallery is not None:
         stored = gallery.spec
         if stored.updated(**options) != stored:  # new options: restructure or retune
             gallery = GalleryIndex.from_file(out, stored.updated(**options))
         fresh = list({s.path: s for s in samples if s.path not in gallery}.values())
+        check_images(fresh, max_pixels)
         gallery.add(fe.embed_samples(fresh), fresh)
         what = f"appended {len(fresh)} images ({len(samples) - len(fresh)} already indexed)"
         changed = bool(fresh) or gallery.spec != stored
     else:
+        check_images(samples, max_pixels)
         # the evaluation's own extraction (size, flip, AMP), so eval --features agrees with it
         spec = IndexSpec().updated(**options)
         gallery = GalleryIndex(fe.embed_samples(samples), samples, spec, fe.model_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from .common import console, friendly_errors
 
@@ -27,14 +26,17 @@ def search_cmd(
     json_out: Path = typer.Option(None, "--json", help="write the matches as JSON here"),
 ) -> None:
     """Find the gallery images closest to each query (cross-modality by default)."""
+    from rich.table import Table
+
     from ..inference import FeatureExtractor
-    from ..search import GalleryIndex, collect_images
+    from ..search import GalleryIndex, check_images, collect_images
     from ..utils.io import write_json
 
     gallery = GalleryIndex.from_file(index)
     fe = FeatureExtractor(checkpoint, device)
     gallery.check_model(fe.model_id, checkpoint)
     queries = collect_images(query, modality)
+    check_images(queries)  # JPEG/PNG/BMP within the pixel limit, as `vireid index` reads
     qf = fe.embed_samples(queries)
     results: list = [None] * len(queries)
     for mod in {q.modality for q in queries}:  # one batched search per query modality

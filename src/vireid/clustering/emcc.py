@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .camera_search import CameraSearch, camera_encodings
 from .jaccard import _Clock, _dot_distance, _dot_distance_torch, _host_overlap
 from .knn import knn as knn_search
 from .knn_approx import Ann
@@ -104,6 +105,7 @@ def emcc_distance(
     workers: int | None = None,
     device: str | None = None,
     timings: dict[str, float] | None = None,
+    camera_search: CameraSearch | None = None,
 ) -> sp.csr_matrix:
     """(N, N) CSR float32 EMCC distances in [0, 1]; absent entries = 1.
 
@@ -112,7 +114,10 @@ def emcc_distance(
     used); ``k3`` (≥ k1) the large neighbourhood of the negative filter (None: off).
     ``max_distance``, ``knn_backend``, ``ann``, ``budget``, ``workers``, ``device`` and
     ``timings`` as in ``jaccard_distance`` (on a CUDA device the kNN runs there too; with
-    ``ann`` one approximate search of width k3 serves both ranges).
+    ``ann`` one approximate search of width k3 serves both ranges). ``camera_search``
+    (needs ``camera``): the k-reciprocal sets and the expansion come from intra- and
+    inter-camera ranking lists instead (``clustering.camera_search``, the CA-Jaccard
+    reading; ``k1`` is the inter-camera k, ``k2`` and the group expansion are unused).
     """
     x = np.ascontiguousarray(np.asarray(feats, dtype=np.float32))
     n = len(x)
@@ -132,10 +137,15 @@ def emcc_distance(
         _, nn = knn_search(x, width, backend=knn_backend, ann=ann)
     clock("knn")
     pair = _dot_distance(x) if xt is None else _dot_distance_torch(xt)
-    # the k-reciprocal sets see exactly k1 columns (the community's quirk, see jaccard.py)
-    V = encodings(expanded_sets(nn[:, :k1], k1), pair)
-    if k2 > 1:
-        V = group_balanced_expand(V, nn, min(k2, k1), groups)
+    if camera_search is not None:
+        if camera is None:
+            raise ValueError("camera_search needs the samples' camera ids (camera=...)")
+        V = camera_encodings(x, np.asarray(camera), k1, camera_search, pair)
+    else:
+        # the k-reciprocal sets see exactly k1 columns (the community's quirk, see jaccard.py)
+        V = encodings(expanded_sets(nn[:, :k1], k1), pair)
+        if k2 > 1:
+            V = group_balanced_expand(V, nn, min(k2, k1), groups)
     if k3 is not None and k3 < n:
         V = k3_filter(V, nn, k3)
     clock("encodings")
@@ -159,6 +169,7 @@ def emcc_labels(
     knn_backend: str = "auto",
     device: str = "cpu",
     ann: Ann | None = None,
+    camera_search: CameraSearch | None = None,
 ) -> np.ndarray:
     """Contiguous pseudo-labels 0..C−1 (−1 = outlier) of DBSCAN on the EMCC distance;
     ``device`` and ``ann`` as in ``cluster_labels`` ("cpu", "cuda" or "auto"; None =
@@ -179,5 +190,6 @@ def emcc_labels(
         knn_backend=knn_backend,
         ann=ann,
         device=overlap_device(device),
+        camera_search=camera_search,
     )
     return relabel_contiguous(dbscan(dist, eps, min_samples))

@@ -18,6 +18,7 @@ from typing import Any, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .checks import CrossCheckError, check_run
 from .schema import RunCfg
 
 
@@ -207,13 +208,29 @@ def validate_config(data: dict, model: type[BaseModel] = RunCfg) -> BaseModel:
     fill_tags(model, data)
     check_keys(model, data)
     try:
-        return model.model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_validation(e, model)) from None
+    if isinstance(cfg, RunCfg):
+        try:
+            check_run(cfg)
+        except CrossCheckError as e:
+            raise ConfigError(str(e)) from None
+    return cfg
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunCfg:
+    """``path``: a YAML file, or a shipped recipe's name (``config/recipes.py``)."""
+    if path is not None:
+        from .recipes import resolve_recipe
+
+        path = resolve_recipe(path)
     data = load_yaml_tree(path) if path is not None else {}
+    if path is not None and not data:  # every key would silently take its default
+        raise ConfigError(
+            f"{path}: empty config; expected a recipe (e.g. `_base_: <a file under configs/>` "
+            "and the keys you change)"
+        )
     data = apply_overrides(data, overrides or [])
     cfg = validate_config(data)
     from .chains import check_chain  # chains imports this module

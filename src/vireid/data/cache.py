@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,18 +23,45 @@ from ..utils.io import atomic_write
 from .datasets.errors import DatasetError
 
 FORMAT_VERSION = 1
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP")
+# a person image is far smaller; this bounds one decode to ~120 MB of RGB (the service's
+# default upload limit is the same)
+MAX_PIXELS = 40_000_000
 
 
 def load_rgb(path: str) -> Image.Image:
-    """Open an image as RGB (IR images decode to 3 identical channels), with a clear error
-    for unreadable or truncated files."""
+    """Open an image as RGB (IR images decode to 3 identical channels). Only JPEG, PNG and
+    BMP are decoded (Pillow's other plugins are no input for a dataset; EPS would run
+    Ghostscript), and at most ``MAX_PIXELS`` of them (a decompression bomb would take
+    gigabytes); an unreadable, truncated or refused file raises one ``DatasetError``
+    naming it."""
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # Pillow's bomb warning (> 89 MP) as an error
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path, formats=IMAGE_FORMATS)
+        with im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise DatasetError(
+                    f"{path}: {w}×{h} pixels, more than the limit of {MAX_PIXELS:,} "
+                    "(vireid.data.cache.MAX_PIXELS); expected a person image"
+                )
             return im.convert("RGB")
+    except DatasetError:
+        raise
     except FileNotFoundError:
         raise DatasetError(f"{path}: image file does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise DatasetError(f"{path}: cannot decode image ({e}); expected a JPEG/PNG/BMP") from None
+    except PermissionError:
+        raise DatasetError(f"{path}: permission denied; cannot read the image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DatasetError(f"{path}: refused as a decompression bomb ({e})") from None
+    except UnidentifiedImageError:
+        raise DatasetError(f"{path}: cannot decode image: not a JPEG, PNG or BMP file") from None
+    except Exception as e:  # Pillow's decoders raise many types on damaged data
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise DatasetError(
+            f"{path}: cannot decode image ({type(e).__name__}: {first}); expected a JPEG/PNG/BMP"
+        ) from None
 
 
 def resize_rgb(path: str, height: int, width: int) -> np.ndarray:

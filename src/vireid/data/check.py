@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from ..registry import DATASETS
+from .cache import load_rgb
 from .datasets.base import IMAGE_SUFFIXES
 from .datasets.errors import DatasetError
 
@@ -47,15 +46,14 @@ class CheckReport:
 
 
 def verify_image(path: str) -> str | None:
-    """None if the file decodes completely, else the reason."""
+    """None if the file decodes completely as training would decode it (``load_rgb``:
+    the same formats and pixel limit), else the reason."""
     try:
-        with Image.open(path) as im:
-            im.load()  # full decode: catches truncated files that verify() misses
+        load_rgb(path)
         return None
-    except FileNotFoundError:
-        return "missing"
-    except Exception as e:  # PIL raises many types for corrupt data
-        return f"cannot decode ({type(e).__name__}: {e})"
+    except DatasetError as e:
+        why = str(e).removeprefix(f"{path}: ")
+        return "missing" if why == "image file does not exist" else why
 
 
 def check_dataset(name: str, root, trial: int | None = None, progress=None) -> CheckReport:

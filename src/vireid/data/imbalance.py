@@ -14,9 +14,10 @@ from .records import Modality, Sample
 def keep_fraction(
     samples: list[Sample], modality: Modality | str, fraction: float, seed: int = 0
 ) -> list[Sample]:
-    """``samples`` with, for every identity, only ``max(1, round(fraction · n))`` of its
-    ``n`` images of ``modality`` (a seeded random choice); the other modality and the
-    order of the kept samples are unchanged."""
+    """``samples`` with, for every identity, only ``max(1, ⌊fraction · n + ½⌋)`` of its
+    ``n`` images of ``modality`` (rounded half up, not Python's half-to-even ``round``; a
+    seeded random choice); the other modality and the order of the kept samples are
+    unchanged."""
     if not 0 < fraction <= 1:
         raise ValueError(f"keep_fraction: fraction {fraction} must lie in (0, 1]")
     modality = Modality.parse(modality)

@@ -21,6 +21,7 @@ from ..data.samplers import CrossModalitySampler
 from ..data.transforms import build_train_transforms
 from ..data.usl import ModalityStream
 from ..evaluation.features import extract_features
+from ..evaluation.ranking import non_finite_rows
 from ..utils.logging import get_logger
 from ..utils.progress import progress_bar
 from .checkpoint import CheckpointError, load_checkpoint
@@ -149,6 +150,8 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
             batch_size=cfg.eval.batch_size,
             flip=flip,
             renormalize=not clustering,
+            # eval.feature: the BNNeck's output (AGW) or the pooled feature before it
+            which="pool" if not clustering and cfg.eval.feature == "pool" else "feat",
             device=device,
             amp=cfg.train.amp,
             desc="clustering features" if clustering else "features",
@@ -156,20 +159,27 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
             image_index=idx,
             corrupt=corrupt,
         )
-        return gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
+        feats = gather_ordered(torch.from_numpy(local), len(samples), info.world_size).numpy()
+        bad = non_finite_rows(feats)
+        if bad.any():  # never ranked or clustered: NaN ties would score (docs/evaluation.md)
+            raise FloatingPointError(
+                f"the model gave NaN/Inf features for {int(bad.sum())} of {len(samples)} "
+                f"image(s) (first: {samples[int(np.argmax(bad))].path}); its weights overflow"
+            )
+        return feats
 
     return featurize
 
 
-def init_weights(model, ref) -> None:
+def init_weights(model, ref, key: str = "train.init_from") -> None:
     """Model weights from a vireid checkpoint (stage 1 → stage 2); ``ref`` is a path or a
     ``recipe:`` reference (``config.chains``). The classifier is skipped when its class
-    count differs."""
+    count differs. ``key``: the config key that named ``ref``."""
     from ..config.chains import resolve_checkpoint
 
     resolved = resolve_checkpoint(ref)
     if not resolved.path.is_file():
-        raise CheckpointError(resolved.missing_message())
+        raise CheckpointError(resolved.missing_message(key))
     path = resolved.path
     state = load_checkpoint(path)
     sd = {k.removeprefix("model."): v for k, v in state["model"].items() if k.startswith("model.")}
@@ -178,8 +188,18 @@ def init_weights(model, ref) -> None:
     missing = [k for k in own if k not in sd and not k.startswith("classifier.")]
     if missing:
         raise CheckpointError(
-            f"train.init_from={path}: no weights for {missing[:3]}; "
-            "expected a checkpoint of the same model.arch"
+            f"{key}={path}: no weights for {missing[:3]}; "
+            "expected a checkpoint of the same model (arch, non_local, ...)"
         )
     model.load_state_dict(sd, strict=False)
     log.info("initialised the model from %s", path)
+
+
+def stage_model(cfg: RunCfg, path, device) -> torch.nn.Module:
+    """The network of an earlier stage (``path``, a vireid checkpoint), built like this
+    run's model and in eval mode: its features feed offline pseudo-labels."""
+    from ..models import build_model
+
+    model = build_model(cfg.model.model_copy(update={"pretrained": None}), 0)
+    init_weights(model, path, "method.labels_from")
+    return model.to(device).eval()

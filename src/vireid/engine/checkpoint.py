@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -70,43 +73,137 @@ def save_checkpoint(
         "trial": trial,
         "extra": extra or {},
     }
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    # clean_stale: a run killed mid-save (kill -9) leaves a full-size temporary file
+    return atomic_write(path, lambda tmp: torch.save(state, tmp), clean_stale=True)
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or belongs to another dataset/trial."""
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """A ``last.pt``, or a ``.safetensors`` export read back with its JSON sidecar."""
+def checkpoint_path(path: str | Path) -> Path:
+    """``path`` itself, or ``path/last.pt`` for a run directory."""
     path = Path(path)
+    if path.is_dir():
+        if (path / CHECKPOINT_NAME).is_file():
+            return path / CHECKPOINT_NAME
+        raise CheckpointError(
+            f"{path} is a directory without {CHECKPOINT_NAME}; expected a checkpoint file "
+            f"or a run directory holding {CHECKPOINT_NAME}"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        return _load_export(path)
+    return path
+
+
+def _is_npz(path: Path) -> bool:
+    """NumPy's archives hold top-level ``*.npy`` members; torch's a folder of records."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or one that needs pickled objects
-        raise CheckpointError(f"{path}: not a loadable vireid checkpoint ({e})") from None
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return bool(names) and all(n.endswith(".npy") and "/" not in n for n in names)
+
+
+def _load_failure(e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in our words: torch's own
+    message advises loading with ``weights_only=False``, which would run the file's code."""
+    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)", str(e))
+    if found:
+        name = found.group(1) or found.group(2)
+        return (
+            f"refers to the Python object {name}, which a checkpoint never holds; refused "
+            "(loading it could run code). Expected a vireid checkpoint (last.pt)"
+        )
+    return "not a loadable vireid checkpoint (corrupt, truncated or not a torch file)"
+
+
+def _check_state(state, path: Path) -> dict:
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path}: holds a {type(state).__name__}, not a vireid checkpoint "
+            "(a dict with 'model', 'epoch' and 'config')"
+        )
     for key in ("model", "epoch", "config"):
         if key not in state:
             raise CheckpointError(f"{path}: missing {key!r}; not a vireid checkpoint")
-    state["config"] = json.loads(state["config"])
+    model = state["model"]
+    if not isinstance(model, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
+    ):
+        raise CheckpointError(f"{path}: 'model' is not a state dict of named tensors")
+    if isinstance(state["epoch"], bool) or not isinstance(state["epoch"], int):
+        raise CheckpointError(f"{path}: 'epoch' is {state['epoch']!r}; expected an integer")
+    state["config"] = _stored_config(state, path)
+    bad = [k for k, v in model.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(
+            f"{path}: weights hold NaN/Inf in {bad[0]!r} ({len(bad)} tensor(s)); the run "
+            "diverged or the file is damaged"
+        )
     return state
+
+
+def check_shapes(path: Path, stored: dict, own: dict, what: str = "the configured model") -> None:
+    """``stored`` weights must have ``own``'s shapes (``load_state_dict`` would print one
+    line per tensor in a traceback)."""
+    wrong = [k for k, v in stored.items() if k in own and own[k].shape != v.shape]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(
+            f"{path}: the weights do not fit {what}: {k} is {tuple(stored[k].shape)} in "
+            f"the file but {tuple(own[k].shape)} in the model ({len(wrong)} tensor(s) differ)"
+        )
+
+
+def _stored_config(state, path: Path) -> dict:
+    if not isinstance(state, dict) or "config" not in state:
+        raise CheckpointError(f"{path}: missing 'config'; not a vireid checkpoint")
+    try:
+        config = json.loads(state["config"]) if isinstance(state["config"], str) else None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(
+            f"{path}: the stored config is not valid JSON ({e.msg} at char {e.pos}); "
+            "the file is damaged or was not written by vireid"
+        ) from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: the stored config is not a JSON object")
+    return config
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint (a file, or a run directory's ``last.pt``) with
+    ``weights_only=True``, or a ``.safetensors`` export with its JSON sidecar; every
+    problem is one ``CheckpointError`` naming the file."""
+    path = checkpoint_path(path)
+    if path.suffix == ".safetensors":
+        return _load_export(path)
+    return _check_state(_torch_load(path), path)
 
 
 def read_checkpoint_config(path: str | Path) -> dict:
     """The config stored in a checkpoint, without reading its tensors (memory-mapped)."""
-    path = Path(path)
+    path = checkpoint_path(path)
     if path.suffix == ".safetensors":
         return _export_sidecar(path)["config"]
+    return _stored_config(_torch_load(path, mmap=True), path)
+
+
+def _torch_load(path: Path, mmap: bool = False):
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes); expected a vireid checkpoint")
+    if _is_npz(path):
+        raise CheckpointError(
+            f"{path} is a NumPy .npz archive (a features file?), not a checkpoint; "
+            f"`vireid eval` reads features with --features {path}"
+        )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 107" on garbage
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # corrupt file, or one that needs pickled objects
-        raise CheckpointError(f"{path}: not a loadable vireid checkpoint ({e})") from None
-    if not isinstance(state, dict) or "config" not in state:
-        raise CheckpointError(f"{path}: missing 'config'; not a vireid checkpoint")
-    return json.loads(state["config"])
+        raise CheckpointError(f"{path}: {_load_failure(e)}") from None
 
 
 def restore_rng(state: dict) -> None:

@@ -9,16 +9,25 @@ from pathlib import Path
 import torch
 
 from ..config import RunCfg, validate_config
+from ..config.loader import ConfigError
 from ..models import build_model
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, check_shapes, checkpoint_path, load_checkpoint
 
 
 def model_from_checkpoint(path) -> tuple[object, RunCfg, dict]:
+    path = checkpoint_path(path)
     state = load_checkpoint(path)
-    cfg = validate_config(state["config"])
+    try:
+        cfg = validate_config(state["config"])
+    except ConfigError as e:
+        detail = " ".join(str(e).split())
+        raise CheckpointError(f"{path}: the stored config is invalid: {detail}") from None
     sd = {k.removeprefix("model."): v for k, v in state["model"].items() if k.startswith("model.")}
     num_classes = sd["classifier.weight"].shape[0] if "classifier.weight" in sd else 0
     model = build_model(cfg.model.model_copy(update={"pretrained": None}), num_classes)
+    m = cfg.model
+    what = f"its stored config (model.arch={m.arch}, model.width={m.width:g})"
+    check_shapes(path, sd, model.state_dict(), what)
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise CheckpointError(

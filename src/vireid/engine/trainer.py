@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 
 import torch
 
-from ..utils.progress import progress_bar
 from .hooks import Hook
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN/Inf; the message names the step and the loss terms."""
 
 
 class Trainer:
@@ -77,13 +81,10 @@ class Trainer:
     def train_epoch(self) -> None:
         self.method.train()
         self.method.set_epoch(self.epoch)
-        total = self.iters_per_epoch or len(self.loader)
-        with progress_bar(f"epoch {self.epoch + 1}/{self.epochs}", total) as advance:
-            for batch in self._batches():
-                outputs = self.train_step(batch)
-                self.step += 1
-                self.call("after_step", outputs)
-                advance(1)
+        for batch in self._batches():  # progress: engine/progress_hook.py
+            outputs = self.train_step(batch)
+            self.step += 1
+            self.call("after_step", outputs)
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -99,10 +100,7 @@ class Trainer:
             out = self.module(batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss {loss.item()} at epoch {self.epoch}, "
-                f"step {self.step}; lower train.lr or check the data"
-            )
+            raise NonFiniteLossError(self._non_finite(out))
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -124,3 +122,18 @@ class Trainer:
         if hasattr(self.method, "after_optimizer_step"):
             self.method.after_optimizer_step()  # e.g. cluster-memory momentum updates
         return {k: v.detach() for k, v in out.items()}
+
+    def _non_finite(self, out: dict) -> str:
+        parts = {
+            k: float(v.detach())
+            for k, v in out.items()
+            if k != "loss" and isinstance(v, torch.Tensor) and v.numel() == 1
+        }
+        bad = [f"{k}={v}" for k, v in parts.items() if not math.isfinite(v)]
+        why = f"non-finite term(s) {', '.join(bad)}" if bad else "finite terms whose sum overflowed"
+        lr = self.optimizer.param_groups[-1]["lr"]
+        return (
+            f"non-finite loss {float(out['loss'].detach())} at epoch "
+            f"{self.epoch + 1}/{self.epochs}, step {self.step + 1}: {why}; lower train.lr "
+            f"(lr now {lr:g}) or check the data"
+        )

@@ -3,6 +3,7 @@ progress bar; and the portable ``.npz`` features file."""
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..data.records import Modality, Sample
 from ..data.transforms import build_test_transform
 from ..utils.io import atomic_write
 from ..utils.progress import progress_bar
+from .ranking import non_finite_rows
 
 FEATURE_KEYS = ("feats", "pids", "camids", "modality", "paths")
 
@@ -118,25 +120,117 @@ def save_features(
     return atomic_write(path, write)
 
 
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, read with ``allow_pickle=False``; any damage → one
+    ``ValueError`` naming the file (numpy's own advice to allow pickles is never repeated)."""
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes); expected a .npz features file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path}: not a .npz archive (no zip directory: truncated, corrupt or another "
+            "format); expected a features file written by vireid"
+        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                _check_member(zf, info)
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except _Refused as e:
+        raise ValueError(f"{path}: {e}") from None
+    except Exception as e:  # zip, zlib, header and read errors of a damaged file
+        if "pickle" in str(e):
+            raise ValueError(f"{path}: {PICKLE_REFUSED}") from None
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise ValueError(f"{path}: corrupt .npz ({type(e).__name__}: {first})") from None
+
+
+PICKLE_REFUSED = "holds object arrays (pickled objects); refused: reading them could run code"
+
+
+class _Refused(Exception):
+    pass
+
+
+def _check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """An array's header must not ask for objects or for more bytes than the member holds
+    (a lying header would make numpy allocate its whole declared size first)."""
+    if not info.filename.endswith(".npy"):
+        raise _Refused(f"member {info.filename!r} is not a .npy array")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        readers = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }
+        if version not in readers:
+            raise _Refused(f"array {info.filename!r}: unsupported .npy version {version}")
+        shape, _, dtype = readers[version](f)
+        header = f.tell()
+    if dtype.hasobject:
+        raise _Refused(PICKLE_REFUSED)
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need != info.file_size - header:
+        raise _Refused(
+            f"array {info.filename!r} declares shape {shape} ({need} bytes) but holds "
+            f"{info.file_size - header} bytes: truncated or corrupt"
+        )
+
+
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a features file; ``allow_pickle=False`` so an untrusted file cannot run code."""
+    """Read and check a features file: the arrays of ``FEATURE_KEYS`` with one entry per
+    row, integer ids, text paths/modalities, finite features of D >= 1 (as float32).
+    ``allow_pickle=False`` so an untrusted file cannot run code; every problem is one
+    ``ValueError`` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"features file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{path}: not a readable .npz features file ({e})") from None
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"features file {path} {what}")
+    data = _npz_arrays(path)
     missing = [k for k in FEATURE_KEYS if k not in data]
     if missing:
         raise ValueError(f"{path}: missing arrays {missing}; expected {list(FEATURE_KEYS)}")
-    n = len(data["feats"])
-    if data["feats"].ndim != 2:
-        raise ValueError(f"{path}: 'feats' has shape {data['feats'].shape}; expected (N, D)")
-    for k in FEATURE_KEYS[1:]:
-        if len(data[k]) != n:
-            raise ValueError(f"{path}: '{k}' has {len(data[k])} entries, 'feats' has {n}")
+    feats = data["feats"]
+    if feats.ndim != 2 or (len(feats) and feats.shape[1] == 0):
+        raise ValueError(f"{path}: 'feats' has shape {feats.shape}; expected (N, D) with D >= 1")
+    if feats.dtype.kind not in "fiu":
+        raise ValueError(f"{path}: 'feats' has dtype {feats.dtype}; expected floats")
+    for k, kinds, want in (
+        ("pids", "iu", "integers"),
+        ("camids", "iu", "integers"),
+        ("paths", "U", "text"),
+        ("modality", "U", "text"),
+    ):
+        if data[k].ndim != 1 or data[k].dtype.kind not in kinds:
+            raise ValueError(
+                f"{path}: '{k}' has dtype {data[k].dtype} and shape {data[k].shape}; "
+                f"expected one {want} entry per row"
+            )
+        if len(data[k]) != len(feats):
+            raise ValueError(f"{path}: '{k}' has {len(data[k])} entries, 'feats' has {len(feats)}")
+        if kinds == "iu" and data[k].dtype.kind == "u" and len(feats) and data[k].max() >= 2**63:
+            raise ValueError(f"{path}: '{k}' holds {data[k].max()}, beyond 64-bit integers")
+    with np.errstate(over="ignore"):
+        data["feats"] = feats = feats.astype(np.float32, copy=False)
+    bad = non_finite_rows(feats)
+    if bad.any():
+        raise ValueError(
+            f"{path}: {int(bad.sum())} feature row(s) hold NaN/Inf or values beyond float32 "
+            f"(first: row {int(np.argmax(bad))}, {data['paths'][np.argmax(bad)]}); "
+            "expected finite features"
+        )
+    for m in np.unique(data["modality"]):
+        try:
+            Modality.parse(str(m))
+        except ValueError as e:
+            raise ValueError(f"{path}: 'modality': {e}") from None
+    if "split" in data:
+        split = data["split"]
+        odd = set(np.unique(split).astype(str)) - {"query", "gallery"}
+        if split.dtype.kind != "U" or split.shape != (len(feats),) or odd:
+            raise ValueError(
+                f"{path}: 'split' must hold 'query' or 'gallery' per row (found {sorted(odd)})"
+            )
     return data
 
 

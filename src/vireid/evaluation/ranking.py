@@ -1,9 +1,8 @@
 """CMC, mAP and mINP exactly as the VI-ReID community computes them, vectorised.
 
 Reference behaviour (``protocols.md`` §1.4, §2.3, §3, §4; mangye16/Cross-Modal-Re-ID-baseline
-``eval_metrics.py``): rank the gallery with ``np.argsort(dist, axis=1)`` (default kind, as AGW
-— ``sort_kind="stable"`` is MATLAB's order), remove the protocol's excluded gallery items,
-then per query
+``eval_metrics.py``): rank the gallery by increasing distance, remove the protocol's excluded
+gallery items, then per query
 
 * AP   = mean over true matches of (#matches so far) / (1-based kept rank),
 * INP  = #matches / (1-based kept rank of the last match)  (Ye et al., TPAMI 2021),
@@ -11,6 +10,17 @@ then per query
   LLCM, over images for RegDB and user data,
 
 averaged over *valid* queries only (at least one true match survives the removal).
+
+Ties. The community code ranks with ``np.argsort`` (AGW) or a stable sort (MATLAB), so tied
+distances keep the gallery's list order, and protocol galleries are listed sorted by
+identity: a model with constant (or NaN, or collapsed) features then scores far above
+chance, the labels leaking through the list order. By default tied distances are broken by
+one seeded random permutation of the gallery (``tie_permutation``), independent of every
+label, so a degenerate model scores at chance; rows without ties are ranked exactly as the
+community ranks them (a tie-free row has one sorted order), so the metrics are equal to
+``eval_metrics.py``'s number for number. ``sort_kind="quicksort"`` (AGW's ``np.argsort``
+default) or ``"stable"`` (MATLAB) reproduces a reference's tie order when asked for.
+Non-finite distances are refused.
 
 Memory model: queries are processed in row blocks sized so the per-block work arrays stay
 under ``block_bytes`` (about 10 arrays of ``rows × n_gallery`` 8-byte items), so a 100k ×
@@ -26,6 +36,7 @@ import numpy as np
 
 RULES = ("sysu", "regdb", "llcm", "market")
 DEFAULT_BLOCK_BYTES = 256 * 2**20
+TIE_SEED = 0
 
 
 @dataclass
@@ -72,8 +83,39 @@ def _unique_id_rank(
     return (first_pos[:, :n_ids] < first[:, None]).sum(1)
 
 
-def _score_block(dist, q_pid, q_cam, g_pid, g_cam, g_dense, n_ids, rule, max_rank, sort_kind):
-    order = np.argsort(dist, axis=1, kind=sort_kind)
+def non_finite_rows(x: np.ndarray) -> np.ndarray:
+    """(N,) True where row i of ``x`` (N, ...) holds NaN or ±Inf: such rows are refused,
+    never ranked (NaN distances would tie, and a tie order decides their score)."""
+    return ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+
+
+def tie_permutation(ng: int, seed: int = TIE_SEED) -> np.ndarray:
+    """The gallery order that breaks tied distances: a seeded permutation of the gallery
+    positions, so which tied item ranks first never depends on identities or cameras."""
+    return np.random.default_rng(seed).permutation(ng)
+
+
+def rank_gallery(
+    dist: np.ndarray, sort_kind: str | None = None, tie_perm: np.ndarray | None = None
+) -> np.ndarray:
+    """Gallery indices (rows, ng) by increasing ``dist`` (rows, ng). ``sort_kind=None``:
+    ties broken by ``tie_perm`` (default ``tie_permutation(ng)``); a ``sort_kind`` name:
+    ``np.argsort``'s order of that kind (ties in list order, as the reference code)."""
+    if sort_kind is not None:
+        return np.argsort(dist, axis=1, kind=sort_kind)
+    order = np.argsort(dist, axis=1)
+    ranked = np.take_along_axis(dist, order, axis=1)
+    tied = (ranked[:, 1:] == ranked[:, :-1]).any(axis=1)
+    if tied.any():  # only these rows have more than one sorted order
+        perm = tie_permutation(dist.shape[1]) if tie_perm is None else tie_perm
+        order[tied] = perm[np.argsort(dist[tied][:, perm], axis=1, kind="stable")]
+    return order
+
+
+def _score_block(
+    dist, q_pid, q_cam, g_pid, g_cam, g_dense, n_ids, rule, max_rank, sort_kind, tie_perm
+):
+    order = rank_gallery(dist, sort_kind, tie_perm)
     gp = g_pid[order]
     keep = keep_mask(rule, q_pid, q_cam, gp, g_cam[order])
     match = gp == q_pid[:, None]
@@ -141,13 +183,22 @@ def evaluate_blocks(
     max_rank = min(max_rank, ng)
     ids, g_dense = np.unique(g_pids, return_inverse=True)
     rows = max(1, int(block_bytes // (ng * 8 * 10)))
+    tie_perm = tie_permutation(ng)
     hits = np.zeros(max_rank, np.int64)
     ap = np.empty(nq)
     inp = np.empty(nq)
     for s in range(0, nq, rows):
         e = min(nq, s + rows)
+        block = np.asarray(get_block(s, e))
+        bad = non_finite_rows(block)
+        if bad.any():
+            row = s + int(np.argmax(bad))
+            raise ValueError(
+                f"distance matrix: non-finite values (NaN/Inf) in query row {row}; "
+                "expected finite distances (check the features for NaN/Inf or overflow)"
+            )
         h, ap[s:e], inp[s:e] = _score_block(
-            np.asarray(get_block(s, e)),
+            block,
             q_pids[s:e],
             q_camids[s:e],
             g_pids,
@@ -157,6 +208,7 @@ def evaluate_blocks(
             rule,
             max_rank,
             sort_kind,
+            tie_perm,
         )
         hits += h
     valid = ~np.isnan(ap)
@@ -181,8 +233,9 @@ def evaluate(
     """Metrics of a (n_query, n_gallery) distance matrix (smaller = more similar).
 
     ``protocol`` ∈ {"sysu", "regdb", "llcm", "market"} picks the exclusion rule and CMC
-    kind. ``sort_kind=None`` reproduces the community's ``np.argsort`` default order;
-    ``"stable"`` gives MATLAB's order for tied distances.
+    kind. ``sort_kind=None`` breaks tied distances by a seeded permutation of the gallery
+    (no label can leak through the list order; tie-free rows rank as the community code);
+    ``"quicksort"`` keeps AGW's ``np.argsort`` order for ties, ``"stable"`` MATLAB's.
     """
     dist = np.asarray(dist) if not isinstance(dist, np.memmap) else dist
     nq, ng = dist.shape
@@ -217,8 +270,17 @@ def evaluate_features(
     L2-normalised features), computed block by block so the full matrix never exists."""
     q = np.asarray(q_feats, dtype=np.float64)
     g = np.asarray(g_feats, dtype=np.float64)
-    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
-        raise ValueError(f"feature shapes {q.shape} and {g.shape}: expected (N, D) and (M, D)")
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1] or q.shape[1] == 0:
+        raise ValueError(
+            f"feature shapes {q.shape} and {g.shape}: expected (N, D) and (M, D) with D >= 1"
+        )
+    for name, f in (("query", q), ("gallery", g)):
+        bad = non_finite_rows(f)
+        if bad.any():
+            raise ValueError(
+                f"{name} features: {int(bad.sum())} row(s) hold NaN/Inf (first: row "
+                f"{int(np.argmax(bad))}); a model or file with non-finite values cannot be scored"
+            )
     return evaluate_blocks(
         lambda s, e: -(q[s:e] @ g.T),
         len(q),

@@ -41,6 +41,7 @@ class AGW(Method):
 
     def training_step(self, batch):
         out = self.model(batch["images"], batch["modality"])
+        out, batch = self.global_batch(out, batch)  # DDP: every rank's rows
         labels = batch["labels"]
         ce = F.cross_entropy(out["logits"].float(), labels, label_smoothing=self.label_smoothing)
         acc = (out["logits"].argmax(1) == labels).float().mean()

@@ -3,7 +3,15 @@ how they are indexed (``ann``: flat, IVF, HNSW) and the persisted, appendable ga
 index (``index``)."""
 
 from .ann import IndexSpec
-from .images import collect_images, protocol_images
+from .images import check_images, collect_images, protocol_images
 from .index import GalleryIndex, IndexFile, Match
 
-__all__ = ["GalleryIndex", "IndexFile", "IndexSpec", "Match", "collect_images", "protocol_images"]
+__all__ = [
+    "GalleryIndex",
+    "IndexFile",
+    "IndexSpec",
+    "Match",
+    "check_images",
+    "collect_images",
+    "protocol_images",
+]

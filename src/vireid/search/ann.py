@@ -18,6 +18,7 @@ fewer vectors than asked for).
 from __future__ import annotations
 
 import math
+import threading
 from typing import Literal
 
 import faiss
@@ -95,7 +96,46 @@ def to_bytes(index: faiss.Index) -> np.ndarray:
     return faiss.serialize_index(index)
 
 
+# what ``build_index`` makes of each approximate kind, and its faiss file tag
+_STORED = {"ivf": (b"IwFl", "IndexIVFFlat"), "hnsw": (b"IHNf", "IndexHNSWFlat")}
+_LIMITS = threading.Lock()  # faiss' deserialisation limits are process-wide
+
+
 def from_bytes(blob: np.ndarray, spec: IndexSpec) -> faiss.Index:
-    index = faiss.deserialize_index(np.ascontiguousarray(blob, dtype=np.uint8))
+    """A stored ``spec.kind`` index from its bytes, which may have been crafted: only the
+    kind ``build_index`` makes is read, and faiss is told that no array in it can be
+    larger than the blob itself (otherwise it allocates whatever a size field says, e.g.
+    8 GB for a 300-byte blob, before finding the data missing). ``ValueError`` if broken."""
+    tag, cls = _STORED[spec.kind]
+    if not isinstance(blob, np.ndarray) or blob.dtype != np.uint8 or blob.ndim != 1:
+        raise ValueError(f"the stored {spec.kind} index is not a byte array")
+    if bytes(blob[:4]) != tag:
+        raise ValueError(f"the stored {spec.kind} index is not a faiss {cls}")
+    with _LIMITS:
+        limits = (
+            faiss.get_deserialization_vector_byte_limit(),
+            faiss.get_deserialization_loop_limit(),
+        )
+        faiss.set_deserialization_vector_byte_limit(len(blob) + 1)
+        faiss.set_deserialization_loop_limit(len(blob) + 1)
+        try:
+            index = faiss.deserialize_index(np.ascontiguousarray(blob))
+        except (RuntimeError, MemoryError) as e:  # faiss' own checks, one line of them
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            reason = reason.rsplit("Error: ", 1)[-1].strip("' ")[:160]
+            raise ValueError(f"the stored {spec.kind} index is broken ({reason})") from None
+        finally:
+            faiss.set_deserialization_vector_byte_limit(limits[0])
+            faiss.set_deserialization_loop_limit(limits[1])
+    storage = index.storage if spec.kind == "hnsw" else index.quantizer
+    if (
+        type(index).__name__ != cls
+        or index.metric_type != faiss.METRIC_INNER_PRODUCT
+        or storage.d != index.d
+        or (spec.kind == "hnsw" and storage.ntotal != index.ntotal)
+        or (spec.kind == "ivf" and storage.ntotal != index.nlist)
+        or (spec.kind == "ivf" and index.invlists.compute_ntotal() != index.ntotal)
+    ):
+        raise ValueError(f"the stored {spec.kind} index is not one `vireid index` writes")
     tune(index, spec)
     return index

@@ -3,13 +3,22 @@
 A folder's images take their modality from ``modality`` or from a path component that
 names one (``visible``/``rgb``/``vis`` or ``infrared``/``ir``/``thermal``), their camera
 from a ``cam<N>`` component (else 0) and their identity from a numeric parent folder
-(else −1, unknown).
+(else −1, unknown). Paths are stored absolute (``os.path.abspath``), so an index works from any
+working directory.
+
+Only JPEG, PNG and BMP are read (``check_images``: the formats the service accepts; other
+Pillow plugins, EPS above all, run external programs or parse rarely exercised formats),
+and a folder that cannot be read is an error, never silently skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
 
 from ..data.datasets.base import IMAGE_SUFFIXES
 from ..data.datasets.errors import DatasetError
@@ -25,12 +34,40 @@ def _modality_of(parts: Iterable[str]) -> Modality | None:
     return None
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _number(text: str, default: int) -> int:
+    """A folder name as a label: decimal digits that fit the index's int64, else default."""
+    if text.isascii() and text.isdigit() and int(text) <= INT64_MAX:
+        return int(text)
+    return default
+
+
 def _camera_of(parts: Iterable[str]) -> int:
     for part in parts:
-        digits = part[3:]
-        if part.startswith("cam") and digits.isascii() and digits.isdigit():
-            return int(digits)
+        if part.startswith("cam") and _number(part[3:], -1) >= 0:
+            return int(part[3:])
     return 0
+
+
+SAFE_FORMATS = ("JPEG", "PNG", "BMP")
+MAX_PIXELS = 40_000_000
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Image files under ``folder``, sorted; an unreadable sub-folder is an error."""
+
+    def refuse(e: OSError):
+        raise DatasetError(
+            f"{e.filename}: cannot read this folder ({e.strerror}); fix its permissions or "
+            "leave it out"
+        )
+
+    found = []
+    for top, _, names in os.walk(folder, onerror=refuse):
+        found += [Path(top, n) for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(found)
 
 
 def collect_images(paths: Iterable[str | Path], modality: str | None = None) -> list[Sample]:
@@ -39,7 +76,7 @@ def collect_images(paths: Iterable[str | Path], modality: str | None = None) -> 
     out: list[Sample] = []
     for given in map(Path, paths):
         if given.is_dir():
-            files = sorted(p for p in given.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = _walk(given)
         elif given.is_file():
             files = [given]
         else:
@@ -52,12 +89,38 @@ def collect_images(paths: Iterable[str | Path], modality: str | None = None) -> 
                     f"{f}: cannot tell its modality; put it under a visible/ or infrared/ "
                     "folder or pass --modality visible|infrared"
                 )
-            parent = f.parent.name
-            pid = int(parent) if parent.isascii() and parent.isdigit() else -1
-            out.append(Sample(str(f), pid, _camera_of(reversed(parts)), mod))
+            pid = _number(f.parent.name, -1)
+            out.append(Sample(os.path.abspath(f), pid, _camera_of(reversed(parts)), mod))
     if not out:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {list(map(str, paths))}")
     return out
+
+
+def check_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse, before decoding, a file that is not a JPEG/PNG/BMP or has more than
+    ``max_pixels`` pixels (reads the header only); ``DatasetError`` naming the file."""
+    try:
+        with warnings.catch_warnings():  # Pillow's own bomb warning: the limit below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=SAFE_FORMATS) as im:
+                w, h = im.size
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: image file does not exist") from None
+    except UnidentifiedImageError:
+        raise DatasetError(f"{path}: not a JPEG, PNG or BMP image") from None
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"{path}: {e}") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if w * h > max_pixels:
+        raise DatasetError(
+            f"{path}: {w}×{h} pixels, more than the limit of {max_pixels:,} (--max-pixels)"
+        )
+
+
+def check_images(samples: Sequence[Sample], max_pixels: int = MAX_PIXELS) -> None:
+    for s in samples:
+        check_image(s.path, max_pixels)
 
 
 def protocol_images(protocol: str, root, trials: Iterable[int], manifest=None) -> list[Sample]:

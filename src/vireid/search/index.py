@@ -115,16 +115,20 @@ class GalleryIndex:
     def from_file(cls, path: str | Path, spec: IndexSpec | None = None) -> GalleryIndex:
         """Load an index file (or any features file). ``spec`` overrides the stored one:
         new search parameters apply to the stored structure; another kind or build
-        parameter rebuilds it from the features."""
-        from ..evaluation.features import load_features, samples_from_features
+        parameter rebuilds it from the features. Every defect of the file (truncated,
+        corrupt, NaN rows, a stored structure that does not fit) is an ``IndexFileError``
+        naming it."""
+        from ..evaluation.features import samples_from_features
+        from .index_file import HINT, IndexFileError, read_index_file
 
-        data = load_features(path)
+        data = read_index_file(path)
         stored = IndexSpec()
         if "index_spec" in data:
             try:
                 stored = IndexSpec.model_validate_json(str(data["index_spec"]))
             except ValueError as e:
-                raise ValueError(f"{path}: unreadable index_spec ({e})") from None
+                err = str(e).splitlines()[0]
+                raise IndexFileError(f"{path}: unreadable index_spec ({err})") from None
         spec = spec or stored
         model_id = str(data["model_id"]) if "model_id" in data else None
         feats = np.ascontiguousarray(data.pop("feats"), dtype=np.float32)
@@ -144,11 +148,14 @@ class GalleryIndex:
                     x = np.ascontiguousarray(feats[rows])
                     self._index_for(m, x).add(x)
                 continue
-            index = from_bytes(blob, spec)
+            try:
+                index = from_bytes(blob, spec)
+            except ValueError as e:
+                raise IndexFileError(f"{path}: {e}; {HINT}") from None
             if index.ntotal != len(rows) or index.d != self.dim:
-                raise ValueError(
+                raise IndexFileError(
                     f"{path}: the stored {m.value} index holds {index.ntotal} vectors of D="
-                    f"{index.d}, the file {len(rows)} of D={self.dim}; re-run `vireid index`"
+                    f"{index.d}, the file {len(rows)} of D={self.dim}; {HINT}"
                 )
             self._index[m] = index
         return self
@@ -202,6 +209,36 @@ class GalleryIndex:
             self._row_of.setdefault(s.path, i)
         self.samples.extend(samples)
 
+    def truncate(self, n: int) -> None:
+        """Drop every row from ``n`` on (the service undoes additions its file refused).
+        Flat and IVF remove them from their faiss indexes; HNSW cannot remove, so its
+        modality index is rebuilt from the remaining features (slow for large galleries,
+        and only ever done after a failed save)."""
+        if not 0 <= n <= len(self):
+            raise ValueError(f"truncate to {n} rows; the gallery holds {len(self)}")
+        if n == len(self):
+            return
+        for path, row in list(self._row_of.items()):
+            if row >= n:
+                del self._row_of[path]
+        del self.samples[n:]
+        # fresh buffers: a snapshot taken earlier keeps its rows
+        self._feats = _Growing(self._feats.view()[:n].copy())
+        for m in Modality:
+            rows = self._rows[m].view()
+            keep = int(np.searchsorted(rows, n))  # rows are appended in increasing order
+            self._rows[m] = _Growing(rows[:keep].copy())
+            index = self._index[m]
+            if index is None or index.ntotal == keep:
+                continue
+            if self.spec.kind == "hnsw":
+                self._index[m] = None
+                if keep:
+                    x = np.ascontiguousarray(self.feats[rows[:keep]])
+                    self._index_for(m, x).add(x)
+            else:
+                index.remove_ids(faiss.IDSelectorRange(keep, index.ntotal))
+
     def retune(self, **knobs) -> None:
         """New search-time parameters (``nprobe``, ``ef_search``) for the built structure."""
         spec = self.spec.updated(**knobs)
@@ -212,8 +249,15 @@ class GalleryIndex:
                 tune(index, spec)
         self.spec = spec
 
-    def check_model(self, model_id: str, checkpoint: str | Path) -> None:
-        """Refuse to mix features of other weights with this gallery's."""
+    def check_model(self, model_id: str, checkpoint: str | Path, adding: bool = False) -> None:
+        """Refuse to mix features of other weights with this gallery's; ``adding``: also
+        refuse a gallery that does not record its weights (nothing says they agree)."""
+        if self.model_id is None and adding:
+            raise ValueError(
+                f"{self.source} does not record which weights built it (no model_id: an older "
+                "vireid or another tool wrote it), so features of "
+                f"{checkpoint} cannot safely join it; build a new index with `vireid index`"
+            )
         if self.model_id is not None and self.model_id != model_id:
             raise ValueError(
                 f"{self.source} was built with other weights (model {self.model_id}) than "

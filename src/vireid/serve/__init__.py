@@ -1,7 +1,9 @@
-"""The search service: ``GalleryService`` (uploads, embedding, thread-safe search and
-additions, group-committed saves) and ``create_app`` (its FastAPI routes and page)."""
+"""The search service: ``GalleryService`` (embedding, thread-safe search and additions,
+group-committed saves, the index file's lock), ``Decoder`` (uploads decoded within
+memory budgets) and ``create_app`` (its FastAPI routes, page and access controls)."""
 
 from .app import create_app
-from .service import GalleryService, ServiceError, decode_upload
+from .decode import Decoder, ServiceError, Upload, decode_upload
+from .service import GalleryService
 
-__all__ = ["GalleryService", "ServiceError", "create_app", "decode_upload"]
+__all__ = ["Decoder", "GalleryService", "ServiceError", "Upload", "create_app", "decode_upload"]

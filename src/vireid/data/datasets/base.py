@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..records import Modality, Sample
-from .errors import DatasetError, require_dir
+from .errors import DatasetError, int64, require_dir
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -49,7 +49,7 @@ def parse_id_line(path: Path) -> list[int]:
             raise DatasetError(
                 f"{path}: item {k + 1} is {tok!r}; expected a non-negative integer id"
             )
-        ids.append(int(tok))
+        ids.append(int64(int(tok), f"item {k + 1}", str(path)))
     if not ids:
         raise DatasetError(f"{path}: no ids found; expected e.g. '1,2,3'")
     return ids

@@ -23,3 +23,10 @@ def require_dir(path: Path, what: str) -> Path:
 
 def require_file(path: Path, what: str) -> Path:
     return _require(path, what, want_dir=False)
+
+
+def int64(value: int, what: str, where: str) -> int:
+    """``value`` if it fits the 64-bit integers ids and cameras are stored as."""
+    if not -(2**63) <= value < 2**63:
+        raise DatasetError(f"{where}: {what} {value} does not fit a 64-bit integer")
+    return value

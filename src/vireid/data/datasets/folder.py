@@ -18,7 +18,7 @@ from pathlib import Path
 from ...registry import DATASETS
 from ..records import Modality, Sample
 from .base import DatasetSplits, list_images, resolve_root
-from .errors import DatasetError, require_file
+from .errors import DatasetError, int64, require_file
 
 SPLITS = ("train", "query", "gallery")
 MANIFEST_COLUMNS = ("split", "path", "pid", "camid", "modality")
@@ -26,9 +26,10 @@ MANIFEST_COLUMNS = ("split", "path", "pid", "camid", "modality")
 
 def _int(value: str, what: str, where: str) -> int:
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise DatasetError(f"{where}: {what} {value!r} is not an integer") from None
+    return int64(number, what, where)
 
 
 def read_tree(root: Path) -> dict[str, list[Sample]]:

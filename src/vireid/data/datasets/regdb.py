@@ -16,7 +16,7 @@ from pathlib import Path
 from ...registry import DATASETS
 from ..records import Modality, Sample
 from .base import DatasetSplits, resolve_root
-from .errors import DatasetError, require_file
+from .errors import DatasetError, int64, require_file
 
 TRIALS = tuple(range(1, 11))
 CAMID = {Modality.VISIBLE: 1, Modality.INFRARED: 2}
@@ -45,7 +45,7 @@ def parse_list_line(line: str, list_file: Path, lineno: int) -> tuple[str, int]:
         raise DatasetError(
             f"{list_file}:{lineno}: {line.strip()!r}; expected '<relative path> <integer label>'"
         )
-    return parts[0], int(parts[1])
+    return parts[0], int64(int(parts[1]), "label", f"{list_file}:{lineno}")
 
 
 def read_list(
