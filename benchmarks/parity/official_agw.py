@@ -125,7 +125,9 @@ def main() -> None:
         "method": "agw",
         "seed": a.seed,
         "checkpoint": str(ckpt),
-        "steps_per_epoch": len(ns["trainloader"]),
+        # len(trainloader) is len(sampler) // batch, one short of the batches its
+        # IdentitySampler actually draws (int(N / (P K)) + 1)
+        "steps_per_epoch": len(ns["sampler"].index1) // (a.batch_size * a.num_pos),
         "seconds": {"preprocess": t1 - t0, "train": t2 - t1},
     }
     n_class = train_ids(a.data)
