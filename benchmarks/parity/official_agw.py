@@ -34,9 +34,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from shims import apply_shims, run_script
+from shims import SCALARS, apply_shims, run_script
 
 CAMS = ("cam1", "cam2", "cam3", "cam4", "cam5", "cam6")
+# their tensorboard tags -> vireid's names for the same per-epoch values
+HISTORY = {"total_loss": "loss", "id_loss": "ce", "tri_loss": "triplet", "lr": "lr"}
 
 
 def build_layout(work: Path, tree: Path) -> Path:
@@ -129,6 +131,8 @@ def main() -> None:
         # IdentitySampler actually draws (int(N / (P K)) + 1)
         "steps_per_epoch": len(ns["sampler"].index1) // (a.batch_size * a.num_pos),
         "seconds": {"preprocess": t1 - t0, "train": t2 - t1},
+        # train.py's per-epoch means (AverageMeter over the epoch's batches), as it logs them
+        "history": {ours: [v for _, v in SCALARS.get(tag, [])] for tag, ours in HISTORY.items()},
     }
     n_class = train_ids(a.data)
     for mode in ("all", "indoor"):

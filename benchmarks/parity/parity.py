@@ -177,6 +177,9 @@ def vireid_side(recipe: str, result: str, protocols: str, overrides: list[str]) 
     run = train(cfg)
     out = {"side": "vireid", "seed": cfg.train.seed, "run_dir": run["run_dir"]}
     out["seconds"] = {"train+eval": time.time() - t0}
+    lines = (Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+    epochs = [json.loads(line) for line in lines if line.strip()]
+    out["history"] = {k: [e[k] for e in epochs] for k in ("loss", "ce", "triplet", "lr")}
     model, cfg2, _, dev = load_model(Path(run["run_dir"]) / "last.pt", "cpu")
     for protocol in protocols.split(","):
         cfg2.eval.protocol = protocol
@@ -285,6 +288,35 @@ def summarize(target: str, results: dict[str, list[dict]]) -> dict:
     return rows
 
 
+def summarize_history(results: dict[str, list[dict]]) -> dict:
+    """Per-epoch mean losses of each side (their train.py's logged epoch means, vireid's
+    metrics.jsonl) averaged over the runs that recorded them, and the last epoch's
+    difference against its standard error: at a scale where retrieval barely leaves
+    chance, the loss curves are what shows whether the two trainings move alike."""
+    out: dict = {}
+    for key in ("loss", "ce", "triplet"):
+        curves = {
+            s: np.array([r["history"][key] for r in rs if r.get("history", {}).get(key)])
+            for s, rs in results.items()
+        }
+        if any(len(c) == 0 for c in curves.values()):
+            continue
+        last = {s: c[:, -1] for s, c in curves.items()}
+        stats = {s: (float(v.mean()), _std(v), len(v)) for s, v in last.items()}
+        (mo, so, no), (mv, sv, nv) = stats["official"], stats["vireid"]
+        se = math.sqrt(so**2 / no + sv**2 / nv) if min(no, nv) > 1 else None
+        out[key] = {
+            "per_epoch_mean": {s: c.mean(0).round(4).tolist() for s, c in curves.items()},
+            "last_epoch": {
+                "official": {"mean": mo, "std": so, "n": no},
+                "vireid": {"mean": mv, "std": sv, "n": nv},
+                "diff": mv - mo,
+                "se": se,
+            },
+        }
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_vireid":
         return vireid_side(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
@@ -338,6 +370,7 @@ def main() -> None:
         },
         "missing_runs": [Path(m).stem for m in missing],
         "rows": summarize(a.target, results),
+        "loss_history": summarize_history(results),
         "official_through_vireid_eval_max_abs_diff": max(
             d for c in checks for per in c.values() for d in per.values()
         ),

@@ -8,7 +8,9 @@ process, and listed here; nothing of theirs is copied into vireid:
 * ``imagenet``: ``torch.utils.model_zoo.load_url`` (their ResNet's ImageNet download)
   returns the state dict of a local weights file instead.
 * ``pillow``: ``Image.ANTIALIAS``, removed in Pillow 10, is its old value ``LANCZOS``.
-* ``tensorboardX``: not installed here; a writer that discards the scalars.
+* ``tensorboardX``: not installed here; a writer that keeps the scalars their scripts log
+  (``SCALARS``: tag -> [(step, value)], e.g. AGW's per-epoch mean losses) and writes no
+  file.
 
 ``run_script`` executes one of their scripts as ``__main__`` with a given ``sys.argv``
 and working directory, after replacing literal source lines that hard-code what must
@@ -47,7 +49,7 @@ def apply_shims(init_weights: str | Path | None) -> None:
         Image.ANTIALIAS = Image.LANCZOS
     if "tensorboardX" not in sys.modules:
         mod = types.ModuleType("tensorboardX")
-        mod.SummaryWriter = _NullWriter
+        mod.SummaryWriter = _RecordingWriter
         sys.modules["tensorboardX"] = mod
 
 
@@ -59,9 +61,15 @@ def read_weights(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-class _NullWriter:
+SCALARS: dict[str, list[tuple[int, float]]] = {}
+
+
+class _RecordingWriter:
     def __init__(self, *a, **k) -> None:
         pass
+
+    def add_scalar(self, tag, value, step=None, *a, **k) -> None:
+        SCALARS.setdefault(tag, []).append((step, float(value)))
 
     def __getattr__(self, name):
         return lambda *a, **k: None
