@@ -174,7 +174,7 @@ def vireid_side(recipe: str, result: str, protocols: str, overrides: list[str]) 
 
     cfg = load_config(recipe, overrides)
     t0 = time.time()
-    run = train(cfg)
+    run = train(cfg, evaluate=False)  # evaluated below, on each protocol
     out = {"side": "vireid", "seed": cfg.train.seed, "run_dir": run["run_dir"]}
     out["seconds"] = {"train+eval": time.time() - t0}
     lines = (Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()
