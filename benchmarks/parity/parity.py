@@ -267,6 +267,23 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def loss_markdown(result: dict) -> str:
+    """Per-epoch mean losses of each side (mean over the runs that recorded them)."""
+    hist = result["loss_history"]
+    if not hist:
+        return ""
+    n = {s: hist["loss"]["last_epoch"][s]["n"] for s in ("official", "vireid")}
+    head = "| epoch | " + " | ".join(
+        f"{s} {k} (n={n[s]})" for s in ("official", "vireid") for k in ("loss", "ce", "triplet")
+    )
+    lines = [head + " |", "|---" * 7 + "|"]
+    curves = {(s, k): hist[k]["per_epoch_mean"][s] for s in n for k in ("loss", "ce", "triplet")}
+    for e in range(len(curves["official", "loss"])):
+        cells = [f"{curves[s, k][e]:.2f}" for s in n for k in ("loss", "ce", "triplet")]
+        lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summarize(target: str, results: dict[str, list[dict]]) -> dict:
     rows = {}
     for protocol in TARGETS[target]["protocols"]:
@@ -382,6 +399,7 @@ def main() -> None:
     }
     emit(a.out or f"parity_{a.target}", out)
     print(markdown(out))
+    print(loss_markdown(out))
 
 
 if __name__ == "__main__":
