@@ -178,7 +178,9 @@ def vireid_side(recipe: str, result: str, protocols: str, overrides: list[str]) 
 
     cfg = load_config(recipe, overrides)
     t0 = time.time()
-    run = train(cfg, evaluate=False)  # evaluated below, on each protocol
+    # resume="auto": a run that finished (or stopped) under this --work is reused or
+    # continued, not started again; evaluated below, on each protocol
+    run = train(cfg, resume="auto", evaluate=False)
     out = {"side": "vireid", "seed": cfg.train.seed, "run_dir": run["run_dir"]}
     out["seconds"] = {"train+eval": time.time() - t0}
     lines = (Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()
@@ -189,6 +191,7 @@ def vireid_side(recipe: str, result: str, protocols: str, overrides: list[str]) 
         cfg2.eval.protocol = protocol
         res = run_evaluation(model, cfg2, dev, DistInfo(), eval_trials(cfg2))
         out[protocol] = {m: res.table()[m]["mean"] for m in METRICS}
+    Path(result).parent.mkdir(parents=True, exist_ok=True)
     Path(result).write_text(json.dumps(out, indent=1))
 
 
