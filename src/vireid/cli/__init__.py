@@ -15,6 +15,7 @@ from . import (
     env_cmd,
     eval_cmd,
     export_cmd,
+    import_cmd,
     index_cmd,
     info_cmd,
     list_cmd,
@@ -69,6 +70,7 @@ app.command("pretrain")(pretrain_cmd.pretrain_cmd)
 app.command("eval")(eval_cmd.eval_cmd)
 app.command("train")(train_cmd.train_cmd)
 app.command("export")(export_cmd.export_cmd)
+app.command("import")(import_cmd.import_cmd)
 app.command("index")(index_cmd.index_cmd)
 app.command("search")(search_cmd.search_cmd)
 app.command("serve")(serve_cmd.serve_cmd)

@@ -125,6 +125,11 @@ def prepare_run_dir(cfg: RunCfg, info: DistInfo) -> Path:
 
 def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
     state = load_checkpoint(path)
+    if "optimizer" not in state:
+        raise CheckpointError(
+            f"{path}: holds weights only (an export or import); resume needs a last.pt, "
+            "or start from it with train.init_from"
+        )
     if state.get("fingerprint") != fingerprint:
         raise CheckpointError(
             f"{path}: trained on another dataset copy or trial "

@@ -71,8 +71,10 @@ class Method(nn.Module):
         """Inverse of ``extra_state``, called after the weights are restored."""
 
     def param_groups(self, lr: float, backbone_lr_mult: float) -> list[dict]:
-        """Backbone (stems + residual layers) at ``lr × backbone_lr_mult``; new layers
-        (non-local, BNNeck, classifier) at ``lr`` — CAJ/MMM's split."""
+        """Parameters under ``backbone_prefixes`` at ``lr × backbone_lr_mult``, the rest
+        (BNNeck, classifier, method heads) at ``lr``. AGW, CAJ and MMM add ``non_local.``
+        to the prefixes: their optimisers give the full rate to the BNNeck and the
+        classifier only."""
         backbone_ids = {
             id(p) for n, p in self.model.named_parameters() if n.startswith(self.backbone_prefixes)
         }

@@ -18,6 +18,9 @@ from .base import Method
 
 class AGW(Method):
     name = "agw"
+    # AGW train.py / CAJ train_ext.py give the full rate only to the BNNeck and the
+    # classifier: the non-local blocks train at the backbone's (lr x 0.1)
+    backbone_prefixes = ("stems.", "layers.", "non_local.")
 
     def __init__(
         self,
