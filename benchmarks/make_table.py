@@ -79,7 +79,8 @@ def rows() -> list[str]:
             out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
     if k := _load("knn_gpu"):
         out += [_knn_gpu_row(r, k["machine"]) for r in k["runs"]]
-    out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu) + cli_rows(cpu)
+    out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
+    out += serve_mixed_rows(cpu) + cli_rows(cpu)
     for name in ("mmm_step", "mmm_step_ivf"):
         if st := _load(name):
             out.append(_mmm_step_row(st, cpu(st)))
@@ -201,6 +202,38 @@ def serve_rows(cpu) -> list[str]:
         f"{lat['p95']:.0f} ms; {s['failed']} failed, index unchanged: "
         f"{s['index_unchanged']} | in process, no HTTP: {s['in_process_ms_per_query']:.0f} ms"
         f" per query | {cpu(s)} |"
+    ]
+
+
+def serve_mixed_rows(cpu) -> list[str]:
+    """bench_serve.py's mixed load (issue 26): searches and additions from many clients
+    against a large index, one row each; the additions' row carries the restart check.
+    The load average is part of the machine: the times are the shared machine's."""
+    s = _load("serve_mixed")
+    if not s:
+        return []
+    srch, add, rss = s["search_ms"], s["add_ms"], s["server_rss_mb"]
+    load = s["load_average_1m"]["before"]
+    machine = f"{cpu(s)}, server {s['server_threads']} thread, load average {load:.0f}"
+    what = (
+        f"{s['requests']:,} requests ({srch['n']} POST /search, {add['n']} POST /gallery), "
+        f"{s['concurrency']} concurrent, {s['gallery_rows']:,}-row index ({s['model']}, "
+        f"D = {s['dim']})"
+    )
+    after = s["index_after_restart"]
+    kept = all(
+        after[k]
+        for k in ("all_acknowledged_in_file", "only_acknowledged_in_file", "earlier_rows_unchanged")
+    )
+    return [
+        f"| `vireid serve` mixed load, searches: {what} | p50 {srch['p50']:.0f} ms, p95 "
+        f"{srch['p95']:.0f} ms; {s['failed']} of {s['requests']:,} failed; server peak RSS "
+        f"{rss['peak']:,} MB ({rss['start']:,} MB at start) | in process, no HTTP: "
+        f"{s['in_process_ms_per_query']:.0f} ms per query | {machine} |",
+        f"| `vireid serve` mixed load, additions: same run | p50 {add['p50']:.0f} ms, p95 "
+        f"{add['p95']:.0f} ms; after a restart {after['rows']:,} rows: the earlier ones "
+        f"unchanged, all {after['acknowledged_additions']} acknowledged additions and nothing "
+        f"else: {kept} | – | {machine} |",
     ]
 
 

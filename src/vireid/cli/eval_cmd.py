@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -33,16 +34,19 @@ def _from_features(path: Path, protocol: str, root, trials, manifest=None, reran
         return ProtocolResult(spec.name, [trial], tt.rerank, test_time=tt)
     from ..evaluation.evaluator import evaluate_protocol
 
-    row = {s.path: i for i, s in enumerate(samples)}
+    # rows matched by absolute path: `vireid index` stores absolute paths, while older files
+    # hold paths relative to the folder they were made in (they still work from there)
+    row = {os.path.abspath(s.path): i for i, s in enumerate(samples)}
 
     def featurize(needed):
-        missing = [s.path for s in needed if s.path not in row]
+        wanted = [os.path.abspath(s.path) for s in needed]
+        missing = [p for p in wanted if p not in row]
         if missing:
             raise ValueError(
                 f"{path}: no features for {len(missing)} protocol image(s), "
                 f"e.g. {missing[0]}; extract features for the whole test set"
             )
-        return feats[[row[s.path] for s in needed]]
+        return feats[[row[p] for p in wanted]]
 
     return evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
 

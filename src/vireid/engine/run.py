@@ -15,6 +15,7 @@ from ..data.datasets import build_dataset
 from ..data.holdout import hold_out_ids
 from ..data.imbalance import keep_fraction
 from ..data.protocols import get_protocol
+from ..data.protocols.readable import check_readable
 from ..data.subset import first_identities
 from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
@@ -202,6 +203,10 @@ def _train_in(
     cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir: Path, evaluate: bool
 ) -> dict:
     splits = training_splits(cfg)
+    # the test images too, so an unreadable one stops the run now, not after the last epoch
+    manifest = getattr(cfg.data.dataset, "manifest", None)
+    root = evaluation_root(cfg, check_protocol(cfg), None)
+    check_readable(cfg.eval.protocol, root, eval_trials(cfg), manifest)
     val = None
     if cfg.data.val_ids:
         if cfg.eval.select_on_test:
