@@ -25,6 +25,17 @@ TERMS = "tests/test_mmm_terms.py::"
 VIS, IR = 0, 1
 
 
+def _build_with(mp, **update) -> None:
+    """MMM built with these method-config values, whatever the run's config says (a
+    mechanism switched off or miswired through its own key)."""
+    real = mmm_mod.MMM.__init__
+
+    def build(self, model, cfg):
+        real(self, model, cfg.model_copy(update=update))
+
+    mp.setattr(mmm_mod.MMM, "__init__", build)
+
+
 @mutant(
     "mmm.joint_plain_jaccard",
     "CMC joint clustering: the modality-balanced k-reciprocal expansion replaced by the "
@@ -293,12 +304,7 @@ def _(mp):
     fast=True,
 )
 def _(mp):
-    real = mmm_mod.MMM.__init__
-
-    def early(self, model, cfg):
-        real(self, model, cfg.model_copy(update={"intra_start_epoch": 1, "inter_start_epoch": 1}))
-
-    mp.setattr(mmm_mod.MMM, "__init__", early)
+    _build_with(mp, intra_start_epoch=1, inter_start_epoch=1)
 
 
 @mutant(
@@ -308,12 +314,7 @@ def _(mp):
     fast=True,
 )
 def _(mp):
-    real = mmm_mod.MMM.__init__
-
-    def no_warmup(self, model, cfg):
-        real(self, model, cfg.model_copy(update={"id_warmup_epochs": 0}))
-
-    mp.setattr(mmm_mod.MMM, "__init__", no_warmup)
+    _build_with(mp, id_warmup_epochs=0)
 
 
 @mutant(
@@ -353,12 +354,7 @@ def _(mp):
     fast=True,
 )
 def _(mp):
-    real = mmm_mod.MMM.__init__
-
-    def joint(self, model, cfg):
-        real(self, model, cfg.model_copy(update={"mixed_memory": "joint"}))
-
-    mp.setattr(mmm_mod.MMM, "__init__", joint)
+    _build_with(mp, mixed_memory="joint")
 
 
 @mutant(
@@ -427,12 +423,7 @@ def _(mp):
     fast=True,
 )
 def _(mp):
-    real = mmm_mod.MMM.__init__
-
-    def paper(self, model, cfg):
-        real(self, model, cfg.model_copy(update={"inter_form": "paper"}))
-
-    mp.setattr(mmm_mod.MMM, "__init__", paper)
+    _build_with(mp, inter_form="paper")
 
 
 @mutant(
@@ -465,9 +456,4 @@ def _(mp):
     fast=True,
 )
 def _(mp):
-    real = mmm_mod.MMM.__init__
-
-    def pooled(self, model, cfg):
-        real(self, model, cfg.model_copy(update={"joint_reduce": "pooled"}))
-
-    mp.setattr(mmm_mod.MMM, "__init__", pooled)
+    _build_with(mp, joint_reduce="pooled")
