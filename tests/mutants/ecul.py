@@ -26,6 +26,20 @@ def _detached(loss):
 # ------------------------------------------------------------------------- EMCC
 
 
+def _stage1_memory_with(mp, **attrs) -> None:
+    """ECUL's stage-1 (camera-row) memories built, then these attributes overwritten."""
+    orig = ecul_mod.ECUL._intra_memory
+
+    def intra(self, *a, **k):
+        mem = orig(self, *a, **k)
+        if isinstance(mem, GroupedMemory):
+            for name, value in attrs.items():
+                setattr(mem, name, value)
+        return mem
+
+    mp.setattr(ecul_mod.ECUL, "_intra_memory", intra)
+
+
 @mutant(
     "ecul.camera_blind_expansion",
     "EMCC's k2 expansion groups the neighbours by modality only (cameras ignored)",
@@ -324,15 +338,7 @@ def _(mp):
     fast=True,
 )
 def _(mp):
-    orig = ecul_mod.ECUL._intra_memory
-
-    def intra(self, *a, **k):
-        mem = orig(self, *a, **k)
-        if isinstance(mem, GroupedMemory):
-            mem.compose = "mean"
-        return mem
-
-    mp.setattr(ecul_mod.ECUL, "_intra_memory", intra)
+    _stage1_memory_with(mp, compose="mean")
 
 
 @mutant(
@@ -345,15 +351,7 @@ def _(mp):
     fast=True,
 )
 def _(mp):
-    orig = ecul_mod.ECUL._intra_memory
-
-    def intra(self, *a, **k):
-        mem = orig(self, *a, **k)
-        if isinstance(mem, GroupedMemory):
-            mem.read = "log_mean_exp"
-        return mem
-
-    mp.setattr(ecul_mod.ECUL, "_intra_memory", intra)
+    _stage1_memory_with(mp, read="log_mean_exp")
 
 
 @mutant(
