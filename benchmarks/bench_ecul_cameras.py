@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit
-from bench_ecul_k3 import RECIPE, ROOT, clustering_features
+from bench_ecul_k3 import clustering_features, clustering_settings
 from bench_effects import dataset
 from vireid.clustering import cluster_quality
 from vireid.clustering.camera_search import CameraSearch
@@ -72,18 +72,7 @@ def main() -> None:
                 }
             )
             print(rows[-1], file=sys.stderr)
-    emit(
-        "ecul_cameras",
-        {
-            "recipe": str(RECIPE.relative_to(ROOT)),
-            "n": len(x),
-            "joint_k1": m.joint_k1,
-            "joint_k2": m.joint_k2,
-            "eps": m.cluster.eps,
-            "min_samples": m.cluster.min_samples,
-            "rows": rows,
-        },
-    )
+    emit("ecul_cameras", {**clustering_settings(m, len(x)), "rows": rows})
 
 
 if __name__ == "__main__":
