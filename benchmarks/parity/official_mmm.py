@@ -40,6 +40,8 @@ from shims import apply_shims, patch_modules, read_weights, run_script
 CAMS = ("cam1", "cam2", "cam3", "cam4", "cam5", "cam6")
 AUTHOR_ROOT = "root='/data1/yxb/datasets/ReIDData/SYSU-MM01/'"
 RESULT_LINE = re.compile(r"FC:\s+Rank-1: ([\d.]+)% .*?mAP: ([\d.]+)%\| mINP: ([\d.]+)%")
+# their trainer's progress line: "Epoch: [e][i/n] ... Loss val (running mean of the epoch)"
+LOSS_LINE = re.compile(r"Epoch: \[(\d+)\]\[\d+/\d+\].*?Loss [\d.]+ \(([\d.]+)\)")
 
 
 def build_layout(work: Path, tree: Path, init: Path) -> tuple[Path, Path]:
@@ -70,6 +72,26 @@ def last_results(log: Path) -> dict:
             "mAP": float(m[2]),
             "mINP": float(m[3]),
         }
+    return out
+
+
+# "==> Statistics for IR epoch 0: 26 clusters" (their DBSCAN at the start of each epoch)
+CLUSTER_LINE = re.compile(r"Statistics for (IR|RGB) epoch (\d+): (\d+) clusters")
+
+
+def loss_history(log: Path) -> dict:
+    """Each epoch's mean loss (IR + RGB memories: the running mean on its last progress
+    line) and the cluster counts of each modality's clustering at its start, under
+    vireid's metrics.jsonl names."""
+    text = log.read_text()
+    per_epoch: dict[int, float] = {}
+    for m in LOSS_LINE.finditer(text):
+        per_epoch[int(m[1])] = float(m[2])
+    out = {"loss": [per_epoch[e] for e in sorted(per_epoch)]} if per_epoch else {}
+    for name, key in (("RGB", "visible_clusters"), ("IR", "infrared_clusters")):
+        counts = {int(m[2]): int(m[3]) for m in CLUSTER_LINE.finditer(text) if m[1] == name}
+        if counts:
+            out[key] = [counts[e] for e in sorted(counts)]
     return out
 
 
@@ -121,7 +143,8 @@ def main() -> None:
         argv,
         run,
         {
-            "T.RandomCrop((288, 144)),": "T.RandomCrop((height, width)),",
+            # stage 1's infrared crop (8 spaces; stage 2's, indented 12, is not run)
+            "\n        T.RandomCrop((288, 144)),": "\n        T.RandomCrop((height, width)),",
             "    main_worker_stage2(args,log_s1_name,log_s2_name,subdir,args.dataset)": (
                 "    pass  # parity: stage 1 only"
             ),
@@ -135,6 +158,7 @@ def main() -> None:
         "seed": a.seed,
         "checkpoint": str(stage1 / "checkpoint.pth.tar"),
         **last_results(stage1 / "log.txt"),
+        "history": loss_history(stage1 / "log.txt"),
         "seconds": {"prepare": t1 - t0, "train+test": t2 - t1},
     }
     a.result.parent.mkdir(parents=True, exist_ok=True)

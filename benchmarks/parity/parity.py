@@ -50,6 +50,7 @@ TARGETS = {
         "protocols": ("sysu/all/single",),
         "import_format": "agw",
         "flip": False,
+        "label": "their train.py",
     },
     "mmm_stage_a": {
         "recipe": HERE / "mmm_stage_a_vireid.yaml",
@@ -57,6 +58,8 @@ TARGETS = {
         "protocols": ("sysu/all/single", "sysu/indoor/single"),
         "import_format": "mmm",
         "flip": True,  # Baseline.py's test flip-averages
+        "label": "their Baseline.py, stage 1",
+        "steps_per_epoch": 20,  # --iters of both sides (official_mmm.py, the recipe)
     },
 }
 
@@ -185,7 +188,10 @@ def vireid_side(recipe: str, result: str, protocols: str, overrides: list[str]) 
     out["seconds"] = {"train+eval": time.time() - t0}
     lines = (Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()
     epochs = [json.loads(line) for line in lines if line.strip()]
-    out["history"] = {k: [e[k] for e in epochs] for k in ("loss", "ce", "triplet", "lr")}
+    # the loss terms this method logs (AGW: ce + triplet; the cluster memories: loss only)
+    logged = ("loss", "ce", "triplet", "lr", "visible_clusters", "infrared_clusters")
+    keys = [k for k in logged if all(k in e for e in epochs)]
+    out["history"] = {k: [e[k] for e in epochs] for k in keys}
     model, cfg2, _, dev = load_model(Path(run["run_dir"]) / "last.pt", "cpu")
     for protocol in protocols.split(","):
         cfg2.eval.protocol = protocol
@@ -256,7 +262,8 @@ def markdown(result: dict) -> str:
     """The docs table: one line per protocol, R1 and mAP of each side and their
     difference (vireid − official) against twice its standard error."""
     lines = [
-        "| protocol | metric | official (their train.py) | vireid | difference ± 2 SE | verdict |",
+        f"| protocol | metric | official ({TARGETS[result['target']]['label']}) | vireid "
+        "| difference ± 2 SE | verdict |",
         "|---|---|---|---|---|---|",
     ]
     for protocol, row in result["rows"].items():
@@ -276,13 +283,12 @@ def loss_markdown(result: dict) -> str:
     if not hist:
         return ""
     n = {s: hist["loss"]["last_epoch"][s]["n"] for s in ("official", "vireid")}
-    head = "| epoch | " + " | ".join(
-        f"{s} {k} (n={n[s]})" for s in ("official", "vireid") for k in ("loss", "ce", "triplet")
-    )
-    lines = [head + " |", "|---" * 7 + "|"]
-    curves = {(s, k): hist[k]["per_epoch_mean"][s] for s in n for k in ("loss", "ce", "triplet")}
+    keys = [k for k in ("loss", "ce", "triplet") if k in hist]  # the terms both sides log
+    head = "| epoch | " + " | ".join(f"{s} {k} (n={n[s]})" for s in n for k in keys)
+    lines = [head + " |", "|---" * (1 + 2 * len(keys)) + "|"]
+    curves = {(s, k): hist[k]["per_epoch_mean"][s] for s in n for k in keys}
     for e in range(len(curves["official", "loss"])):
-        cells = [f"{curves[s, k][e]:.2f}" for s in n for k in ("loss", "ce", "triplet")]
+        cells = [f"{curves[s, k][e]:.2f}" for s in n for k in keys]
         lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -310,6 +316,25 @@ def summarize(target: str, results: dict[str, list[dict]]) -> dict:
             }
         rows[protocol] = row
     return rows
+
+
+def first_clusterings(results: dict[str, list[dict]]) -> dict:
+    """Per seed, the cluster counts of each side's first clustering (visible, infrared):
+    both sides cluster the same initial network's features of the same images, so with
+    equal clustering code they are equal, whatever the random streams do later."""
+    out = {}
+    by_seed = {s: {r["seed"]: r.get("history", {}) for r in rs} for s, rs in results.items()}
+    for seed in sorted(set(by_seed["official"]) & set(by_seed["vireid"])):
+        sides = {
+            s: [
+                by_seed[s][seed].get(k, [None])[0]
+                for k in ("visible_clusters", "infrared_clusters")
+            ]
+            for s in ("official", "vireid")
+        }
+        if None not in sides["official"] + sides["vireid"]:
+            out[str(seed)] = {**sides, "equal": sides["official"] == sides["vireid"]}
+    return out
 
 
 def summarize_history(results: dict[str, list[dict]]) -> dict:
@@ -390,11 +415,13 @@ def main() -> None:
             "epochs": a.epochs,
             "init": a.init,
             "seeds": a.seeds,
-            "steps_per_epoch": steps_per_epoch(tree, 32),
+            "steps_per_epoch": TARGETS[a.target].get("steps_per_epoch")
+            or steps_per_epoch(tree, 32),
         },
         "missing_runs": [Path(m).stem for m in missing],
         "rows": summarize(a.target, results),
         "loss_history": summarize_history(results),
+        "first_clusterings": first_clusterings(results),
         "official_through_vireid_eval_max_abs_diff": max(
             d for c in checks for per in c.values() for d in per.values()
         ),

@@ -8,6 +8,9 @@ process, and listed here; nothing of theirs is copied into vireid:
 * ``imagenet``: ``torch.utils.model_zoo.load_url`` (their ResNet's ImageNet download)
   returns the state dict of a local weights file instead.
 * ``pillow``: ``Image.ANTIALIAS``, removed in Pillow 10, is its old value ``LANCZOS``.
+* ``sampler``: ``torch.utils.data.Sampler.__init__`` accepts (and ignores) the
+  ``data_source`` argument that torch < 2.2 took and Cluster-Contrast's samplers still pass
+  (``super().__init__(data_source)``).
 * ``tensorboardX``: not installed here; a writer that keeps the scalars their scripts log
   (``SCALARS``: tag -> [(step, value)], e.g. AGW's per-epoch mean losses) and writes no
   file.
@@ -47,6 +50,7 @@ def apply_shims(init_weights: str | Path | None) -> None:
 
     if not hasattr(Image, "ANTIALIAS"):
         Image.ANTIALIAS = Image.LANCZOS
+    torch.utils.data.Sampler.__init__ = lambda self, data_source=None: None
     if "tensorboardX" not in sys.modules:
         mod = types.ModuleType("tensorboardX")
         mod.SummaryWriter = _RecordingWriter
@@ -146,7 +150,10 @@ def run_script(
         sys.argv = old_argv
         os.chdir(old_cwd)
         sys.path.remove(str(path.parent))
-        # their Logger replaces sys.stdout and closes the console when collected
+        # their Logger replaces sys.stdout and closes the console when collected: keep it
+        # alive, but flush its file (read as the run's result) before it is set aside
+        if sys.stdout is not old_out:
+            sys.stdout.flush()
         _KEEP.append(sys.stdout)
         sys.stdout = old_out
     return ns
