@@ -163,3 +163,23 @@ def test_ddp_epoch_with_fewer_clusters_than_ranks_is_skipped(sysu_root):
     trainer.skip_epoch = False
     hook._build_loader(trainer, two)
     assert not trainer.skip_epoch and len(trainer.loader) == 3
+
+
+def test_community_instances_repeat_the_other_cameras_never_the_anchors():
+    # Cluster-Contrast's RandomMultipleGallerySampler: the K - 1 after the anchor come
+    # from the other cameras only, with replacement unless they hold at least K; the
+    # default draw takes distinct images, the same camera's before any repeat
+    labels = [0] * 5
+    cams = [1, 1, 1, 1, 2]  # one image outside camera 1
+    draws = {}
+    for mode in ("distinct", "community"):
+        s = PseudoLabelSampler(labels, cams, 1, 4, num_batches=40, seed=0, instances=mode)
+        draws[mode] = [b for b in s]
+    for b in draws["community"]:
+        if cams[b[0]] == 1:  # anchor in camera 1: the lone camera-2 image three times
+            assert b[1:] == [4, 4, 4]
+        else:  # anchor is the lone one: three of camera 1, with replacement (4 < K)
+            assert all(cams[i] == 1 for i in b[1:])
+    assert all(len(set(b)) == 4 for b in draws["distinct"])
+    with pytest.raises(ValueError, match="expected distinct or community"):
+        PseudoLabelSampler(labels, cams, 1, 4, instances="camera")

@@ -160,6 +160,7 @@ def job_commands(target: str, side: str, seed: int, a, tree: Path, init: Path, r
     ]
     if target == "agw":
         overrides.append(f"train.iters_per_epoch={steps_per_epoch(tree, 32)}")
+    overrides += a.set  # a setting of vireid's side under test (--set)
     return [
         sys.executable,
         str(Path(__file__)),
@@ -383,6 +384,13 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time")
     p.add_argument("--out", default=None, help="results file stem (default parity_<target>)")
     p.add_argument("--no-run", action="store_true", help="summarise the runs already under --work")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides of vireid's side only (a candidate cause of a gap; use its own --work)",
+    )
     a = p.parse_args()
     a.official, a.work = a.official.resolve(), a.work.resolve()
     h, w = (int(v) for v in a.size.split("x"))
@@ -415,6 +423,7 @@ def main() -> None:
             "epochs": a.epochs,
             "init": a.init,
             "seeds": a.seeds,
+            "vireid_set": a.set,
             "steps_per_epoch": TARGETS[a.target].get("steps_per_epoch")
             or steps_per_epoch(tree, 32),
         },

@@ -52,6 +52,13 @@ class BatchCfg(Strict):
     num_ids_infrared: int | None = Field(
         None, ge=1, description="unsupervised: P infrared clusters (default: num_ids)"
     )
+    instances: Literal["distinct", "community"] = Field(
+        "distinct",
+        description="unsupervised: how a cluster's K instances are drawn after the first; "
+        "distinct = other cameras first, then the same camera, repeats only when the cluster "
+        "has fewer than K; community = Cluster-Contrast's RandomMultipleGallerySampler: K-1 "
+        "from the other cameras, with replacement when they hold fewer (docs/benchmark.md)",
+    )
 
 
 class AugmentCfg(Strict):

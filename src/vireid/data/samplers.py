@@ -121,7 +121,11 @@ class PseudoLabelSampler(_EpochBatches):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        instances: str = "distinct",
     ) -> None:
+        if instances not in ("distinct", "community"):
+            raise ValueError(f"instances={instances!r}: expected distinct or community")
+        self.draw = instances
         self.index = defaultdict(list)
         self.camids = np.asarray(camids)
         for i, y in enumerate(labels):
@@ -141,6 +145,14 @@ class PseudoLabelSampler(_EpochBatches):
         other_cam = [i for i in others if self.camids[i] != self.camids[first]]
         same_cam = [i for i in others if self.camids[i] == self.camids[first]]
         picked = [first]
+        if self.draw == "community":
+            # Cluster-Contrast: K - 1 from the other cameras only, with replacement unless
+            # they hold at least K (their test; a lone other-camera image comes K - 1
+            # times); the same camera only when the cluster has no other
+            group = np.asarray(other_cam or same_cam, dtype=np.int64)
+            if len(group) == 0:
+                return picked
+            return picked + rng.choice(group, self.K - 1, replace=len(group) < self.K).tolist()
         # other cameras first, then the same camera, then repeats
         for group in (other_cam, same_cam):
             need = self.K - len(picked)

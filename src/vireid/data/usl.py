@@ -55,6 +55,7 @@ class LoaderOpts:
     workers: int = 0
     rank: int = 0
     world_size: int = 1
+    instances: str = "distinct"  # data.batch.instances
 
 
 def _loader(dataset, sampler, seed: int, o: LoaderOpts):
@@ -74,6 +75,7 @@ def paired_loader(streams: dict, num_ids: dict, num_instances: int, o: LoaderOpt
             o.seed + 7919 * m,
             o.rank,
             o.world_size,
+            o.instances,
         )
         loaders[m] = _loader(st.dataset(), sampler, o.seed + m, o)
     return PairedLoader(loaders[0], loaders[1])

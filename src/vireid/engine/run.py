@@ -244,7 +244,14 @@ def _train_in(
             featurizer(model, cfg, device, info, clustering=True),
             cfg.method.cluster,
             cfg.data.batch,
-            LoaderOpts(t.iters_per_epoch, t.seed, cfg.data.workers, info.rank, info.world_size),
+            LoaderOpts(
+                t.iters_per_epoch,
+                t.seed,
+                cfg.data.workers,
+                info.rank,
+                info.world_size,
+                cfg.data.batch.instances,
+            ),
             info,
         )
         hooks.append(labeller)
