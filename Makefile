@@ -19,7 +19,7 @@ $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e '.[dev,corrupt,export,serve]'
+	$(PY) -m pip install -q -e '.[faiss,dev,corrupt,export,serve]'
 	rm -f $(VENV)/.stamp-*
 	touch $(STAMP)
 

@@ -36,6 +36,18 @@ ROOT = Path(__file__).parents[1]
 RECIPE = ROOT / "configs" / "quickstart" / "ecul_synth.yaml"
 
 
+def clustering_settings(m, n: int) -> dict:
+    """The recipe and the joint-clustering settings a result was measured with."""
+    return {
+        "recipe": str(RECIPE.relative_to(ROOT)),
+        "n": n,
+        "joint_k1": m.joint_k1,
+        "joint_k2": m.joint_k2,
+        "eps": m.cluster.eps,
+        "min_samples": m.cluster.min_samples,
+    }
+
+
 def clustering_features(root: Path):
     over = [f"data.dataset.root={root}", f"data.cache_dir={CACHE / 'image-cache'}"]
     cfg = load_config(RECIPE, over)
@@ -84,18 +96,7 @@ def main() -> None:
                 }
             )
             print(rows[-1], file=sys.stderr)
-    emit(
-        "ecul_k3",
-        {
-            "recipe": str(RECIPE.relative_to(ROOT)),
-            "n": len(x),
-            "joint_k1": m.joint_k1,
-            "joint_k2": m.joint_k2,
-            "eps": m.cluster.eps,
-            "min_samples": m.cluster.min_samples,
-            "rows": rows,
-        },
-    )
+    emit("ecul_k3", {**clustering_settings(m, len(x)), "rows": rows})
 
 
 if __name__ == "__main__":

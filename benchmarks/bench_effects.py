@@ -9,10 +9,14 @@ methods, the last epoch's cross-modality ARI), the loss terms the runs actually 
 with (read from their metrics, not declared), and a verdict on the paper's direction:
 
 * ``reproduced``: the difference to the compared row has the paper's sign and exceeds
-  twice its standard error, paired by seed (every row of a group runs on the same seeds,
+  the two-sided 95 % t bar (``crit`` standard errors: 4.30 at three seeds), paired by
+  seed (every row of a group runs on the same seeds,
   data and per-epoch batch sampler; the error is that of the per-seed differences);
-* ``opposite``: the other sign, beyond twice the standard error;
+* ``opposite``: the other sign, beyond that bar;
 * ``within spread``: neither.
+
+A group's ``contrasts`` compare two differences, ``(a0 − a1) − (b0 − b1)`` per seed (e.g. a
+component's gain under imbalance against its gain without), with the same verdict.
 
 Each run's result is cached under ``.cache/bench_effects/`` by a digest of its explicit
 (non-default) config values, the dataset, the stand-in and ``--tag``, so an interrupted
@@ -91,8 +95,9 @@ def run_digest(cfg, tag: str) -> str:
     return hashlib.sha1((explicit + tag + str(_stand_in(cfg))).encode()).hexdigest()[:16]
 
 
-def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str) -> dict:
-    cfg = load_config(
+def run_config(config: Path, overrides: list[str], seed: int, root: Path):
+    """The config of one effects run (its run folder is ``CACHE/run/<digest>``)."""
+    return load_config(
         config,
         [
             *overrides,
@@ -103,6 +108,10 @@ def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str)
             f"output_dir={CACHE / 'run'}",
         ],
     )
+
+
+def run_one(config: Path, overrides: list[str], seed: int, root: Path, tag: str) -> dict:
+    cfg = run_config(config, overrides, seed, root)
     digest = run_digest(cfg, tag)
     cached = CACHE / "runs" / f"{digest}.json"
     if cached.is_file():
@@ -143,12 +152,16 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def verdict(row: dict, ref: dict, direction: int, key: str = "R1") -> dict:
-    """Row − reference on ``key`` against twice the standard error of the difference.
+    """Row − reference on ``key`` against ``crit`` standard errors of the difference, the
+    two-sided 95 % Student t quantile of its degrees of freedom (4.30 with three paired
+    seeds, 2.78 with five: 2 SE would be an 82 % bar at three seeds).
 
     Rows of a group run on the same seeds, data and (seeded per epoch) batch sampler, so
     the runs are paired by seed: the error is that of the per-seed differences,
-    std(d) / sqrt(n). Without common seeds (older result files) it falls back to the
-    unpaired error of two independent means."""
+    std(d) / sqrt(n), with n − 1 degrees of freedom. Without common seeds (older result
+    files) it falls back to the unpaired error of two independent means (n_a + n_b − 2)."""
+    from scipy.stats import t as student_t
+
     a, b = row[key], ref[key]
     common = [s for s in row.get("seed_ids", []) if s in ref.get("seed_ids", [])]
     if len(common) >= 2:
@@ -156,15 +169,52 @@ def verdict(row: dict, ref: dict, direction: int, key: str = "R1") -> dict:
         ib = {s: v for s, v in zip(ref["seed_ids"], b["runs"], strict=True)}
         d = np.array([ia[s] - ib[s] for s in common])
         diff, se, paired = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), True
+        dof = len(d) - 1
     else:
         diff = a["mean"] - b["mean"]
         se = math.sqrt(a["std"] ** 2 / len(a["runs"]) + b["std"] ** 2 / len(b["runs"]))
-        paired = False
-    if abs(diff) <= 2 * se or diff == 0:
+        paired, dof = False, len(a["runs"]) + len(b["runs"]) - 2
+    crit = float(student_t.ppf(0.975, max(dof, 1)))
+    if abs(diff) <= crit * se or diff == 0:
         word = "within spread"
     else:
         word = "reproduced" if np.sign(diff) == direction else "opposite"
-    return {"metric": key, "diff": diff, "se": se, "paired": paired, "verdict": word}
+    return {
+        "metric": key,
+        "diff": diff,
+        "se": se,
+        "crit": crit,
+        "dof": dof,
+        "paired": paired,
+        "verdict": word,
+    }
+
+
+def difference(row: dict, ref: dict, key: str = "R1") -> dict:
+    """Row − reference per common seed, shaped like a row (for ``verdict``)."""
+    common = [s for s in row["seed_ids"] if s in ref["seed_ids"]]
+    ia = dict(zip(row["seed_ids"], row[key]["runs"], strict=True))
+    ib = dict(zip(ref["seed_ids"], ref[key]["runs"], strict=True))
+    d = [ia[s] - ib[s] for s in common]
+    std = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
+    return {"seed_ids": common, key: {"mean": float(np.mean(d)), "std": std, "runs": d}}
+
+
+def contrast(rows: dict, c: dict) -> dict | None:
+    """A row comparing two differences, ``(a0 − a1) − (b0 − b1)``, paired by seed: e.g.
+    whether a component's gain holds under a harder setting. None if a row did not run."""
+    if not all(n in rows for n in (*c["a"], *c["b"])):
+        return None
+    a, b = (difference(rows[x], rows[y]) for x, y in (c["a"], c["b"]))
+    return {
+        "name": c["name"],
+        "a": c["a"],
+        "b": c["b"],
+        "a_diff": a["R1"]["mean"],
+        "b_diff": b["R1"]["mean"],
+        "paper_direction": c["direction"],
+        "effect": verdict(a, b, c["direction"]),
+    }
 
 
 def merged(out: str, table: list[dict], seeds: list[int]) -> list[dict]:
@@ -234,15 +284,16 @@ def main() -> None:
                 rows[row["name"]]["effect"] = verdict(
                     rows[row["name"]], rows[ref], row["direction"]
                 )
-        table.append(
-            {
-                "group": g["group"],
-                "method": g["method"],
-                "config": g["config"],
-                "source": g.get("source"),
-                "rows": list(rows.values()),
-            }
-        )
+        entry = {
+            "group": g["group"],
+            "method": g["method"],
+            "config": g["config"],
+            "source": g.get("source"),
+            "rows": list(rows.values()),
+        }
+        if found := [x for c in g.get("contrasts", []) if (x := contrast(rows, c))]:
+            entry["contrasts"] = found
+        table.append(entry)
     if a.merge:
         table = merged(a.out, table, a.seeds)
     emit(

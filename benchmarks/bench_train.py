@@ -37,10 +37,16 @@ def make_batch(p: int, k: int, h: int, w: int, device) -> dict:
     }
 
 
+# each method on the network its recipes build (MUN: stem + layer1 modality-specific, the
+# generator on layer1's 256 channels, no non-local blocks; configs/supervised/mun_*.yaml)
+RECIPE_MODEL = {"mun": ["model.modality_specific=layer1", "model.non_local=false"]}
+
+
 def measure(
     device: str, amp: str, channels_last: bool, steps: int, p: int, k: int, name: str = "agw"
 ) -> dict:
-    cfg = load_config(None, ["model.pretrained=null", f"method.name={name}"])
+    over = ["model.pretrained=null", f"method.name={name}", *RECIPE_MODEL.get(name, [])]
+    cfg = load_config(None, over)
     dev = torch.device(device)
     method = build_method(cfg.method, build_model(cfg.model, 200)).to(dev)
     if channels_last:
@@ -67,6 +73,7 @@ def measure(
         "amp": amp,
         "channels_last": channels_last,
         "steps": steps,
+        "model_overrides": RECIPE_MODEL.get(name, []),
         "batch_images": 2 * p * k,
         "images_per_s": steps * 2 * p * k / dt,
         "step_s": dt / steps,
@@ -95,7 +102,8 @@ def main() -> None:
         for r in runs:
             r["relative_to_first"] = r["images_per_s"] / base
         name = f"train_methods_{a.device}"
-        emit(name, {"model": "two_stream resnet50 + non-local + GeM, 288x144", "runs": runs})
+        model = "two_stream resnet50 + GeM, 288x144, each method's recipe network"
+        emit(name, {"model": model, "runs": runs})
         return
     if a.device == "cpu":
         runs = [measure("cpu", "off", False, a.steps or 3, a.batch_ids, k)]

@@ -106,13 +106,22 @@ def effects_rows(name: str = "effects") -> list[str]:
             if r.get("compare_to") in rows:
                 e = _effect(r, rows, eff)
                 direction = f"{DIRECTION[r['paper_direction']]} than {r['compare_to']}"
-                here = f"{e['verdict']} ({e['diff']:+.1f} ± {2 * e['se']:.1f})"
+                here = f"{e['verdict']} ({e['diff']:+.1f} ± {e.get('crit', 2) * e['se']:.1f})"
             else:
                 direction = here = "–"
             out.append(
                 f"| {g['method']} | {r['name']} | {r['seeds']} | {', '.join(r['terms'])} "
                 f"| {_pm(r.get('R1'))} | {_pm(r.get('mAP'))} | {_pm(r.get('mINP'))} | "
                 f"{_pm(r.get('cross_ARI'), 3)} | {paper_s} | {direction} | {here} |"
+            )
+        for c in g.get("contrasts", []):  # (a0 − a1) − (b0 − b1), paired by seed
+            e = c["effect"]
+            out.append(
+                f"| {g['method']} | {c['name']}: ({c['a'][0]} − {c['a'][1]}) − ({c['b'][0]} − "
+                f"{c['b'][1]}) | – | – "
+                f"| {c['a_diff']:+.1f} vs {c['b_diff']:+.1f} | – | – | – | – | "
+                f"{DIRECTION[c['paper_direction']]} than 0 | "
+                f"{e['verdict']} ({e['diff']:+.1f} ± {e.get('crit', 2) * e['se']:.1f}) |"
             )
     files: dict[str, list[str]] = {}
     for eff, g in sources:

@@ -80,9 +80,32 @@ def rows() -> list[str]:
     if k := _load("knn_gpu"):
         out += [_knn_gpu_row(r, k["machine"]) for r in k["runs"]]
     out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
+    out += serve_mixed_rows(cpu) + cli_rows(cpu)
     for name in ("mmm_step", "mmm_step_ivf"):
         if st := _load(name):
             out.append(_mmm_step_row(st, cpu(st)))
+    return out
+
+
+def cli_rows(cpu) -> list[str]:
+    """Start-up of ``vireid --help`` and of commands that stop at an error."""
+    c = _load("cli_startup")
+    if not c:
+        return []
+    what = {
+        "help": "`vireid --help`",
+        "config_error": "`vireid config validate` with an unknown key",
+        "missing_recipe": "`vireid train` of a missing recipe",
+    }
+    load = c["load_average"][0]
+    out = []
+    for case, label in what.items():
+        o, r = c["ours"][case], c["reference_run"][case]
+        out.append(
+            f"| CLI start-up, {label} | {o['cpu_s']:.2f} s CPU, {o['wall_s']:.2f} s wall "
+            f"(load average {load:.0f}) | eager imports ({c['reference']}) {r['cpu_s']:.2f} s "
+            f"CPU, {r['wall_s']:.1f} s wall → **{o['speedup_cpu']:.0f}×** CPU | {cpu(c)} |"
+        )
     return out
 
 
@@ -179,6 +202,38 @@ def serve_rows(cpu) -> list[str]:
         f"{lat['p95']:.0f} ms; {s['failed']} failed, index unchanged: "
         f"{s['index_unchanged']} | in process, no HTTP: {s['in_process_ms_per_query']:.0f} ms"
         f" per query | {cpu(s)} |"
+    ]
+
+
+def serve_mixed_rows(cpu) -> list[str]:
+    """bench_serve.py's mixed load (issue 26): searches and additions from many clients
+    against a large index, one row each; the additions' row carries the restart check.
+    The load average is part of the machine: the times are the shared machine's."""
+    s = _load("serve_mixed")
+    if not s:
+        return []
+    srch, add, rss = s["search_ms"], s["add_ms"], s["server_rss_mb"]
+    load = s["load_average_1m"]["before"]
+    machine = f"{cpu(s)}, server {s['server_threads']} thread, load average {load:.0f}"
+    what = (
+        f"{s['requests']:,} requests ({srch['n']} POST /search, {add['n']} POST /gallery), "
+        f"{s['concurrency']} concurrent, {s['gallery_rows']:,}-row index ({s['model']}, "
+        f"D = {s['dim']})"
+    )
+    after = s["index_after_restart"]
+    kept = all(
+        after[k]
+        for k in ("all_acknowledged_in_file", "only_acknowledged_in_file", "earlier_rows_unchanged")
+    )
+    return [
+        f"| `vireid serve` mixed load, searches: {what} | p50 {srch['p50']:.0f} ms, p95 "
+        f"{srch['p95']:.0f} ms; {s['failed']} of {s['requests']:,} failed; server peak RSS "
+        f"{rss['peak']:,} MB ({rss['start']:,} MB at start) | in process, no HTTP: "
+        f"{s['in_process_ms_per_query']:.0f} ms per query | {machine} |",
+        f"| `vireid serve` mixed load, additions: same run | p50 {add['p50']:.0f} ms, p95 "
+        f"{add['p95']:.0f} ms; after a restart {after['rows']:,} rows: the earlier ones "
+        f"unchanged, all {after['acknowledged_additions']} acknowledged additions and nothing "
+        f"else: {kept} | – | {machine} |",
     ]
 
 

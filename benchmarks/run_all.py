@@ -21,6 +21,7 @@ SCRIPTS = [
     ["bench_index.py"],
     ["bench_onnx.py"],
     ["bench_serve.py"],
+    ["bench_cli.py"],
 ]
 
 if __name__ == "__main__":

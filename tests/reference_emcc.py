@@ -51,3 +51,33 @@ def dense_emcc(x, k1, k2, k3=None, groups=None) -> np.ndarray:
         for j in range(n):
             J[i, j] = 1 - np.minimum(Vq[i], Vq[j]).sum() / np.maximum(Vq[i], Vq[j]).sum()
     return J
+
+
+def dense_camera_encodings(x, camera, k1_inter, k1_intra, k2_intra, k2_inter) -> np.ndarray:
+    """The expanded encodings of ``clustering.camera_search`` from their definition: per
+    row, the sorted same-camera and other-camera lists, reciprocal membership, softmax(−d)
+    over the set, then the mean over the k2 nearest of each list."""
+    x = np.asarray(x, np.float64)
+    camera = np.asarray(camera)
+    n = len(x)
+    d2 = ((x[:, None, :] - x[None]) ** 2).sum(-1)
+
+    def ranked(i, same):
+        pool = np.flatnonzero((camera == camera[i]) == same)
+        return pool[np.argsort(d2[i, pool], kind="stable")]
+
+    intra = [ranked(i, True) for i in range(n)]
+    inter = [ranked(i, False) for i in range(n)]
+    V = np.zeros((n, n))
+    for i in range(n):
+        R = {i}
+        R |= {j for j in intra[i][: k1_intra + 1] if i in intra[j][: k1_intra + 1]}
+        R |= {j for j in inter[i][:k1_inter] if i in inter[j][:k1_inter]}
+        E = np.array(sorted(R))
+        w = np.exp(-(2 - 2 * (x[i] @ x[E].T)))
+        V[i, E] = w / w.sum()
+    out = np.zeros_like(V)
+    for i in range(n):
+        q = np.r_[intra[i][:k2_intra], inter[i][:k2_inter]]
+        out[i] = V[q].mean(0)
+    return out

@@ -150,3 +150,19 @@ def test_non_local_blocks_are_on_the_forward_path():
                 block.W[1].weight.fill_(1.0)
         after = net(x, m)["pool"]
     assert not torch.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.parametrize("cls", [AGW, CAJ], ids=["agw", "caj"])
+def test_only_the_bnneck_and_classifier_train_at_the_full_rate(cls):
+    """AGW train.py / CAJ train_ext.py: one SGD group at 0.1 lr for every parameter but
+    the BNNeck's and the classifier's, which train at lr; the non-local blocks are in the
+    0.1 group (docs/benchmark.md, parity with the community code)."""
+    model = TwoStreamNet("resnet18", 4, width=0.125, non_local=True)
+    groups = cls(model).param_groups(lr=0.1, backbone_lr_mult=0.1)
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        full = name.startswith(("bottleneck.", "classifier."))
+        assert rate[id(p)] == pytest.approx(0.1 if full else 0.01), name
+    assert any(n.startswith("non_local.") for n, _ in model.named_parameters())

@@ -17,6 +17,7 @@ COMMANDS = [
     ["data", "check"],
     ["list"],
     ["env"],
+    ["info"],
     ["synth"],
     ["eval"],
     ["train"],
@@ -42,6 +43,7 @@ def test_help_of_every_command(cmd):
         ("methods", "caj"),
         ("models", "two_stream"),
         ("protocols", "llcm/v2i"),
+        ("recipes", "unsupervised/mmm_sysu"),
     ],
 )
 def test_list(kind, name):
@@ -166,13 +168,15 @@ def test_eval_features_file(tmp_path, sysu_root):
             "1",
         ],
     )
-    assert r.exit_code == 0, r.output and "re-ranked" in r.output
+    assert r.exit_code == 0, r.output
+    assert "(re-ranked)" in " ".join(r.output.split())
 
 
 def test_eval_features_with_explicit_split(tmp_path, sysu_root):
     path = _features_file(tmp_path, sysu_root, split=True)
     r = runner.invoke(app, ["eval", "--features", str(path), "--protocol", "sysu/all/single"])
-    assert r.exit_code == 0, r.output and "csv: sysu/all/single," in r.output
+    assert r.exit_code == 0, r.output
+    assert "csv: sysu/all/single," in r.output
 
 
 def test_eval_errors(tmp_path):

@@ -121,3 +121,18 @@ def test_switching_a_union_member_replaces_the_base_section(tmp_path):
     )
     cfg = load_config(same)
     assert cfg.method.cross == "pgm" and cfg.method.momentum == 0.2
+
+
+def test_recipes_by_name_and_by_the_readme_path_from_anywhere(tmp_path, monkeypatch):
+    from vireid.config import ConfigError
+    from vireid.config.recipes import resolve_recipe
+
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    assert resolve_recipe("mmm_sysu") == CONFIGS.resolve() / "unsupervised" / "mmm_sysu.yaml"
+    assert resolve_recipe("quickstart/agw_synth").name == "agw_synth.yaml"
+    assert resolve_recipe("configs/tests/instant.yaml").parent.name == "tests"
+    assert load_config("instant", ["train.epochs=1"]).train.epochs == 1
+    with pytest.raises(ConfigError, match="did you mean unsupervised/mmm_sysu"):
+        resolve_recipe("mmm_sysuu")
+    (tmp_path / "mine.yaml").write_text("train: {epochs: 3}\n")
+    assert load_config("mine.yaml").train.epochs == 3  # a file that exists wins

@@ -20,7 +20,8 @@ from vireid.clustering.multi_memory import (
     multi_memory_cost,
     transfer_labels,
 )
-from vireid.losses.memory import ClusterMemory
+from vireid.config.schema import MMMMethodCfg
+from vireid.methods.mmm import MMM
 
 IDS, DIM = 30, 8
 
@@ -68,42 +69,61 @@ def test_multi_and_single_memory_tie_when_view_mix_is_shared(seed):
     assert matching_ari(0.5, 0.5, memories=1, seed=seed) == pytest.approx(1.0)
 
 
-def _pull(xv, yv, xr, yr, v2r, person: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarity of one infrared feature of ``person`` to every visible person's
-    centre, before and after one ClusterNCE gradient step against the visible memory
-    indexed by the unified labels that ``v2r`` gives."""
-    unified_v, unified_r = transfer_labels(yv, yr, v2r)
-    ids = int(unified_v.max()) + 1
-    centres = torch.zeros(ids, xv.shape[1])
-    for u in np.unique(unified_v):
-        centres[u] = torch.from_numpy(xv[unified_v == u].mean(0))
-    memory = ClusterMemory(xv.shape[1], ids)
-    memory.reset(centres)
-    i = int(np.flatnonzero(yr == person)[0])
-    f = torch.from_numpy(xr[i]).clone().requires_grad_(True)
-    memory(f[None], torch.tensor([int(unified_r[i])])).backward()
-    person_centres = F.normalize(
+class _Identity(torch.nn.Module):
+    """A stand-in network: the input vector is both the pooled and the BN feature."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+        self.bottleneck = torch.nn.BatchNorm1d(dim)
+
+    def forward(self, x, modality):
+        return {"pool": x * self.w, "feat": x * self.w}
+
+
+def _gain(m: MMM, xv, yv, xr, yr, person: int, near: list[int]) -> torch.Tensor:
+    """Change of an infrared sample's cosine similarity to every visible person's centre
+    after one small step down MMM's training loss, on a batch of the people ``near``."""
+    vis = np.concatenate([np.flatnonzero(yv == p)[:4] for p in near])
+    ir = np.concatenate([np.flatnonzero(yr == p)[:4] for p in near])
+    x = torch.from_numpy(np.r_[xv[vis], xr[ir]]).requires_grad_(True)
+    batch = {
+        "images": x,
+        "modality": torch.tensor([0] * len(vis) + [1] * len(ir)),
+        "index": torch.from_numpy(np.r_[vis, len(xv) + ir]),
+    }
+    m.training_step(batch)["loss"].backward()
+    i = len(vis) + 4 * near.index(person)  # the first infrared sample of ``person``
+    centres = F.normalize(
         torch.stack([torch.from_numpy(xv[yv == p].mean(0)) for p in range(IDS)]), dim=1
     )
-    before = F.normalize(f.detach(), dim=0) @ person_centres.T
-    step = 0.05 * f.detach().norm() * F.normalize(f.grad, dim=0)  # a small step downhill
-    after = F.normalize(f.detach() - step, dim=0) @ person_centres.T
-    return before, after
+    f = x[i].detach()
+    step = f - 0.05 * f.norm() * F.normalize(x.grad[i], dim=0)
+    return F.normalize(step, dim=0) @ centres.T - F.normalize(f, dim=0) @ centres.T
 
 
-def test_matched_label_loss_pulls_an_infrared_feature_to_its_matched_visible_cluster():
-    """Y^v := Q·Y^r, then an identity-level loss on the unified labels: an infrared sample
-    moves towards the visible cluster it was matched to more than towards any other; under a
-    wrong matching it moves towards the wrongly matched person instead."""
+def test_matched_label_loss_pulls_an_infrared_feature_to_its_matched_visible_cluster(
+    monkeypatch,
+):
+    """Y^v := Q·Y^r inside MMM's training step (the paper's reading: L_Inter on the
+    unified labels does the cross-modal pull): an infrared sample moves towards the
+    visible person it was matched to more than towards any other; under a wrong matching
+    it moves towards the wrongly matched person instead."""
+    from vireid.methods import mmm_plan
+
     # 64 dimensions: the people's centres nearly orthogonal, so "towards" is unambiguous
     (xv, yv), (xr, yr) = two_view_people(0.9, 0.1, seed=0, dim=64)
-    mv, cv = cluster_memories(xv, yv, n=2, n_init=3)
-    mr, cr = cluster_memories(xr, yr, n=2, n_init=3)
-    v2r = match_clusters(multi_memory_cost(mv, cv, mr, cr))
-    np.testing.assert_array_equal(v2r, np.arange(IDS))  # the right matching
-    before, after = _pull(xv, yv, xr, yr, v2r, person=4)
-    assert after[4] > before[4]
-    assert int((after - before).argmax()) == 4  # it gains most towards the matched one
+    feats, labels = {0: xv, 1: xr}, {0: yv, 1: yr}
+    cfg = MMMMethodCfg(
+        use_joint=False, num_memories=2, kmeans_n_init=3, match_start_epoch=1, inter_start_epoch=1
+    )
+    m = MMM(_Identity(64), cfg)
+    m.on_clusters(0, feats, labels)
+    np.testing.assert_array_equal(m.v2r, np.arange(IDS))  # the right matching
+    gain = _gain(m, xv, yv, xr, yr, person=4, near=[3, 4, 5])
+    assert gain[4] > 0 and int(gain.argmax()) == 4  # it gains most towards the matched one
     wrong = np.roll(np.arange(IDS), 1)  # visible person p matched to infrared p − 1
-    before, after = _pull(xv, yv, xr, yr, wrong, person=4)
-    assert int((after - before).argmax()) == 5 and after[4] < before[4]
+    monkeypatch.setattr(mmm_plan, "match_clusters", lambda *a, **k: wrong.copy())
+    m.on_clusters(0, feats, labels)
+    gain = _gain(m, xv, yv, xr, yr, person=4, near=[3, 4, 5])
+    assert int(gain.argmax()) == 5

@@ -133,6 +133,27 @@ def test_llcm_reader_parses_components(llcm_root):
     assert {s.modality for s in splits.train} == {Modality.VISIBLE, Modality.INFRARED}
 
 
+def test_llcm_training_images_take_the_camera_from_the_file_name(tmp_path):
+    """The LLCM release keeps training images in identity folders without a camera
+    folder (``vis/0001/0001_c01_s185535_f7010_vis.jpg``); the camera is in the name."""
+    root = tmp_path / "LLCM"
+    (root / "test_vis" / "cam1" / "0009").mkdir(parents=True)
+    write_image(root / "test_vis" / "cam1" / "0009" / "0009_c01_s1_f1_vis.jpg")
+    (root / "idx").mkdir()
+    (root / "idx" / "test_id.txt").write_text("9")
+    for sub, cams in (("vis", (1, 3)), ("nir", (4, 9))):
+        lines = []
+        for label, pid in enumerate((1, 2)):
+            for cam in cams:
+                rel = f"{sub}/{pid:04d}/{pid:04d}_c{cam:02d}_s185535_f70{cam}_{sub}.jpg"
+                write_image(root / rel)
+                lines.append(f"{rel} {label}")
+        (root / "idx" / f"train_{sub}.txt").write_text("\n".join(lines) + "\n")
+    splits = load_llcm(root)
+    cams = {m: {s.camid for s in splits.train if s.modality is m} for m in Modality}
+    assert cams == {Modality.VISIBLE: {1, 3}, Modality.INFRARED: {4, 9}}
+
+
 def test_folder_tree_and_manifest(tmp_path):
     root = tmp_path / "mine"
     for split, mod, cam, pid in [
@@ -168,6 +189,7 @@ def test_path_and_modality_parsers_never_crash(text):
         assert isinstance(cam, int) and cam >= 0
     except DatasetError as e:
         assert "cam<N>" in str(e)
+    assert camid_from_relpath("nir/0001/0001_c07_s185535_f7010_nir.jpg") == 7
     try:
         Modality.parse(text)
     except ValueError as e:

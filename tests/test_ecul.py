@@ -202,3 +202,78 @@ def test_cluster_knn_setting_reaches_the_joint_clustering(monkeypatch):
     labels = {0: np.array([0, 0, 1, 1]), 1: np.array([0, 0, 1, 1])}
     method.plan(0, feats, labels)
     assert seen["ann"] is not None and seen["ann"].method == "hnsw"
+
+
+def grouped():
+    """Clusters 0 (groups 0, 1), 1 (group 1 only), 2 (groups 0, 2); 2-d features."""
+    feats = np.array(
+        [[1, 0], [1, 0.2], [0, 1], [0.2, 1], [-1, 0], [-1, -0.5], [0.5, -1], [0.3, 0.3]],
+        np.float32,
+    )
+    labels = np.array([0, 0, 0, 1, 2, 2, 2, -1])
+    groups = np.array([0, 0, 1, 1, 0, 0, 2, 0])
+    return feats, labels, groups
+
+
+def test_grouped_memory_rows_are_the_group_means():
+    from vireid.losses.grouped_memory import GroupedMemory
+
+    feats, labels, groups = grouped()
+    mem = GroupedMemory.from_features(feats, labels, groups)
+    assert mem.row_cluster.tolist() == [0, 0, 1, 2, 2]
+    torch.testing.assert_close(mem.features[0], unit([[1, 0.1]])[0])
+    torch.testing.assert_close(mem.features[1], unit([[0, 1]])[0])
+    assert mem.row_of(torch.tensor([0, 2, 1]), torch.tensor([1, 2, 1])).tolist() == [1, 4, 2]
+
+
+def test_grouped_memory_set_loss_equals_a_brute_force_loop():
+    """``set``: a cluster scores log(mean_g exp(f·M_cg / τ)); CE over the clusters."""
+    from vireid.losses.grouped_memory import GroupedMemory
+
+    feats, labels, groups = grouped()
+    mem = GroupedMemory.from_features(feats, labels, groups, temp=0.3, compose="set")
+    f = torch.tensor([[1.0, 0.5], [-0.2, 1.0], [0.3, -1.0]], requires_grad=True)
+    y = torch.tensor([0, 1, 2])
+    got = mem(f, y)
+    rows = mem.features
+    terms = []
+    for b in range(3):
+        s = F.normalize(f[b], dim=0) @ rows.T / 0.3
+        score = torch.stack(
+            [torch.log(torch.exp(s[mem.row_cluster == c]).mean()) for c in range(3)]
+        )
+        terms.append(-torch.log_softmax(score, 0)[y[b]])
+    torch.testing.assert_close(got, torch.stack(terms).mean())
+
+
+def test_grouped_memory_with_one_row_per_cluster_is_cluster_nce():
+    from vireid.clustering import centroids
+    from vireid.losses.grouped_memory import GroupedMemory
+
+    feats, labels, _ = grouped()
+    one = np.zeros(len(labels), np.int64)
+    f, y = torch.randn(4, 2), torch.tensor([0, 1, 2, 0])
+    plain = ClusterMemory(2, 3, temp=0.2)
+    plain.reset(torch.from_numpy(centroids(feats, labels)))
+    for compose in ("set", "mean"):
+        mem = GroupedMemory.from_features(feats, labels, one, temp=0.2, compose=compose)
+        torch.testing.assert_close(mem(f, y), plain(f, y))
+
+
+def test_grouped_memory_mean_proxy_and_group_updates():
+    """``mean``: the proxy is the normalised mean of the cluster's rows; an update moves
+    only the rows of the groups in the batch."""
+    from vireid.losses.grouped_memory import GroupedMemory
+
+    feats, labels, groups = grouped()
+    mem = GroupedMemory.from_features(feats, labels, groups, momentum=0.1)
+    before = mem.features.clone()
+    torch.testing.assert_close(mem.proxies()[0], F.normalize(before[0] + before[1], dim=0))
+    x = unit([[0.6, 0.8], [0.8, 0.6]])
+    mem.update_groups(x, torch.tensor([0, 0]), torch.tensor([1, 1]), "mean")
+    want = F.normalize(0.1 * before[1] + 0.9 * x.mean(0), dim=0)
+    torch.testing.assert_close(mem.features[1], want)
+    torch.testing.assert_close(mem.features[[0, 2, 3, 4]], before[[0, 2, 3, 4]])
+    torch.testing.assert_close(mem.proxies()[0], F.normalize(before[0] + mem.features[1], dim=0))
+    with pytest.raises(ValueError, match="memory compose"):
+        GroupedMemory.from_features(feats, labels, groups, compose="max")

@@ -146,3 +146,79 @@ def test_approximate_neighbours_reach_the_emcc_search(monkeypatch):
     assert seen == [(20, ann), (20, None)]
     # a search this wide on 96 points finds every neighbour: the same distances as exact
     assert abs(approx - exact).max() < 1e-6
+
+
+def test_camera_search_encodings_equal_the_dense_reference():
+    """The CA-Jaccard reading: reciprocal sets on intra- and inter-camera lists, and the
+    expansion over the k2 nearest of each list."""
+    from reference_emcc import dense_camera_encodings
+    from vireid.clustering.camera_search import CameraSearch, camera_encodings
+    from vireid.clustering.jaccard import _dot_distance
+
+    x, _, cam = people(n_ids=8, per=6)
+    got = camera_encodings(x, cam, 8, CameraSearch(3, 2, 3), _dot_distance(x)).toarray()
+    want = dense_camera_encodings(x, cam, 8, 3, 2, 3)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # every sample keeps other-camera neighbours in its set (the point of the reading)
+    sets = camera_encodings(x, cam, 8, CameraSearch(3, 1, 0), _dot_distance(x)) > 0  # no expansion
+    other = sets.multiply(sp.csr_matrix(cam[:, None] != cam[None, :])).sum(1)
+    assert (np.asarray(other).ravel() > 0).mean() > 0.9
+
+
+def test_camera_search_needs_cameras():
+    from vireid.clustering.camera_search import CameraSearch
+
+    x, ir, _ = people()
+    with pytest.raises(ValueError, match="camera_search needs"):
+        emcc_distance(x, 10, 3, modality=ir, camera_search=CameraSearch())
+
+
+def gapped_people(seed=3):
+    """``people`` with a modality gap: about 15 % of a global k3 list is of the other
+    modality, so a global k3 range misses cross-modal neighbours."""
+    x, ir, cam = people(n_ids=10, per=10, d=16, seed=seed)
+    gap = np.zeros(x.shape[1], np.float32)
+    gap[0] = 0.5
+    x = x + np.where(ir[:, None], gap, -gap)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), ir, cam
+
+
+def test_camera_k3_range_keeps_the_search_s_inter_camera_neighbours():
+    """``camera_rule: search`` with ``k3_range: camera``: the k3 filter keeps exactly the
+    entries of the search's encoding inside i's k3 nearest of its camera or of the other
+    cameras (a dense loop). The global range drops most of the cross-modal entries the
+    search's inter-camera sets brought in (about 2/3 here); the camera range keeps more."""
+    from reference_emcc import dense_camera_encodings
+    from vireid.clustering.camera_search import CameraSearch, camera_encodings, camera_range
+    from vireid.clustering.jaccard import _dot_distance
+    from vireid.clustering.knn import knn
+
+    x, ir, cam = gapped_people()
+    k1, k3 = 8, 10
+    V = camera_encodings(x, cam, k1, CameraSearch(3, 2, 3), _dot_distance(x))
+    got = k3_filter(V, camera_range(x, cam, k3), 2 * k3)
+    dense = dense_camera_encodings(x, cam, k1, 3, 2, 3)
+    d2 = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    keep = np.zeros_like(dense, bool)
+    for i in range(len(x)):
+        for same in (True, False):
+            pool = np.flatnonzero((cam == cam[i]) == same)
+            keep[i, pool[np.argsort(d2[i, pool], kind="stable")[:k3]]] = True
+    want = np.where(keep, dense, 0)
+    want /= want.sum(1, keepdims=True)
+    np.testing.assert_allclose(got.toarray(), want, atol=1e-5)
+
+    cross = ir[:, None] != ir[None, :]
+
+    def kept(W):  # share of the search's cross-modal entries still in the encoding
+        return (W.toarray()[cross] > 0).sum() / (V.toarray()[cross] > 0).sum()
+
+    glob = k3_filter(V, knn(x, k3)[1], k3)
+    assert kept(glob) < 0.5 and kept(got) > kept(glob) + 0.15, (kept(glob), kept(got))
+    dist = {
+        r: _fill(emcc_distance(x, k1, 1, k3, camera=cam, camera_search=CameraSearch(k3_range=r)))
+        for r in ("global", "camera")
+    }
+    assert not np.array_equal(dist["global"], dist["camera"])  # the option reaches EMCC
+    with pytest.raises(ValueError, match="k3_range"):
+        CameraSearch(k3_range="inter")

@@ -180,9 +180,52 @@ def test_paths_work_from_any_working_directory(checkpoint, fe, gallery_dir, tmp_
     with GalleryService(rel, fe) as s:
         c = TestClient(create_app(s), base_url="http://localhost")
         again = c.post("/gallery", files={"images": ("p.jpg", picture)}, data=form).json()
-        assert again["added"][0] == {**again["added"][0], "id": 6, "new": False}
+        assert again["added"][0] == {**again["added"][0], "row": 6, "new": False}
         assert [c.get(f"/gallery/{i}/thumbnail").status_code for i in range(7)] == [200] * 7
     assert all(os.path.isabs(s.path) for s in GalleryIndex.from_file(rel).samples)
+
+
+def test_protocol_index_works_from_any_working_directory(
+    checkpoint, fe, sysu_root, tmp_path, monkeypatch
+):
+    """Row 12's leftover: `index --protocol --root REL` stored cwd-relative paths, so served
+    from another folder its thumbnails 404. `eval --features` matches rows by absolute path:
+    a new file evaluates with a relative --root, an older file of relative paths still
+    evaluates from the folder it was made in, with either kind of --root."""
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from vireid.serve import create_app
+
+    monkeypatch.chdir(sysu_root.parent)
+    rel = ["--protocol", "sysu/all/single", "--trials", "1", "--root", sysu_root.name]
+    out = tmp_path / "p.npz"
+    r = runner.invoke(app, ["index", str(checkpoint), "--out", str(out), *rel])
+    assert r.exit_code == 0, r.output
+    n = len(GalleryIndex.from_file(out))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with GalleryService(out, fe) as s:
+        c = TestClient(create_app(s), base_url="http://localhost")
+        assert [c.get(f"/gallery/{i}/thumbnail").status_code for i in range(n)] == [200] * n
+
+    monkeypatch.chdir(sysu_root.parent)
+    with np.load(out) as z:
+        arrays = dict(z)
+    arrays["paths"] = np.asarray([os.path.relpath(p) for p in arrays["paths"]])
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    means = []
+    for i, (feats, root) in enumerate(
+        [(out, sysu_root.name), (old, sysu_root.name), (old, str(sysu_root))]
+    ):
+        args = [*rel[:-1], root, "--out", str(tmp_path / f"e{i}")]
+        r = runner.invoke(app, ["eval", "--features", str(feats), *args])
+        assert r.exit_code == 0, r.output
+        means.append(json.loads((tmp_path / f"e{i}" / "results.json").read_text())["mean"])
+    assert means[1] == means[0] == means[2]
 
 
 def test_a_folder_named_past_int64_is_an_unknown_identity(checkpoint, tmp_path):

@@ -11,6 +11,7 @@ from vireid.config.loader import ConfigError
 from vireid.config.schema import MMMMethodCfg
 from vireid.losses.mmd import inter_modality_mmd, mmd2
 from vireid.losses.triplet import batch_hard_triplet
+from vireid.methods import mmm_plan
 from vireid.methods.mmm import MMM, second_view_rows, weighted_centres
 from vireid.models.two_stream import TwoStreamNet
 
@@ -60,30 +61,52 @@ def batch_of(feats, take=(0, 1, 4, 5)):
     return {"images": x, "modality": mod, "index": idx}
 
 
-def test_matched_labels_enter_the_loss():
-    """+MMLM without SCA: the loss depends on which clusters were matched (it did not:
-    the matching only drove the sampler)."""
+def test_matched_labels_enter_the_cross_term():
+    """+MMLM with L_Cross (the PGM-style option): the loss depends on which clusters were
+    matched (it did not: the matching only drove the sampler), through the two-way
+    ClusterNCE against the partner identity's memory in the other modality."""
     feats, labels = people()
-    m = method(lambda_intra=0.0, lambda_inter=0.0)
+    m = method(lambda_intra=0.0, lambda_inter=0.0, lambda_cross=0.25)
     m.on_clusters(0, feats, labels)
     assert m.v2r.tolist() == [3, 2, 1, 0]
     batch = batch_of(feats)
     right = m.training_step(batch)
     assert "cross" in right
     p = m.plan(0, feats, labels)
-    p["v2r"] = np.array([0, 1, 2, 3])  # a wrong matching, same clusters
-    p["r2v"] = np.array([0, 1, 2, 3])
-    m._use_plan(p, labels)
+    assert p["partner"].tolist() == [0, 1, 2, 3]  # identities numbered by infrared cluster
+    p["partner"] = np.array([3, 2, 1, 0])  # a wrong matching, same clusters
+    m._use_plan(p)
     bad = m.training_step(batch)
     assert bad["cross"] > right["cross"] + 1.0  # the right partners are far cheaper
     assert not torch.isclose(bad["loss"], right["loss"])
-    # and the term is the two-way ClusterNCE against the partner's memory
+    # and the term is the two-way ClusterNCE against the partner's memory: visible
+    # identities are numbered by their infrared cluster (visible clusters 0, 1 → rows 3, 2)
     f = batch["images"]
-    m._use_plan(m.plan(0, feats, labels), labels)
+    m._use_plan(m.plan(0, feats, labels))
     pv = torch.tensor([3, 3, 2, 2])  # visible clusters 0,0,1,1 → infrared 3,3,2,2
-    pr = torch.tensor([0, 0, 1, 1])  # their infrared samples (clusters 3,3,2,2) → 0,0,1,1
+    pr = torch.tensor([3, 3, 2, 2])  # their infrared samples → visible identity rows 3,3,2,2
     want = 0.5 * (m.memories["r"](f[:4], pv) + m.memories["v"](f[4:], pr))
     assert m.training_step(batch)["cross"].item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_matched_labels_train_without_the_cross_term():
+    """The paper's reading (default, no L_Cross): the matching still trains the network,
+    because the merged visible identities are L_V's classes. A matching that merges the
+    halves of different persons gives a higher L_V than the right one."""
+    feats, labels = split_people()
+    m = method(lambda_intra=0.0, lambda_inter=0.0)
+    assert m.cfg.lambda_cross == 0.0
+    m.on_clusters(0, feats, labels)
+    batch = batch_of(feats, [0, 2, 4, 6, 8, 10, 12, 14])
+    right = m.training_step(batch)
+    assert "cross" not in right
+    wrong = np.array([3, 2, 2, 1, 1, 0, 0, 3])  # each person's halves go to two persons
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(mmm_plan, "match_clusters", lambda *a, **k: wrong.copy())
+    m.on_clusters(0, feats, labels)
+    monkey.undo()
+    bad = m.training_step(batch)
+    assert bad["nce_visible"] > right["nce_visible"] + 1.0
 
 
 def test_matching_waits_for_the_warm_up():
@@ -114,7 +137,8 @@ def test_schedule_once_refits_confidences_and_centres():
     assert not torch.allclose(m.memories["v"].features, before["v"])
     assert m.v2r.tolist() == [3, 2, 1, 0]  # the labels and the matching stay frozen
     w = m._arrays["conf"][: len(labels[VIS])].numpy()
-    want = F.normalize(torch.from_numpy(weighted_centres(moved[VIS], labels[VIS], w)), dim=1)
+    ident = m.frozen["plan"]["ident"][VIS]  # visible identities (numbered by partner)
+    want = F.normalize(torch.from_numpy(weighted_centres(moved[VIS], ident, w)), dim=1)
     torch.testing.assert_close(m.memories["v"].features, want)
 
 
@@ -233,14 +257,13 @@ def test_official_matching_options_reach_the_plan():
 def test_joint_clusters_of_one_modality_are_dropped(monkeypatch):
     """Only joint clusters that hold both modalities feed L_VR (MMM's associated clusters):
     a visible-only or infrared-only joint cluster becomes −1, the rest are renumbered."""
-    from vireid.methods import mmm as mmm_mod
-
     feats, labels = people(n=1, per=4)
     #            visible: 0 0 1 2      infrared: 0 1 3 −1   (2: visible only, 3: infrared only)
     joint = np.array([0, 0, 1, 2, 0, 1, 3, -1])
-    monkeypatch.setattr(mmm_mod, "cluster_labels", lambda *a, **k: joint.copy())
-    got = method(use_joint=True)._joint_labels(feats, labels)
+    monkeypatch.setattr(mmm_plan, "cluster_labels", lambda *a, **k: joint.copy())
+    got, mixed = mmm_plan.joint_labels(method(use_joint=True).cfg, feats, labels)
     assert got.tolist() == [0, 0, 1, -1, 0, 1, -1, -1]
+    assert mixed.tolist() == [True, True, True, False, True, True, False, False]
 
 
 def test_default_intra_is_the_mean_squared_distance_to_the_centre():
@@ -265,3 +288,226 @@ def test_default_intra_is_the_mean_squared_distance_to_the_centre():
     )
     assert float(got) == pytest.approx(want, rel=1e-6)
     assert float(m._intra(f, mod, {"intra": torch.full((5,), -1)})) == 0.0
+
+
+def split_people(offset=0.8):
+    """people() with every visible identity split into two visible clusters (its two
+    halves sit ± ``offset`` apart along a per-person direction, like a front and a back
+    view): C_v = 8, C_r = 4, so the progressive Hungarian attaches the second half of each
+    identity to the same infrared cluster in its second pass (many-to-one), the normal
+    case on SYSU (review N2)."""
+    feats, labels = people()
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=(4, D))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    half = np.arange(16) // 2 % 2  # visible sample k: person k // 4, cluster k // 2
+    feats[VIS] = feats[VIS] + (offset * (2 * half - 1)[:, None] * u[np.arange(16) // 4]).astype(
+        np.float32
+    )
+    labels[VIS] = np.arange(16) // 2
+    return feats, labels
+
+
+def test_merged_visible_clusters_train_as_one_identity():
+    """Y^v := QY^r reaches every term that speaks of an identity (review N2): after the
+    matching, the two visible halves of a person are one identity for L_V, the Intra
+    centre and the infrared→visible cross term. Before, an infrared sample's cross NCE was
+    floored near ln 2 (the other half was a negative) and every step pushed each visible
+    half away from the other."""
+    feats, labels = split_people()
+    m = method(lambda_cross=0.25, lambda_inter=0.0)
+    m.on_clusters(0, feats, labels)
+    u = m._arrays["unified"][:16]
+    assert (u[0::2] == u[1::2]).all() and len(u.unique()) == 4  # halves share a person
+    take = [0, 2, 4, 6, 8, 10, 12, 14]  # one sample of every visible cluster
+    batch = batch_of(feats, take)
+    ir_only = {k: v[len(take) :] for k, v in batch.items()}
+    assert m.training_step(ir_only)["cross"] < 0.25 * np.log(2)  # infrared→visible half
+    x = batch["images"].clone().requires_grad_(True)
+    m.training_step({**batch, "images": x})["loss"].backward()
+    step = x.detach() - 0.05 * x.grad
+    for i, k in enumerate(take):  # visible rows: a step brings each closer to its other half
+        other = torch.from_numpy(feats[VIS][(k ^ 2) // 2 * 2 : (k ^ 2) // 2 * 2 + 2].mean(0))
+        before = F.cosine_similarity(x[i].detach(), other, dim=0)
+        assert F.cosine_similarity(step[i], other, dim=0) > before, k
+
+
+def test_sampler_draws_the_matched_identities():
+    """After the matching, batches are drawn by the unified labels: a person's visible
+    and infrared samples carry one identity (people() numbers infrared clusters in
+    reverse, so the per-modality labels would pair the wrong people)."""
+    feats, labels = people()
+    m = method()
+    m.on_clusters(0, feats, labels)
+    assert m.sampling == "cross"
+    lab = m.sampling_labels
+    assert (lab[VIS] == lab[IR]).all()  # sample j of either modality is person j // 4
+    assert len(np.unique(lab[VIS])) == 4
+
+
+NOISY = [0, 4, 8]
+
+
+def noisy_people():
+    """people() where one visible sample of clusters 1, 2, 3 belongs to another person:
+    its ClusterNCE loss is high, so the GMM gives it a low confidence."""
+    feats, labels = people()
+    labels[VIS] = labels[VIS].copy()
+    labels[VIS][NOISY] = [1, 2, 3]
+    return feats, labels
+
+
+def test_gmm_confidences_weight_the_memory_and_the_intra_target():
+    """SCA: the mislabelled samples get a low GMM confidence, so the visible memory rows
+    and the Intra centres (Σ w·f / N) sit nearer a cluster's confident members than the
+    plain centroid does, and those members' Intra term is smaller than it would be
+    against the plain centroid."""
+    feats, labels = noisy_people()
+    m = method(mmlm=False, lambda_inter=0.0)
+    extras = m.on_clusters(0, feats, labels)
+    w = m._arrays["conf"][:16].numpy()
+    assert w[NOISY].max() < 0.5 < w[[1, 2, 3, 5]].min()
+    assert extras["visible_confidence"] < 0.9
+    clean = np.ones(16, bool)
+    clean[NOISY] = False
+    for y in (1, 2, 3):
+        members = clean & (labels[VIS] == y)
+        target = F.normalize(torch.from_numpy(feats[VIS][members].mean(0)), dim=0)
+        plain = F.normalize(torch.from_numpy(feats[VIS][labels[VIS] == y].mean(0)), dim=0)
+        for row in (m.memories["v"].features[y], m._centres[VIS][y]):
+            assert row @ target > plain @ target + 1e-4, y
+    take = [1, 2, 5, 6]  # confident visible members only
+    out = m.training_step(batch_of(feats, take))
+    f = F.normalize(torch.from_numpy(np.r_[feats[VIS][take], feats[IR][take]]), dim=1)
+    y = torch.from_numpy(np.r_[labels[VIS][take], labels[IR][take]])
+    plain = {
+        mod: F.normalize(
+            torch.stack([torch.from_numpy(feats[mod][labels[mod] == k].mean(0)) for k in range(4)]),
+            dim=1,
+        )
+        for mod in (VIS, IR)
+    }
+    c = torch.cat([plain[VIS][y[:4]], plain[IR][y[4:]]])
+    assert out["intra"] < (f - c).pow(2).sum(1).mean() - 1e-5
+
+
+def test_memory_update_is_scaled_by_the_confidence():
+    """A sample of zero confidence leaves its memory row where it was; a confident one
+    moves it (the paper's confidence-weighted memory)."""
+    feats, labels = people()
+    m = method(mmlm=False, lambda_inter=0.0)
+    m.on_clusters(0, feats, labels)
+    batch = batch_of(feats, [0, 1])
+    m._arrays["conf"][:] = 0.0
+    before = m.memories["v"].features.clone()
+    m.training_step(batch)
+    m.after_optimizer_step()
+    torch.testing.assert_close(m.memories["v"].features, before)
+    m._arrays["conf"][:] = 1.0
+    m.training_step(batch)
+    m.after_optimizer_step()
+    assert not torch.allclose(m.memories["v"].features[0], before[0])
+
+
+def test_intra_and_inter_wait_for_their_start_epochs():
+    """1-based start epochs: Intra from intra_start_epoch, Inter from inter_start_epoch
+    (paper: 1 and 15)."""
+    feats, labels = people()
+    m = method(intra_start_epoch=2, inter_start_epoch=3)
+    m.on_clusters(0, feats, labels)
+    seen = []
+    for epoch in range(3):
+        m.set_epoch(epoch)
+        out = m.training_step(batch_of(feats))
+        seen.append({k for k in ("intra", "inter") if k in out})
+    assert seen == [set(), {"intra"}, {"intra", "inter"}]
+
+
+def stage_b(**kw):
+    """The official stage B's method on people(): shared classifier, CE warm-up of one
+    epoch, no memory terms (labels_from is only checked for presence here)."""
+    opts = dict(
+        schedule="once",
+        labels_from="stage_a.pt",
+        lambda_id=1.0,
+        id_warmup_epochs=1,
+        lambda_cmc=0.0,
+        lambda_inter=0.0,
+        lambda_intra=0.0,
+    )
+    m = method(**{**opts, **kw})
+    feats, labels = people()
+    m.on_clusters(0, feats, labels)
+    return m, feats
+
+
+def test_shared_classifier_ce_warm_up_then_confidence_weighted():
+    """The official stage B's soft-ID CE: in the warm-up epochs the plain CE is the whole
+    loss; afterwards each sample's CE is weighted by its GMM confidence (a zero-confidence
+    sample adds nothing), and the memory terms are off (lambda_cmc 0)."""
+    m, feats = stage_b()
+    assert m.classifier.out_features == 4  # the unified identities
+    batch = batch_of(feats)
+    warm = m.training_step(batch)
+    assert set(warm) == {"loss", "id"}
+    m._arrays["conf"][:] = 0.5
+    assert m.training_step(batch)["id"] == pytest.approx(float(warm["id"]))  # unweighted
+    m.set_epoch(1)
+    half = m.training_step(batch)
+    assert set(half) == {"loss", "id"}  # no nce_* terms
+    assert half["id"] == pytest.approx(0.5 * float(warm["id"]), rel=1e-5)
+    m._arrays["conf"][batch["index"][0]] = 0.0
+    assert m.training_step(batch)["id"] < half["id"]
+    x = batch["images"].clone().requires_grad_(True)
+    m.training_step({**batch, "images": x})["loss"].backward()
+    assert m.classifier.weight.grad.abs().sum() > 0
+
+
+def test_stage_b_options_need_frozen_labels():
+    with pytest.raises(ValueError, match="labels_from"):
+        MMMMethodCfg(lambda_id=1.0)
+    with pytest.raises(ValueError, match="schedule: once"):
+        MMMMethodCfg(labels_from="a.pt")
+    with pytest.raises(ValueError, match="lambda_id"):
+        MMMMethodCfg(id_warmup_epochs=5)
+
+
+def test_joint_clusters_of_one_modality_can_stay_as_negatives(monkeypatch):
+    """``joint_single_modality: negatives`` (the official code): a one-modality joint
+    cluster keeps its memory row (its modality's mean) but trains nothing."""
+    feats, labels = people(n=1, per=4)
+    joint = np.array([0, 0, 1, 2, 0, 1, 3, -1])
+    monkeypatch.setattr(mmm_plan, "cluster_labels", lambda *a, **k: joint.copy())
+    m = method(use_joint=True, joint_single_modality="negatives", mmlm=False)
+    m.on_clusters(0, feats, labels)
+    assert m.memories["vr"].num_clusters == 4
+    want = F.normalize(torch.from_numpy(feats[IR][2]), dim=0)  # cluster 3: infrared only
+    torch.testing.assert_close(m.memories["vr"].features[3], want)
+    assert m._arrays["joint"].tolist() == [0, 0, 1, -1, 0, 1, -1, -1]
+
+
+def test_joint_clusters_link_the_modalities_more_than_plain_jaccard():
+    """CMC's joint clustering uses the modality-balanced k-reciprocal expansion: with a
+    strong modality shift and 3 visible images per infrared one, more samples land in
+    clusters holding both modalities (the ones that train L_VR) than with the plain
+    Jaccard on the same features."""
+    from vireid.clustering import cluster_labels
+
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        c, s = rng.normal(size=(12, 16)), rng.normal(size=16)
+        fv = np.repeat(c, 12, 0) + 0.6 * rng.normal(size=(144, 16))
+        fr = np.repeat(c, 4, 0) + 4 * s / np.linalg.norm(s) + 0.6 * rng.normal(size=(48, 16))
+        x = np.r_[fv, fr] / np.linalg.norm(np.r_[fv, fr], axis=1, keepdims=True)
+        feats = {VIS: x[:144].astype(np.float32), IR: x[144:].astype(np.float32)}
+        labels = {VIS: np.zeros(144, np.int64), IR: np.zeros(48, np.int64)}
+        cfg = method(use_joint=True, mmlm=False, joint_k1=15, joint_k2=6).cfg
+        cfg = cfg.model_copy(
+            update={"cluster": cfg.cluster.model_copy(update={"eps": 0.6, "min_samples": 3})}
+        )
+        _, mixed = mmm_plan.joint_labels(cfg, feats, labels)
+        plain = cluster_labels(x.astype(np.float32), 15, 6, 0.6, 3)
+        ir = np.arange(192) >= 144
+        both = np.intersect1d(plain[~ir], plain[ir])
+        assert mixed.mean() > np.isin(plain, both[both >= 0]).mean() + 0.05, seed

@@ -66,6 +66,29 @@ def test_gem_values():
     torch.testing.assert_close(g(x), x.pow(3).mean((2, 3)).pow(1 / 3))
 
 
+def test_gem_does_not_overflow_and_keeps_the_gradient():
+    # activations past 7e12 (a random init under eval-mode BN) overflow x^3 in float32
+    x = (torch.rand(2, 3, 4, 4, dtype=torch.float64) + 0.1) * 1e15
+    for learnable in (False, True):
+        g = GeM(3.0, learnable=learnable)
+        ref = (x.pow(3).mean((2, 3)) + (0 if learnable else 1e-12)).pow(1 / 3)
+        xf = x.float().requires_grad_()
+        out = g(xf)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=0)
+    # zeros (a dead ReLU channel) give the eps floor, as the unscaled formula does
+    torch.testing.assert_close(GeM(3.0)(torch.zeros(1, 2, 3, 3)), torch.full((1, 2), 1e-4))
+    # gradient w.r.t. x and p equals the unscaled formula's
+    x = (torch.rand(2, 3, 4, 4) + 0.1).requires_grad_()
+    g = GeM(3.0, learnable=True)
+    g(x).sum().backward()
+    gx, gp = x.grad.clone(), g.p.grad.clone()
+    x.grad, p = None, g.p.detach().clone().requires_grad_()
+    x.clamp(min=1e-6).pow(p).mean((2, 3)).pow(1 / p).sum().backward()
+    torch.testing.assert_close(gx, x.grad)
+    torch.testing.assert_close(gp, p.grad)
+
+
 def test_last_stride_one_doubles_the_map():
     a = TwoStreamNet("resnet18", 0, last_stride=1, width=0.125)
     b = TwoStreamNet("resnet18", 0, last_stride=2, width=0.125)
@@ -100,7 +123,7 @@ def test_pretrained_errors(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
     cfg = load_config(None, ["model.arch=resnet18", f"model.pretrained={junk}"])
-    with pytest.raises(WeightsError, match="cannot load"):
+    with pytest.raises(WeightsError, match=r"junk.pth: not a loadable state dict"):
         build_model(cfg.model, 3)
 
 

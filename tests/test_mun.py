@@ -323,6 +323,14 @@ def test_bnneck_statistics_leave_the_auxiliary_rows_out(feature):
         [],
         ["method.upsample=bilinear"],
         ["method.ia_weight=0", "method.ma_weight=0", "method.idc_weight=0"],
+        [
+            "method.auxiliary=false",
+            "method.ia_weight=0",
+            "method.ma_weight=0",
+            "method.idc_weight=0",
+        ],
+        ["method.ida_weight=1", "method.ma_bridge=false"],
+        ["method.ma_prototypes=false", "method.ia_feature=feat"],
     ],
 )
 def test_every_trainable_parameter_gets_a_gradient(over):
@@ -399,6 +407,14 @@ def test_mun_trains_through_the_cli_with_a_per_step_warmup(sysu_root, tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(k in rows[-1] for k in ("id", "triplet", "idc", "ia", "ma", "acc"))
     assert (out / "results.json").is_file()
+    # each epoch logs whether the layer scales and W_p move (diagnostics, not loss terms)
+    # and how often L_ia's hinge is active
+    watched = ("iscale_v", "iscale_r", "cscale", "wp_v", "wp_r", "wp_a")
+    for k in watched:
+        assert rows[0][k] != rows[1][k], k
+        assert k not in rows[-1]["terms"]
+    assert rows[0]["wp_v"] < rows[1]["wp_v"]  # identity init: ‖W_p − I‖ grows from 0
+    assert 0 <= rows[-1]["ia_active"] <= 1
 
 
 def test_warmup_ramps_per_step_from_the_start_lr():

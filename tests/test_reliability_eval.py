@@ -227,10 +227,14 @@ def test_non_finite_weights_are_refused(ckpt, tmp_path):
 
 
 def test_protocol_of_another_dataset_is_named_before_the_trial(ckpt):
-    """A SYSU model evaluated with a RegDB protocol and --trial 11: the mismatch, not
-    'trained on RegDB trial None'."""
+    """A SYSU model evaluated with a RegDB protocol (cross-dataset evaluation is allowed,
+    tests/test_cross_dataset.py): --trial 11 is out of RegDB's range, and without RegDB's
+    root the message asks for it; never 'trained on RegDB trial None'."""
     r = runner.invoke(app, ["eval", str(ckpt), "--protocol", "regdb/v2t", "--trial", "11"])
-    line = assert_one_line_error(r, "evaluates regdb", "sysu_mm01")
+    line = assert_one_line_error(r, "--trial 11", "1..10")
+    assert "None" not in line
+    r = runner.invoke(app, ["eval", str(ckpt), "--protocol", "regdb/v2t", "--trial", "2"])
+    line = assert_one_line_error(r, "evaluates regdb", "sysu_mm01", "--root regdb=PATH")
     assert "None" not in line
 
 

@@ -150,6 +150,54 @@ def test_unreadable_identity_folder_is_one_line(sysu_copy, tmp_path, monkeypatch
     assert_one_line_error(r, str(locked), "Permission denied", alone=False)
 
 
+def _first_test_folder(root: Path) -> Path:
+    test_id = min(int(x) for x in (root / "exp" / "test_id.txt").read_text().split(","))
+    return root / "cam1" / f"{test_id:04d}"
+
+
+def test_unreadable_test_identity_folder_stops_the_run_before_training(
+    sysu_copy, tmp_path, monkeypatch
+):
+    """The final evaluation found it, after every epoch; now the run stops before any step."""
+    locked = _first_test_folder(sysu_copy)
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    run = tmp_path / "r"
+    r = runner.invoke(app, train_args(sysu_copy, run))
+    assert not (run / "last.pt").exists() and not (run / "metrics.jsonl").exists(), r.output
+    assert_one_line_error(r, str(locked), "test folder", "Permission denied", alone=False)
+
+
+def test_unreadable_test_image_stops_the_run_before_training(sysu_copy, tmp_path, monkeypatch):
+    """Root reads every file, so the denial is simulated for both a stat and an open."""
+    from PIL import Image
+
+    denied = {str(p) for p in _first_test_folder(sysu_copy).iterdir()}
+    real_access, real_open = os.access, Image.open
+
+    def access(path, mode, **k):
+        return str(path) not in denied and real_access(path, mode, **k)
+
+    def open_(fp, *a, **k):
+        if str(fp) in denied:
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *a, **k)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(Image, "open", open_)
+    run = tmp_path / "r"
+    r = runner.invoke(app, train_args(sysu_copy, run))
+    assert not (run / "last.pt").exists() and not (run / "metrics.jsonl").exists(), r.output
+    line = assert_one_line_error(r, "cannot read this test image (permission denied)", alone=False)
+    assert line.split(": ", 2)[1] in denied, line
+
+
 def test_unreadable_training_image_is_one_line(sysu_copy, tmp_path, monkeypatch):
     from PIL import Image
 

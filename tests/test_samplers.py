@@ -39,16 +39,37 @@ def test_epochs_differ_and_repeat():
     assert a != b and a == list(s)
 
 
-def test_distributed_shards_do_not_overlap_and_cover():
+def test_distributed_ranks_share_the_global_batch_by_identity():
+    """Under DDP every rank takes every batch and a contiguous share of its identities
+    (both modalities), so the ranks' shares concatenate per modality block into exactly
+    the single-process batch, and every rank runs as many steps as one process."""
     labels, mods = data()
-    full = list(CrossModalitySampler(labels, mods, 2, 2, num_batches=7, seed=3))
+    full = list(CrossModalitySampler(labels, mods, 3, 2, num_batches=7, seed=3))
     shards = [
-        list(CrossModalitySampler(labels, mods, 2, 2, num_batches=7, seed=3, rank=r, world_size=2))
+        list(CrossModalitySampler(labels, mods, 3, 2, num_batches=7, seed=3, rank=r, world_size=2))
         for r in (0, 1)
     ]
-    assert shards[0] == full[0::2] and shards[1][:3] == full[1::2]
-    # 7 batches over 2 ranks: padded to 8 so both ranks take 4 steps (DDP would hang)
-    assert len(shards[0]) == len(shards[1]) == 4
+    assert len(shards[0]) == len(shards[1]) == len(full) == 7
+    for b, (a, c) in zip(full, zip(*shards)):
+        half = len(b) // 2  # visible block, then infrared
+        assert b == a[: len(a) // 2] + c[: len(c) // 2] + a[len(a) // 2 :] + c[len(c) // 2 :]
+        assert len(a) == 2 * 2 and len(c) == 2 * 2 * 2  # 1 and 2 of the 3 identities
+        assert {labels[i] for i in a}.isdisjoint(labels[i] for i in c)
+        assert {labels[i] for i in a[:2]} == {labels[i] for i in a[2:]}  # same ids per modality
+        assert b[:half] == a[:2] + c[:4]
+
+
+def test_pseudo_label_shares_and_too_few_identities():
+    labels = [0] * 4 + [1] * 4 + [2] * 4
+    cams = [1, 2] * 6
+    full = list(PseudoLabelSampler(labels, cams, 2, 2, num_batches=3, seed=1))
+    shards = [
+        list(PseudoLabelSampler(labels, cams, 2, 2, num_batches=3, seed=1, rank=r, world_size=2))
+        for r in (0, 1)
+    ]
+    assert [a + c for a, c in zip(*shards)] == full
+    with pytest.raises(ValueError, match="2 identities cannot be shared by 3 processes"):
+        PseudoLabelSampler(labels, cams, 2, 2, rank=0, world_size=3)
 
 
 def test_sampler_needs_enough_ids():
@@ -108,3 +129,37 @@ def test_epoch_loader_randomness_depends_on_seed_and_epoch_only():
     assert torch.equal(e2, epoch(loader(), 2))
     assert not torch.equal(e0, e2)
     assert not torch.equal(epoch(loader(rank=1), 2), e2)
+
+
+def test_ddp_epoch_with_fewer_clusters_than_ranks_is_skipped(sysu_root):
+    """A batch of one pseudo-identity cannot be shared by two processes: the epoch is
+    skipped with a warning (as an epoch without clusters), training goes on."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from vireid.config.schema import BatchCfg, ClusterCfg
+    from vireid.data.datasets.sysu_mm01 import load_sysu_mm01
+    from vireid.data.records import Modality
+    from vireid.data.usl import LoaderOpts, ModalityStream
+    from vireid.engine.distributed import DistInfo
+    from vireid.engine.pseudo_labels import PseudoLabelHook
+
+    train = load_sysu_mm01(sysu_root).train
+    streams = {
+        k: ModalityStream(m, [s for s in train if s.modality is m], transforms=None)
+        for k, m in enumerate(Modality)
+    }
+    method = SimpleNamespace(sampling="paired")
+    hook = PseudoLabelHook(
+        method, streams, None, ClusterCfg(), BatchCfg(num_ids=2), LoaderOpts(3, 0, 0, 0, 2),
+        DistInfo(0, 2),
+    )  # fmt: skip
+    trainer = SimpleNamespace(epoch=0, skip_epoch=False, loader=None)
+    one_cluster = {k: np.zeros(len(s.samples), np.int64) for k, s in streams.items()}
+    hook._build_loader(trainer, one_cluster)
+    assert trainer.skip_epoch and trainer.loader is None
+    two = {k: np.arange(len(s.samples)) % 2 for k, s in streams.items()}
+    trainer.skip_epoch = False
+    hook._build_loader(trainer, two)
+    assert not trainer.skip_epoch and len(trainer.loader) == 3

@@ -1,6 +1,7 @@
 """Gallery indexing and search: `vireid index` / `vireid search` and the library API."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,10 @@ def test_search_cli_table_json_report_and_model_check(checkpoint, gallery_dir, t
         assert sims == sorted(sims, reverse=True)
     page = (tmp_path / "rep" / "index.html").read_text()
     assert page.count("data:image/jpeg;base64,") == 6 * 4  # each query + its 3 matches
+    # captions name identity and camera (base names repeat across identities)
+    for q in res:
+        for m in q["matches"]:
+            assert f"id {m['pid']} · cam{m['camid']}<br>{Path(m['path']).name}" in page
     # the index remembers its weights: another model's index is refused
     from vireid.evaluation.features import load_features, save_features
 
@@ -131,3 +136,18 @@ def test_search_cli_table_json_report_and_model_check(checkpoint, gallery_dir, t
     assert r.exit_code == 2 and "built with other weights" in r.output
     r = runner.invoke(app, ["index", str(checkpoint), "--out", str(feats)])
     assert r.exit_code == 2 and "exactly one of --images" in r.output
+
+
+@pytest.mark.parametrize("option", ["--json", "--report"])
+def test_search_checks_its_outputs_before_any_work(option, tmp_path):
+    """--json naming a folder or --report naming a file is refused at once, naming the
+    option (it failed after embedding every query, naming a temporary file)."""
+    wrong = tmp_path / "folder"
+    wrong.mkdir()
+    if option == "--report":
+        wrong = tmp_path / "a_file"
+        wrong.write_text("x")
+    missing = tmp_path / "none"  # index and checkpoint are never opened
+    r = runner.invoke(app, ["search", str(missing), str(missing), str(missing), option, str(wrong)])
+    assert r.exit_code == 2
+    assert f"{option} {wrong}" in r.output and len(r.output.strip().splitlines()) == 1

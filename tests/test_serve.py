@@ -73,7 +73,7 @@ def test_health_search_thumbnails_and_page(client, fe, index_file, gallery_dir):
     assert body["query"] == {"modality": "infrared", "searched": "visible", "k": 5}
     res = body["results"]
     want = GalleryIndex.from_file(index_file).search(fe(query, "infrared"), "infrared", 5)[0]
-    assert [x["id"] for x in res] == [m.row for m in want]
+    assert [x["row"] for x in res] == [m.row for m in want]
     assert [x["file"] for x in res] == [Path(m.sample.path).name for m in want]
     np.testing.assert_allclose(
         [x["similarity"] for x in res], [m.similarity for m in want], atol=1e-5
@@ -81,7 +81,7 @@ def test_health_search_thumbnails_and_page(client, fe, index_file, gallery_dir):
     assert {x["modality"] for x in res} == {"visible"}
     assert set(res[0]) == {
         "rank",
-        "id",
+        "row",  # the gallery row; "id" would read as the identity, which is "pid"
         "file",
         "similarity",
         "modality",
@@ -93,7 +93,7 @@ def test_health_search_thumbnails_and_page(client, fe, index_file, gallery_dir):
     # `vireid index` stored for it (the upload is decoded and shrunk as the loader would)
     top = _search(client, query.read_bytes(), k=1, any_modality="true").json()["results"][0]
     row = GalleryIndex.from_file(index_file).row_of(str(query))
-    assert top["id"] == row and top["file"] == query.name
+    assert top["row"] == row and top["file"] == query.name
     assert top["similarity"] == pytest.approx(1.0, abs=1e-6)
     thumb = client.get(res[0]["thumbnail"])
     assert thumb.headers["content-type"] == "image/jpeg"
@@ -151,19 +151,19 @@ def test_gallery_additions_are_saved_searchable_and_stored_once(client, fe, inde
     r = client.post("/gallery", files=files, data={"modality": "visible", "camera": "7"})
     assert r.status_code == 200, r.text
     added = r.json()["added"]
-    assert [(a["id"], a["new"], a["camera"], a["modality"]) for a in added] == [
+    assert [(a["row"], a["new"], a["camera"], a["modality"]) for a in added] == [
         (24, True, 7, "visible"),
         (25, True, 7, "visible"),
     ]
     assert r.json()["images"] == 26
     on_disk = GalleryIndex.from_file(index_file)  # saved before the answer
-    stored = [on_disk.samples[a["id"]].path for a in added]
+    stored = [on_disk.samples[a["row"]].path for a in added]
     assert len(on_disk) == 26 and [Path(p).name for p in stored] == [a["file"] for a in added]
     assert all(p.startswith(str(tmp_path / "up")) for p in stored)
     np.testing.assert_allclose(on_disk.feats[24:], fe(stored, "visible"), atol=1e-6)
     same = {"modality": "visible", "camera": "7"}
     again = client.post("/gallery", files=files[:1], data=same).json()
-    assert again["added"][0]["id"] == 24 and not again["added"][0]["new"] and again["images"] == 26
+    assert again["added"][0]["row"] == 24 and not again["added"][0]["new"] and again["images"] == 26
     # other labels for a stored picture are refused, not silently ignored
     r = client.post("/gallery", files=files[:1], data={**same, "pid": "3"})
     assert (
@@ -171,7 +171,7 @@ def test_gallery_additions_are_saved_searchable_and_stored_once(client, fe, inde
         and "already gallery image 24 (visible, camera 7, pid -1)" in (r.json()["error"])
     )
     top = _search(client, _png(1), "visible", k=1, any_modality="true").json()["results"][0]
-    assert top["id"] == 24 and top["similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert top["row"] == 24 and top["similarity"] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_concurrent_additions_and_searches_lose_no_entry(service, index_file, gallery_dir):
@@ -184,7 +184,7 @@ def test_concurrent_additions_and_searches_lose_no_entry(service, index_file, ga
             r = c.post("/gallery", files=f, data={"modality": "infrared", "pid": str(seed)})
             # answered only once the file holds it (whatever other requests wrote since)
             a = r.json()["added"][0]
-            assert Path(GalleryIndex.from_file(index_file).samples[a["id"]].path).name == a["file"]
+            assert Path(GalleryIndex.from_file(index_file).samples[a["row"]].path).name == a["file"]
             return r
 
         def search(_):

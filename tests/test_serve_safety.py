@@ -96,7 +96,7 @@ def test_out_of_range_labels_are_refused_before_anything_is_kept(service, index_
 
 
 def test_a_failed_save_undoes_the_addition_and_health_says_degraded(
-    service, index_file, monkeypatch
+    service, index_file, monkeypatch, tmp_path
 ):
     client = client_of(service)
     before, real_save = _sha(index_file), IndexFile.save
@@ -111,12 +111,32 @@ def test_a_failed_save_undoes_the_addition_and_health_says_degraded(
     h = client.get("/health").json()
     assert h["status"] == "degraded" and h["images"] == 8 and "No space left" in h["error"]
     assert _sha(index_file) == before and len(service.gallery) == 8
+    assert list((tmp_path / "up").iterdir()) == []  # the refused upload's file is not kept
     # the same picture again once the disk has room: added, saved, healthy
     monkeypatch.setattr(IndexFile, "save", real_save)
     r = _add(client, 3)
     assert r.status_code == 200 and r.json()["added"][0]["new"], r.text
     assert client.get("/health").json()["status"] == "ok"
     assert len(GalleryIndex.from_file(index_file)) == 9
+
+
+def test_a_refused_addition_removes_only_the_upload_files_nothing_else_uses(service, monkeypatch):
+    """A refused request of a picture already in the gallery and a new one: the new one's
+    file goes, the indexed one's stays (its thumbnail still answers)."""
+    client = client_of(service)
+    kept = _add(client, 5)
+    assert kept.status_code == 200, kept.text
+    row = kept.json()["added"][0]["row"]
+
+    def full(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(IndexFile, "save", full)
+    files = [("images", (f"{i}.png", _png(i), "image/png")) for i in (5, 6)]
+    r = client.post("/gallery", files=files, data={"modality": "infrared"})
+    assert r.status_code == 507, r.text
+    assert [p.name for p in service.upload_dir.iterdir()] == [kept.json()["added"][0]["file"]]
+    assert client.get(f"/gallery/{row}/thumbnail").status_code == 200
 
 
 def test_concurrent_additions_around_a_failed_save_are_saved_or_refused(
@@ -153,6 +173,10 @@ def test_concurrent_additions_around_a_failed_save_are_saved_or_refused(
             assert r.json()["added"][0]["file"] in names
     assert len(on_disk) == len(service.gallery) == 8 + codes.count(200)
     np.testing.assert_array_equal(on_disk.feats, service.gallery.feats)
+    # the upload folder holds the saved additions' files and no refused one's
+    assert sorted(p.name for p in service.upload_dir.iterdir()) == sorted(
+        s.path.rsplit("/", 1)[-1] for s in on_disk.samples[8:]
+    )
 
 
 def test_token_host_origin_and_read_only_act_before_the_body(service, fe, index_file):

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from vireid.data.check import check_dataset
-from vireid.data.synthetic import SynthSpec, write_regdb, write_sysu
+from vireid.data.synthetic import SynthSpec, write_llcm, write_regdb, write_sysu
 
 
 def _digest(root):
@@ -85,3 +85,25 @@ def test_sysu_frames_render_any_subset_of_identities_as_the_full_set(tmp_path):
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, format="JPEG", quality=95)
         assert buf.getvalue() == path.read_bytes()
+
+
+def test_llcm_layout_reads_and_trains(tmp_path):
+    """The release's layout: train lists with labels 0..N-1 over identity folders (the
+    camera in the file name), test folders per camera, no NIR camera 3, test ids disjoint
+    from the training ids; the LLCM reader and protocols read it unchanged."""
+    from vireid.data.datasets.llcm import load_llcm
+    from vireid.data.protocols import query_gallery
+
+    root = tmp_path / "LLCM"
+    stats = write_llcm(root, SynthSpec(ids=9, height=48, width=24, min_images=1, max_images=2))
+    rep = check_dataset("llcm", root)
+    assert rep.ok, rep.error or rep.unreadable
+    splits = load_llcm(root)
+    assert sorted({s.pid for s in splits.train}) == list(range(stats["train_ids"]))
+    assert {s.camid for s in splits.train} <= set(range(1, 10))
+    assert not (root / "test_nir" / "cam3").exists()
+    test_ids = {int(x) for x in (root / "idx" / "test_id.txt").read_text().split(",")}
+    train_dirs = {int(p.name) for p in (root / "vis").iterdir()}
+    assert test_ids.isdisjoint(train_dirs) and len(test_ids) == stats["test_ids"]
+    q, g = query_gallery("llcm/i2v", root, 0)
+    assert q and g

@@ -64,6 +64,8 @@ MODULES = (
     "engine",
     "data",
     "evaluation",
+    "recipes",
+    "workflow",
 )
 
 

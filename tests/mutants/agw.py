@@ -205,3 +205,17 @@ def _(mp):
 )
 def _(mp):
     mp.setattr(pooling.GeM, "forward", lambda self, x: x.flatten(2).mean(-1))
+
+
+@mutant(
+    "agw.non_local_at_full_rate",
+    "AGW/CAJ optimiser: the non-local blocks train at the full rate with the BNNeck and "
+    "the classifier instead of the backbone's lr x 0.1 (AGW train.py's groups)",
+    tests=[
+        "tests/test_agw_caj.py::test_only_the_bnneck_and_classifier_train_at_the_full_rate[agw]",
+        "tests/test_agw_caj.py::test_only_the_bnneck_and_classifier_train_at_the_full_rate[caj]",
+    ],
+    fast=True,
+)
+def _(mp):
+    mp.setattr(AGW, "backbone_prefixes", ("stems.", "layers."))

@@ -21,11 +21,11 @@ def _(mp):
     def unaligned(self, rng):
         vis_ids = rng.choice(self.ids, self.P, replace=False)
         ir_ids = rng.choice(self.ids, self.P, replace=False)
-        vis = [i for y in vis_ids for i in samplers._pick(rng, self.vis[y], self.K)]
-        ir = [i for y in ir_ids for i in samplers._pick(rng, self.ir[y], self.K)]
-        return vis + ir
+        vis = [samplers._pick(rng, self.vis[y], self.K) for y in vis_ids]
+        ir = [samplers._pick(rng, self.ir[y], self.K) for y in ir_ids]
+        return [vis, ir]
 
-    mp.setattr(samplers.CrossModalitySampler, "_batch", unaligned)
+    mp.setattr(samplers.CrossModalitySampler, "_blocks", unaligned)
 
 
 @mutant(

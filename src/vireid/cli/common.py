@@ -3,33 +3,35 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
+import sys
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..config.loader import ConfigError
-from ..data.datasets.errors import DatasetError
-from ..engine.checkpoint import CheckpointError
-from ..models.weights import WeightsError
 from ..registry import RegistryError
 from ..utils.logging import setup_logging
 from ..utils.optional import MissingExtraError
 
-console = Console()
+# Off a terminal (a log file, CI, a pipe) rich would squeeze tables into 80 columns; a wide
+# console keeps a results table's rows whole (COLUMNS, when set, still wins).
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
 # soft_wrap: paths in error messages stay on one line (copyable, greppable)
 err_console = Console(stderr=True, soft_wrap=True)
+# ConfigError, DatasetError, CheckpointError and WeightsError are ValueErrors: naming them
+# here would import torch before the command has parsed its arguments
 USER_ERRORS = (
-    ConfigError,
-    DatasetError,
-    CheckpointError,
     FloatingPointError,  # a diverging loss (NonFiniteLossError), NaN features
-    WeightsError,
     RegistryError,
     FileNotFoundError,
     ValueError,
     MissingExtraError,
+)
+FAISS_MISSING = (
+    "faiss is not installed: pip install 'vireid[faiss]' (faiss-cpu), or a faiss-gpu wheel "
+    "for search on the GPU (docs/deploy.md#faiss-on-the-gpu)"
 )
 
 
@@ -46,7 +48,7 @@ def one_line(e: BaseException) -> str:
 def friendly_errors(fn):
     """Expected user errors print as ``error: …`` (no traceback) and exit with code 2; so
     does an operating-system error about a named file (permission denied, a directory
-    where a file was expected, ...)."""
+    where a file was expected, ...) and a missing faiss."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -55,6 +57,10 @@ def friendly_errors(fn):
             return fn(*args, **kwargs)
         except USER_ERRORS as e:
             _fail(one_line(e))
+        except ModuleNotFoundError as e:
+            if e.name != "faiss":
+                raise
+            _fail(FAISS_MISSING)
         except OSError as e:
             if e.filename is None:
                 raise
@@ -63,6 +69,13 @@ def friendly_errors(fn):
     return wrapper
 
 
+def print_error(message: str) -> None:
+    """``error: message`` in red on stderr; the message is plain text, so brackets in it
+    (paths, ``[epoch 3]``, a list's repr) print as they are instead of being read as
+    rich markup."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
 def _fail(message: str):
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    print_error(message)
     raise typer.Exit(2) from None

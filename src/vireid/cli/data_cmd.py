@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from ..data.check import EXPECTED_TREES, check_dataset
-from ..utils.progress import progress_bar
 from .common import console, friendly_errors
 
 app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
@@ -25,7 +23,12 @@ def check(
     ),
 ) -> None:
     """Check a dataset copy: layout, split files, every image, and counts."""
+    from rich.table import Table
+
     import vireid.data.datasets  # noqa: F401  (registers readers)
+
+    from ..data.check import EXPECTED_TREES, check_dataset
+    from ..utils.progress import progress_bar
 
     if name in EXPECTED_TREES:
         console.print(
@@ -34,8 +37,8 @@ def check(
     with progress_bar("verifying images", None) as adv:
         rep = check_dataset(name, root, trial, adv)
     if rep.error:
-        console.print(f"[bold red]error:[/] {rep.error}", highlight=False)
-    table = Table(title=f"{name} at {rep.root}")
+        console.print(f"[bold red]error:[/] {escape(str(rep.error))}", highlight=False)
+    table = Table(title=escape(f"{name} at {rep.root}"))
     for col in ("statistic", "found", "published"):
         table.add_column(col)
     for k, v in rep.counts.items():
@@ -45,7 +48,7 @@ def check(
     if rep.counts:
         console.print(table)
     for line in rep.unreadable:
-        console.print(f"[red]unreadable:[/] {line}", highlight=False)
+        console.print(f"[red]unreadable:[/] {escape(line)}", highlight=False)
     mism = rep.mismatches()
     if mism:
         console.print(

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_config
-from ..data.check import check_dataset
-from ..data.synthetic import SynthSpec, write_sysu
+from ..data.synthetic.spec import SynthSpec
 from .common import console, friendly_errors
 
 DEFAULT_CONFIG = Path("configs/quickstart/agw_synth.yaml")
@@ -45,6 +43,10 @@ def demo_cmd(
     ids: int = typer.Option(SynthSpec.ids, help="synthetic identities"),
 ) -> None:
     """Synthesise data, pretrain the stand-in, train, evaluate and report."""
+    from ..config import load_config
+    from ..data.check import check_dataset
+    from ..data.synthetic import write_sysu
+
     data_root = out / "data" / f"synth_sysu_{ids}"
     if not (data_root / "exp" / "test_id.txt").is_file():
         console.print(f"[bold]1/4[/] writing the synthetic dataset to {data_root}")

@@ -6,12 +6,13 @@ import json
 
 import typer
 
-from ..utils.env import collect_env
 from .common import console
 
 
 def env_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
     """Print the environment (paste it into bug reports)."""
+    from ..utils.env import collect_env
+
     info = collect_env()
     if as_json:
         console.print_json(json.dumps(info))

@@ -100,7 +100,10 @@ def _index(
         gallery.check_model(fe.model_id, checkpoint, adding=True)
     if protocol:
         spec = get_protocol(protocol)
-        chosen = checkpoint_trials(spec, checkpoint, fe.trial, None, parse_trials(trials))
+        trained_on = fe.cfg.data.dataset.name
+        chosen = checkpoint_trials(
+            spec, checkpoint, trained_on, fe.trial, None, parse_trials(trials)
+        )
         samples = protocol_images(spec.name, root, chosen, manifest)
     else:
         samples = collect_images(images, modality)

@@ -1,13 +1,11 @@
-"""``vireid list datasets|models|methods|protocols|corruptions``."""
+"""``vireid list datasets|models|methods|protocols|corruptions|recipes``."""
 
 from __future__ import annotations
 
 from enum import Enum
 
 import typer
-from rich.table import Table
 
-from .. import registry
 from .common import console
 
 
@@ -17,12 +15,23 @@ class Kind(str, Enum):
     methods = "methods"
     protocols = "protocols"
     corruptions = "corruptions"
+    recipes = "recipes"
 
 
 def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
     """List registered names."""
+    from rich.table import Table
+
+    from .. import registry
+
     if kind is Kind.corruptions:
         return _corruptions()
+    if kind is Kind.recipes:
+        from ..config.recipes import list_recipes
+
+        for name in list_recipes():
+            console.print(name, highlight=False, markup=False)
+        return
     import vireid.data.datasets
     import vireid.data.protocols
     import vireid.methods
@@ -50,6 +59,8 @@ def list_cmd(kind: Kind = typer.Argument(..., help="what to list")) -> None:
 
 
 def _corruptions() -> None:
+    from rich.table import Table
+
     from ..evaluation.corruption import CORRUPTIONS, GROUPS, library_available
 
     table = Table(title="corruptions (vireid eval --corrupt; severities 1-5)")

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..pretrain import PretrainSpec, ensure_weights
-from ..pretrain.cache import save_weights
-from ..pretrain.train import pretrain_backbone
+from ..pretrain.spec import PretrainSpec
 from .common import console, friendly_errors
 from .paths import require_out_file
 from .synth_cmd import parse_size
@@ -31,6 +29,9 @@ def pretrain_cmd(
     """Train a backbone on a visible-only synthetic population (identities disjoint from
     the benchmark's) and write weights that ``model.pretrained`` accepts. An analogue of
     ImageNet pretraining for the synthetic benchmark; real-data recipes use ImageNet."""
+    from ..pretrain.cache import ensure_weights, save_weights
+    from ..pretrain.train import pretrain_backbone
+
     h, w = parse_size(size)
     spec = PretrainSpec(
         arch=arch,

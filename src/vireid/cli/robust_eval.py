@@ -34,10 +34,11 @@ def run_corrupted(
     mce_reference: Path | None,
 ) -> tuple[RobustnessResult, dict]:
     """The result and its ``robustness.json`` dict (with mCE when a reference is given)."""
+    from ..data.protocols import get_protocol
     from ..engine.builders import featurizer
     from ..engine.distributed import DistInfo
     from ..engine.restore import load_model
-    from ..engine.run import check_protocol
+    from ..engine.run import evaluation_root
     from .checkpoint_args import checkpoint_trials
 
     if mce_reference is not None and not sweep:
@@ -47,8 +48,10 @@ def run_corrupted(
     model, cfg, state, device = load_model(checkpoint)
     if protocol:
         cfg.eval.protocol = protocol
-    spec = check_protocol(cfg)
-    chosen = checkpoint_trials(spec, checkpoint, state.get("trial"), trial, n_trials)
+    spec = get_protocol(protocol or cfg.eval.protocol)
+    trained_on = cfg.data.dataset.name
+    chosen = checkpoint_trials(spec, checkpoint, trained_on, state.get("trial"), trial, n_trials)
+    root = evaluation_root(cfg, spec, root)
     ref = None
     if mce_reference is not None:  # checked before the sweep, which may take long
         expected = {
@@ -60,7 +63,7 @@ def run_corrupted(
         ref = load_reference(mce_reference, expected)
     result = evaluate_robustness(
         spec.name,
-        root or cfg.data.dataset.root,
+        root,
         chosen,
         featurizer(model, cfg, device, DistInfo()),
         plan,
@@ -68,8 +71,11 @@ def run_corrupted(
         cfg.data.width,
         sweep=sweep,
         rerank=rerank,
-        manifest=manifest or getattr(cfg.data.dataset, "manifest", None),
+        manifest=manifest
+        or (getattr(cfg.data.dataset, "manifest", None) if spec.dataset == trained_on else None),
     )
+    for r in (result.clean, result.corrupted):  # the results name the training dataset
+        r.trained_on = trained_on
     data = {"checkpoint": str(checkpoint), **result.to_json()}
     if ref is not None:
         result.mce = data["mce"] = mce_summary(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from .common import console, friendly_errors
+from .paths import require_out_dir, require_out_file
 
 
 @friendly_errors
@@ -27,10 +27,14 @@ def search_cmd(
     json_out: Path = typer.Option(None, "--json", help="write the matches as JSON here"),
 ) -> None:
     """Find the gallery images closest to each query (cross-modality by default)."""
+    from rich.table import Table
+
     from ..inference import FeatureExtractor
     from ..search import GalleryIndex, check_images, collect_images
     from ..utils.io import write_json
 
+    require_out_file(json_out, "--json")  # before any embedding: fail at once, not at the end
+    require_out_dir(report, "--report")
     gallery = GalleryIndex.from_file(index)
     fe = FeatureExtractor(checkpoint, device)
     gallery.check_model(fe.model_id, checkpoint)

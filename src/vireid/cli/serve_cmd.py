@@ -64,8 +64,8 @@ def serve_cmd(
     token: str = typer.Option(
         None,
         envvar="VIREID_TOKEN",
-        help="API token (≥ 16 characters) required for POST /gallery: 'Authorization: "
-        "Bearer <token>'; needed to listen beyond loopback",
+        help="API token (≥ 16 characters) required for POST /gallery: `Authorization: "
+        "Bearer <token>`; needed to listen beyond loopback",
     ),
     token_reads: bool = typer.Option(False, help="require the token for searches too"),
     insecure: bool = typer.Option(
@@ -80,7 +80,7 @@ def serve_cmd(
     docs: bool = typer.Option(False, help="serve the OpenAPI pages at /docs"),
     device: str = typer.Option(None, help="cpu, cuda, auto (default: the checkpoint's)"),
     upload_dir: Path = typer.Option(
-        None, help="where POST /gallery stores pictures (default: <index>_uploads/)"
+        None, help="where POST /gallery stores pictures (default: `<index>_uploads/`)"
     ),
     read_only: bool = typer.Option(
         False, help="refuse POST /gallery (and leave the file unlocked)"

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import typer
 
-from ..data.synthetic import FACTORS, SynthSpec, write_regdb, write_sysu
-from ..data.synthetic.sheet import contact_sheet
-from ..utils.progress import progress_bar
+from ..data.synthetic.spec import FACTORS, SynthSpec
 from .common import console, friendly_errors
 
 
 class Layout(str, Enum):
     sysu = "sysu"
     regdb = "regdb"
+    llcm = "llcm"
 
 
 def parse_size(size: str) -> tuple[int, int]:
@@ -52,6 +51,10 @@ def synth_cmd(
 ) -> None:
     """Generate a synthetic VI-ReID dataset (a proxy: its numbers say nothing about
     SYSU-MM01 accuracy)."""
+    from ..data.synthetic import write_llcm, write_regdb, write_sysu
+    from ..data.synthetic.sheet import contact_sheet
+    from ..utils.progress import progress_bar
+
     h, w = parse_size(size)
     spec = SynthSpec(
         ids=ids,
@@ -70,7 +73,7 @@ def synth_cmd(
         path = contact_sheet(out, spec, None if sheet == "spec" else sheet)
         console.print(f"wrote {path}", highlight=False)
         return
-    writer = write_sysu if layout is Layout.sysu else write_regdb
+    writer = {Layout.sysu: write_sysu, Layout.regdb: write_regdb, Layout.llcm: write_llcm}[layout]
     t0 = time.perf_counter()
     with progress_bar(f"writing {layout.value} layout", None) as adv:
         stats = writer(out, spec, progress=adv)

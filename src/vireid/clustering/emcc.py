@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .camera_search import CameraSearch, camera_encodings, camera_range
 from .jaccard import _Clock, _dot_distance, _dot_distance_torch, _host_overlap
 from .knn import knn as knn_search
 from .knn_approx import Ann
@@ -73,15 +74,16 @@ def group_balanced_expand(
 
 def k3_filter(V: sp.csr_matrix, knn: np.ndarray, k3: int) -> sp.csr_matrix:
     """Keep V[i, j] only where j is among i's first k3 neighbours (``knn[i, :k3]``, self
-    first), then renormalise each row to sum 1 so ``1 − s/(2 − s)`` stays the Jaccard
-    distance of the filtered encodings. (N, N) CSR float32."""
+    first; −1 entries are padding), then renormalise each row to sum 1 so
+    ``1 − s/(2 − s)`` stays the Jaccard distance of the filtered encodings. (N, N) CSR
+    float32."""
     n = V.shape[0]
     if knn.shape[1] < k3:
         raise ValueError(f"k3={k3}: the neighbour lists have only {knn.shape[1]} columns")
-    inside = sp.csr_matrix(
-        (np.ones(n * k3, np.float32), (np.repeat(np.arange(n), k3), knn[:, :k3].ravel())),
-        shape=(n, n),
-    )
+    cols = knn[:, :k3].ravel()
+    ok = cols >= 0
+    rows = np.repeat(np.arange(n), k3)[ok]
+    inside = sp.csr_matrix((np.ones(ok.sum(), np.float32), (rows, cols[ok])), shape=(n, n))
     F = V.multiply(inside).tocsr()
     F.eliminate_zeros()
     mass = np.asarray(F.sum(1)).ravel()
@@ -104,6 +106,7 @@ def emcc_distance(
     workers: int | None = None,
     device: str | None = None,
     timings: dict[str, float] | None = None,
+    camera_search: CameraSearch | None = None,
 ) -> sp.csr_matrix:
     """(N, N) CSR float32 EMCC distances in [0, 1]; absent entries = 1.
 
@@ -112,7 +115,12 @@ def emcc_distance(
     used); ``k3`` (≥ k1) the large neighbourhood of the negative filter (None: off).
     ``max_distance``, ``knn_backend``, ``ann``, ``budget``, ``workers``, ``device`` and
     ``timings`` as in ``jaccard_distance`` (on a CUDA device the kNN runs there too; with
-    ``ann`` one approximate search of width k3 serves both ranges).
+    ``ann`` one approximate search of width k3 serves both ranges). ``camera_search``
+    (needs ``camera``): the k-reciprocal sets and the expansion come from intra- and
+    inter-camera ranking lists instead (``clustering.camera_search``, the CA-Jaccard
+    reading; ``k1`` is the inter-camera k, ``k2`` and the group expansion are unused, so
+    the (modality, camera) balancing does not act; ``camera_search.k3_range`` says which
+    list bounds the k3 filter).
     """
     x = np.ascontiguousarray(np.asarray(feats, dtype=np.float32))
     n = len(x)
@@ -132,11 +140,19 @@ def emcc_distance(
         _, nn = knn_search(x, width, backend=knn_backend, ann=ann)
     clock("knn")
     pair = _dot_distance(x) if xt is None else _dot_distance_torch(xt)
-    # the k-reciprocal sets see exactly k1 columns (the community's quirk, see jaccard.py)
-    V = encodings(expanded_sets(nn[:, :k1], k1), pair)
-    if k2 > 1:
-        V = group_balanced_expand(V, nn, min(k2, k1), groups)
-    if k3 is not None and k3 < n:
+    if camera_search is not None:
+        if camera is None:
+            raise ValueError("camera_search needs the samples' camera ids (camera=...)")
+        V = camera_encodings(x, np.asarray(camera), k1, camera_search, pair)
+    else:
+        # the k-reciprocal sets see exactly k1 columns (the community's quirk, see jaccard.py)
+        V = encodings(expanded_sets(nn[:, :k1], k1), pair)
+        if k2 > 1:
+            V = group_balanced_expand(V, nn, min(k2, k1), groups)
+    if k3 is not None and camera_search is not None and camera_search.k3_range == "camera":
+        # the search's range, split by camera like its sets (camera_search docstring)
+        V = k3_filter(V, camera_range(x, np.asarray(camera), k3), 2 * k3)
+    elif k3 is not None and k3 < n:
         V = k3_filter(V, nn, k3)
     clock("encodings")
     if device is not None:
@@ -159,6 +175,7 @@ def emcc_labels(
     knn_backend: str = "auto",
     device: str = "cpu",
     ann: Ann | None = None,
+    camera_search: CameraSearch | None = None,
 ) -> np.ndarray:
     """Contiguous pseudo-labels 0..C−1 (−1 = outlier) of DBSCAN on the EMCC distance;
     ``device`` and ``ann`` as in ``cluster_labels`` ("cpu", "cuda" or "auto"; None =
@@ -179,5 +196,6 @@ def emcc_labels(
         knn_backend=knn_backend,
         ann=ann,
         device=overlap_device(device),
+        camera_search=camera_search,
     )
     return relabel_contiguous(dbscan(dist, eps, min_samples))

@@ -108,16 +108,19 @@ def match_clusters(
     return v2r
 
 
-def reverse_partners(v2r: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Infrared cluster → visible cluster (−1 = none matched to it): of the visible
-    clusters matched to an infrared cluster, the cheapest one (the one-to-one partner of
-    the first Hungarian pass; for greedy many-to-one, the closest)."""
-    r2v = np.full(cost.shape[1], -1, np.int64)
-    p = np.flatnonzero(v2r >= 0)
-    if len(p):
-        order = p[np.argsort(-cost[p, v2r[p]], kind="stable")]  # cheapest written last
-        r2v[v2r[order]] = order
-    return r2v
+def merge_matched(
+    labels_v: np.ndarray, v2r: np.ndarray, num_infrared: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Y^v := QY^r as the visible identities every identity term reads: visible clusters
+    matched to one infrared cluster become one identity (one memory row, one centre).
+    Returns the (N_v,) contiguous visible identity of every sample (−1 kept) and, per
+    identity, its infrared cluster (−1: an unmatched visible cluster, its own identity).
+    After merging, identities and infrared clusters are matched one-to-one."""
+    c_v = len(v2r)
+    unified = np.where(v2r >= 0, v2r, num_infrared + np.arange(c_v))  # cluster → person id
+    ids, row = np.unique(unified, return_inverse=True)
+    ident = np.where(labels_v >= 0, row[np.maximum(labels_v, 0)], -1)
+    return ident, np.where(ids < num_infrared, ids, -1)
 
 
 def transfer_labels(

@@ -163,14 +163,26 @@ def check_model_compat(ref: CheckpointRef, model: dict, key: str = "train.init_f
     )
 
 
-def check_chain(cfg, seen: tuple[Path, ...] = ()) -> CheckpointRef | None:
-    """Resolve and check ``cfg.train.init_from`` (None when unset); a relative
+# The config keys that name an earlier stage's checkpoint: its weights initialise this
+# model (init_from) or its features give this run's offline pseudo-labels (MMM's stage B,
+# labels_from: the network is built as this recipe's model, so it must match too).
+CHAIN_KEYS = (("train", "init_from"), ("method", "labels_from"))
+
+
+def chain_refs(cfg):
+    """(section object, field, dotted key, value) of every chain key set in ``cfg``."""
+    for section, field in CHAIN_KEYS:
+        sec = getattr(cfg, section)
+        value = getattr(sec, field, None)
+        if value is not None:
+            yield sec, field, f"{section}.{field}", value
+
+
+def check_chain(cfg, seen: tuple[Path, ...] = ()) -> None:
+    """Resolve and check every chain key of ``cfg`` (``CHAIN_KEYS``); a relative
     ``recipe:`` reference (from the command line) is made absolute in ``cfg``."""
-    value = cfg.train.init_from
-    if value is None:
-        return None
-    ref = resolve_checkpoint(value, "train.init_from", seen)
-    if ref.recipe is not None and ref.value != value:
-        cfg.train.init_from = ref.value
-    check_model_compat(ref, cfg.model.model_dump(mode="json"))
-    return ref
+    for sec, field, key, value in chain_refs(cfg):
+        ref = resolve_checkpoint(value, key, seen)
+        if ref.recipe is not None and ref.value != value:
+            setattr(sec, field, ref.value)
+        check_model_compat(ref, cfg.model.model_dump(mode="json"), key)

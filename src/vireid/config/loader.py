@@ -220,6 +220,11 @@ def validate_config(data: dict, model: type[BaseModel] = RunCfg) -> BaseModel:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunCfg:
+    """``path``: a YAML file, or a shipped recipe's name (``config/recipes.py``)."""
+    if path is not None:
+        from .recipes import resolve_recipe
+
+        path = resolve_recipe(path)
     data = load_yaml_tree(path) if path is not None else {}
     if path is not None and not data:  # every key would silently take its default
         raise ConfigError(

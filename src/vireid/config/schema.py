@@ -76,6 +76,18 @@ class DataCfg(Strict):
     keep_fraction: KeepFractionCfg | None = Field(
         None, description="training images of one modality subsampled per identity"
     )
+    val_ids: int = Field(
+        0,
+        ge=0,
+        description="hold out this many training identities (seen in both modalities) as a "
+        "validation split: eval.every evaluates it, best.pt keeps its best epoch (0: none)",
+    )
+    subset_ids: int | None = Field(
+        None,
+        ge=1,
+        description="train on the first N identities (sorted ids) seen in both modalities "
+        "(smoke runs, debugging); evaluation data are untouched",
+    )
     height: int = Field(288, ge=16)
     width: int = Field(144, ge=8)
     batch: BatchCfg = Field(default_factory=BatchCfg)
@@ -139,13 +151,48 @@ class MAUMMethodCfg(Strict):
         10, ge=0, description="epoch (0-based) the unidirectional terms start; 0 = one stage"
     )
     memory_size: int = Field(
-        4, ge=1, description="reference sets: current proxies + per-identity older copies"
+        4, ge=1, description="reference sets: current proxies + memory_size-1 stored copies"
+    )
+    memory_store: Literal["update", "epoch"] = Field(
+        "epoch",
+        description="when a copy is stored: `epoch` = all proxies at each epoch's start (sets "
+        "one epoch apart); `update` = an identity's proxy before each of its positive updates",
+    )
+    memory_reduce: Literal["mean", "hard", "joint"] = Field(
+        "mean",
+        description="how the sets enter L_Uni: `mean` = CE averaged over the sets; `hard` = "
+        "one CE with each identity's hardest copy (farthest positive, nearest negatives); "
+        "`joint` = one softmax over all copies, an identity's copies all positives",
+    )
+    memory_every: int = Field(
+        1,
+        ge=1,
+        description="store `epoch`: a snapshot every k-th epoch start (sets k epochs apart)",
+    )
+    freeze_proxies: bool = Field(
+        False,
+        description="from uni_start_epoch on, the proxies stay as phase 1 left them (the "
+        "literal 'static references'; L_MS then trains the features only)",
+    )
+    proxies: Literal["per_modality", "shared"] = Field(
+        "per_modality",
+        description="`shared` = the baseline MAUM argues against: one cosine proxy per "
+        "identity for both modalities (needs uni_weight 0)",
     )
     triplet: Literal["wrt", "batch_hard"] = "wrt"
     margin: float = Field(0.3, ge=0, description="batch-hard margin (unused by WRT)")
     triplet_weight: float = Field(1.0, ge=0, description="AGW substrate's triplet; 0 = off")
-    shared_ce_weight: float = Field(0.0, ge=0, description="the shared classifier; 0 = off")
+    shared_ce_weight: float = Field(0.0, ge=0, description="the shared linear classifier; 0 = off")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _shared_proxies_have_no_counterpart(self) -> MAUMMethodCfg:
+        if self.proxies == "shared" and self.uni_weight > 0:
+            raise ValueError(
+                "proxies=shared (the shared-proxy baseline) has no other modality's proxies "
+                f"for the unidirectional metrics: set uni_weight=0 (got {self.uni_weight})"
+            )
+        return self
 
 
 class MUNMethodCfg(Strict):
@@ -181,8 +228,46 @@ class MUNMethodCfg(Strict):
     ia_normalize: bool = Field(
         True, description="L2-normalised centres (raw ones, Eq. 12 as printed, collapse: mun.md)"
     )
+    ia_feature: Literal["pool", "feat"] = Field(
+        "pool",
+        description="L_ia's centres from Z (Eq. 12) or from the BNNeck's batch-centred "
+        "feature, where the margin is reachable (docs/methods/mun.md)",
+    )
     ma_weight: float = Field(0.008, ge=0, description="σ, modality alignment")
+    ma_prototypes: bool = Field(
+        True, description="Table 3: L_ma on the Eq. 13-14 prototypes (false: on the batch's Z)"
+    )
+    ma_bridge: bool = Field(
+        True, description="Table 3: L_ma through the auxiliary modality (false: V-IR MMD)"
+    )
+    auxiliary: bool = Field(
+        True,
+        description="false: no auxiliary modality at all (Table 1's B): the generator never "
+        "runs and only visible and infrared rows reach the shared stages and the BNNeck",
+    )
+    ida_weight: float = Field(
+        0.0, ge=0, description="L_id^a: own classifier on Z^a (Table 1's +Aux row; 0 = off)"
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _auxiliary_losses_need_the_auxiliary_modality(self) -> MUNMethodCfg:
+        if self.ia_feature == "feat" and self.classifier_feature != "feat":
+            raise ValueError(
+                "method.ia_feature=feat needs method.classifier_feature=feat (with 'pool' the "
+                "BNNeck never sees the auxiliary rows)"
+            )
+        if not self.auxiliary:
+            # L_ma without the bridge is a V–IR MMD: it needs no auxiliary rows
+            reads = ("idc_weight", "ia_weight", "ida_weight", *(("ma_weight",) * self.ma_bridge))
+            on = [f"{k}={getattr(self, k)}" for k in reads if getattr(self, k) > 0]
+            if on:
+                raise ValueError(
+                    f"method.auxiliary=false removes the auxiliary modality, but {', '.join(on)} "
+                    "read it: set those weights to 0"
+                    + (" (or method.ma_bridge=false for L_ma)" if "ma_weight" in on[-1] else "")
+                )
+        return self
 
 
 class ClusterCfg(Strict):
@@ -243,6 +328,31 @@ class TSMemCfg(Strict):
     switch_epoch: int | None = Field(25, ge=0, description="default: half of 50 epochs")
     stage1: Literal["random", "mean", "hard", "sequential"] = "random"
     stage2: Literal["random", "mean", "hard", "sequential"] = "mean"
+    stage1_proxies: Literal["cluster", "camera"] = Field(
+        "camera", description="camera: one row per (cluster, camera), read as a set"
+    )
+    stage2_proxies: Literal["cluster", "camera"] = "cluster"
+    camera_read: Literal["log_mean_exp", "log_sum_exp", "mean"] = Field(
+        "log_mean_exp",
+        description="how a cluster's camera rows are scored: log_mean_exp/log_sum_exp = a "
+        "soft nearest row (the own camera's); mean = every camera row pulls equally",
+    )
+
+
+class CameraSearchCfg(Strict):
+    """EMCC's ``camera_rule: search`` (the CA-Jaccard reading): k-reciprocal neighbours on
+    intra-camera (``k1_intra``) and inter-camera (``joint_k1``) ranking lists, expanded
+    over ``k2_intra`` intra- and ``k2_inter`` inter-camera neighbours."""
+
+    k1_intra: int = Field(5, ge=1)
+    k2_intra: int = Field(2, ge=1, description="CA-Jaccard README: 2")
+    k2_inter: int = Field(4, ge=1, description="CA-Jaccard README: 4")
+    k3_range: Literal["global", "camera"] = Field(
+        "global",
+        description="the k3 filter's range: global = the k3-NN of all samples; camera = "
+        "the k3-NN of the own camera and of the other cameras (keeps the search's "
+        "inter-camera neighbours)",
+    )
 
 
 class ECULMethodCfg(Strict):
@@ -259,12 +369,23 @@ class ECULMethodCfg(Strict):
     joint_k3: int | None = Field(
         80, ge=2, description="large range (negative filter), >= joint_k1; null = off"
     )
-    camera_aware: bool = Field(True, description="k2 expansion per (modality, camera) group")
+    camera_aware: bool = Field(True, description="cameras in EMCC (see camera_rule)")
+    camera_rule: Literal["expansion", "search"] = Field(
+        "expansion",
+        description="expansion: k2 expansion per (modality, camera) group; search: "
+        "CA-Jaccard-style intra/inter-camera k-reciprocal lists (camera_search)",
+    )
+    camera_search: CameraSearchCfg = Field(default_factory=CameraSearchCfg)
     cross_weight: float = Field(1.0, ge=0, description="cross-modal memory ClusterNCE")
     cross_mixed_only: bool = Field(
         True, description="cross loss only on joint clusters holding both modalities (PCAL)"
     )
     cross_start_epoch: int = Field(1, ge=1, description="1-based epoch the cross terms start")
+    cross_memory: Literal["halves", "single"] = Field(
+        "halves",
+        description="halves: a visible and an infrared row per joint cluster, the proxy "
+        "their mean at every use; single: PCAL's one row, updated by either modality",
+    )
     instance_weight: float = Field(1.0, ge=0, description="instance-level term; 0 = off")
     instance_temp: float = Field(0.05, gt=0)
     instance_momentum: float = Field(0.2, ge=0, lt=1, description="instance memory")
@@ -310,7 +431,10 @@ class MMMMethodCfg(Strict):
         10, ge=1, description="1-based epoch of the first matching: CMC-only warm-up before it"
     )
     lambda_cross: float = Field(
-        0.25, ge=0, description="matched labels' cross-modality memory term (PGM's 0.25)"
+        0.0,
+        ge=0,
+        description="PGM's cross-modality memory term on the matched labels (PGM: 0.25); "
+        "0 = the paper's terms only",
     )
     lambda_triplet: float = Field(
         0.0, ge=0, description="hard triplet on the matched labels (code's stage B: 1)"
@@ -322,7 +446,11 @@ class MMMMethodCfg(Strict):
         "l2sq", description="paper l2sq; code l1 (pre-BN, dim-mean; needs schedule: once)"
     )
     intra_start_epoch: int = Field(1, ge=1, description="1-based; paper 1")
-    inter_start_epoch: int = Field(15, ge=1, description="1-based; paper 15, code 5")
+    inter_start_epoch: int = Field(
+        15,
+        ge=1,
+        description="1-based; paper 15; code 0-based MD ≥ 0 (preset 1, held by the warm-up)",
+    )
     inter_feature: Literal["pool", "feat"] = Field("pool", description="code: pre-BN pool")
     inter_form: Literal["paper", "official"] = Field(
         "paper", description="official: per-view terms summed (4x the paper's scale)"
@@ -331,6 +459,61 @@ class MMMMethodCfg(Strict):
     compat_skip_last_cluster: bool = Field(
         False, description="restore the code's off-by-one (last cluster of each modality)"
     )
+    joint_single_modality: Literal["drop", "negatives"] = Field(
+        "drop",
+        description="joint clusters of one modality: dropped, or kept as memory rows that "
+        "act only as negatives (code)",
+    )
+    mixed_memory: Literal["joint", "matched"] = Field(
+        "joint",
+        description="rows of L_VR's mixed memory after the matching: the joint clusters, or "
+        "the matched identities, ½(mean_V + mean_R) each (the matching then acts in L_CMC)",
+    )
+    joint_reduce: Literal["pooled", "per_modality"] = Field(
+        "pooled",
+        description="L_VR: one mean over visible and infrared rows, or a mean per modality "
+        "summed (code: L_all(IR) + L_all(RGB))",
+    )
+    lambda_cmc: float = Field(
+        1.0, ge=0, description="L_CMC = L_V + L_R + L_VR; 0 = the official stage B (no memories)"
+    )
+    labels_from: str | None = Field(
+        None,
+        description="stage B of the official pipeline: a stage-A checkpoint (a path, or "
+        "recipe:PATH = that recipe's output_dir/last.pt) whose model's "
+        "features are clustered and matched once, before training (needs schedule: once, "
+        "match_start_epoch: 1); the network itself starts from model.pretrained",
+    )
+    lambda_id: float = Field(
+        0.0,
+        ge=0,
+        description="official stage B: confidence-weighted CE of a shared classifier on the "
+        "unified labels (code: 1); needs labels_from",
+    )
+    id_warmup_epochs: int = Field(
+        0, ge=0, description="first epochs train the classifier CE alone (code: 5)"
+    )
+
+    @model_validator(mode="after")
+    def _stage_b_is_frozen(self) -> MMMMethodCfg:
+        if self.labels_from is not None and (
+            self.schedule != "once" or self.match_start_epoch != 1 or not self.mmlm
+        ):
+            raise ValueError(
+                f"labels_from={self.labels_from}: stage B matches the stage-A features once, "
+                "before training; expected schedule: once, match_start_epoch: 1, mmlm: true"
+            )
+        if self.lambda_id and self.labels_from is None:
+            raise ValueError(
+                f"lambda_id={self.lambda_id}: the shared classifier's size comes from labels "
+                "fixed before training; set labels_from (a stage-A checkpoint)"
+            )
+        if self.id_warmup_epochs and not self.lambda_id:
+            raise ValueError(
+                f"id_warmup_epochs={self.id_warmup_epochs}: the warm-up trains the shared "
+                "classifier; set lambda_id > 0 (code: 1)"
+            )
+        return self
 
 
 MethodCfg = Annotated[
@@ -364,12 +547,32 @@ class TrainCfg(Strict):
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     deterministic: bool = False
+    sync_bn: bool = Field(
+        False,
+        description="DDP: batch norm over the global batch (SyncBatchNorm); off: each rank "
+        "normalises its share of the batch (docs/training.md)",
+    )
     seed: int = 0
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N"
     )
-    log_every: int = Field(20, ge=1)
+    log_every: int = Field(
+        20, ge=1, description="iterations between progress lines (and TensorBoard scalars)"
+    )
+    logger: Literal["none", "wandb", "mlflow"] = Field(
+        "none",
+        description="also send metrics to Weights & Biases or MLflow (extras vireid[wandb], "
+        "vireid[mlflow]); rank 0 only",
+    )
+    logger_project: str = Field(
+        "vireid", min_length=1, description="W&B project / MLflow experiment name"
+    )
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    keep_checkpoints: int = Field(
+        0,
+        ge=0,
+        description="besides last.pt, keep epoch_N.pt of the last K checkpoints (0: none)",
+    )
     grad_clip: float | None = Field(None, gt=0)
     init_from: str | None = Field(
         None,
@@ -384,7 +587,15 @@ class EvalCfg(Strict):
     every: int = Field(0, ge=0, description="evaluate on trial 0 every N epochs (0 = never)")
     trials: Literal["all"] | int = "all"
     flip: bool = False
-    rerank: bool = False
+    feature: Literal["bn", "pool"] = Field(
+        "bn", description="bn: after the BNNeck (AGW's test feature); pool: before it"
+    )
+    rerank: bool = Field(False, description="k-reciprocal re-ranking of the final evaluation")
+    rerank_k1: int = Field(20, ge=1)
+    rerank_k2: int = Field(6, ge=1)
+    rerank_lambda: float = Field(0.3, ge=0, le=1)
+    query_expansion: int = Field(0, ge=0, description="αQE neighbours k (0: off)")
+    query_expansion_alpha: float = Field(3.0, ge=0)
     batch_size: int = Field(128, ge=1)
     select_on_test: bool = Field(
         False,

@@ -81,12 +81,18 @@ def collate_views(batch) -> dict[str, torch.Tensor]:
             + [(b[0][1], *b[1:]) for b in vis if len(b[0]) > 1]
             + [(b[0][0], *b[1:]) for b in batch if b[3] == 1]
         )
+    second = [0] * len(rows)
+    if len(rows) > len(batch):  # CAJ's layout: the second views follow the first views
+        n_vis = sum(b[3] == 0 for b in batch)
+        second[n_vis : n_vis + len(rows) - len(batch)] = [1] * (len(rows) - len(batch))
     return {
         "images": torch.stack([r[0] for r in rows]),
         "labels": torch.tensor([r[1] for r in rows], dtype=torch.long),
         "camids": torch.tensor([r[2] for r in rows], dtype=torch.long),
         "modality": torch.tensor([r[3] for r in rows], dtype=torch.long),
         "index": torch.tensor([r[4] for r in rows], dtype=torch.long),
+        # 1 for second views (DDP restores the single-process row order from it)
+        "view": torch.tensor(second, dtype=torch.long),
     }
 
 

@@ -6,9 +6,12 @@
   K instances, the instances after the first preferably from other cameras.
 
 Both are batch samplers yielding lists of dataset indices. Batches are generated from
-``seed + epoch`` identically on every rank; rank r keeps batches r, r + world, … so ranks
-never overlap (the distributed variant is the same class with ``rank``/``world_size``), and
-the count is padded to a multiple of the world size so all ranks take equally many steps.
+``seed + epoch`` identically on every rank. Under DDP (``rank``/``world_size``) the
+recipe's batch is the *global* batch: every rank takes every batch, and from it a
+contiguous share of its identities (rank r of W: identities ⌊rP/W⌋ … ⌊(r+1)P/W⌋ − 1 of the
+P, with all their instances in every block), so N processes train on exactly the batches,
+and as many steps, as one; ``engine.distributed.gather_rows`` puts the shares back together
+in the single-process order for the losses. One process draws exactly what it always did.
 """
 
 from __future__ import annotations
@@ -27,35 +30,44 @@ def _pick(rng: np.random.Generator, pool: Sequence[int], k: int) -> list[int]:
     return rng.choice(pool, k, replace=len(pool) < k).tolist()
 
 
+class TooFewIdentities(ValueError):
+    """A batch has fewer identities than DDP processes to share them."""
+
+
 class _EpochBatches:
+    P: int  # identities per batch (set by the subclass before ``super().__init__``)
+
     def __init__(self, num_batches: int, seed: int, rank: int, world_size: int) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world of size {world_size}")
+        if world_size > self.P:
+            raise TooFewIdentities(
+                f"a batch of {self.P} identities cannot be shared by {world_size} processes: "
+                "each needs at least one (raise data.batch.num_ids or lower --nproc)"
+            )
         self.num_batches = num_batches
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
+        # this rank's contiguous share of the P identities of every batch
+        self.share = slice(rank * self.P // world_size, (rank + 1) * self.P // world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    @property
-    def total_batches(self) -> int:
-        """Batches generated per epoch: rounded up to a multiple of the world size, so every
-        rank runs the same number of steps (DDP's collectives would hang otherwise)."""
-        return -(-self.num_batches // self.world_size) * self.world_size
-
     def __len__(self) -> int:
-        return self.total_batches // self.world_size
+        return self.num_batches  # every rank takes every (global) batch
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        for b in range(self.total_batches):
-            batch = self._batch(rng)
-            if b % self.world_size == self.rank:
-                yield batch
+        for _ in range(self.num_batches):
+            blocks = self._blocks(rng)
+            if self.world_size > 1:
+                blocks = [block[self.share] for block in blocks]
+            yield [i for block in blocks for group in block for i in group]
 
-    def _batch(self, rng: np.random.Generator) -> list[int]:  # pragma: no cover - abstract
-        raise TypeError("subclass must implement _batch")
+    def _blocks(self, rng: np.random.Generator) -> list[list[list[int]]]:  # pragma: no cover
+        """One batch: blocks (e.g. visible, infrared) of P per-identity index groups."""
+        raise TypeError("subclass must implement _blocks")
 
 
 class CrossModalitySampler(_EpochBatches):
@@ -89,11 +101,11 @@ class CrossModalitySampler(_EpochBatches):
             num_batches = max(1, n // (self.P * self.K))
         super().__init__(num_batches, seed, rank, world_size)
 
-    def _batch(self, rng):
+    def _blocks(self, rng):
         ids = rng.choice(self.ids, self.P, replace=False)
-        vis = [i for y in ids for i in _pick(rng, self.vis[y], self.K)]
-        ir = [i for y in ids for i in _pick(rng, self.ir[y], self.K)]
-        return vis + ir
+        vis = [_pick(rng, self.vis[y], self.K) for y in ids]
+        ir = [_pick(rng, self.ir[y], self.K) for y in ids]
+        return [vis, ir]
 
 
 class PseudoLabelSampler(_EpochBatches):
@@ -139,6 +151,6 @@ class PseudoLabelSampler(_EpochBatches):
             picked += _pick(rng, pool, self.K - len(picked))
         return picked
 
-    def _batch(self, rng):
+    def _blocks(self, rng):
         ids = rng.choice(self.ids, self.P, replace=False)
-        return [i for y in ids for i in self._instances(rng, self.index[y])]
+        return [[self._instances(rng, self.index[y]) for y in ids]]

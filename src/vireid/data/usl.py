@@ -50,7 +50,7 @@ class LoaderOpts:
     """What every training loader of a run shares: batches per epoch, seed, worker
     processes and the DDP rank it serves."""
 
-    iters: int
+    iters: int | None  # None: the pseudo-label hook sizes one pass over the labels
     seed: int
     workers: int = 0
     rank: int = 0

@@ -150,6 +150,8 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
             batch_size=cfg.eval.batch_size,
             flip=flip,
             renormalize=not clustering,
+            # eval.feature: the BNNeck's output (AGW) or the pooled feature before it
+            which="pool" if not clustering and cfg.eval.feature == "pool" else "feat",
             device=device,
             amp=cfg.train.amp,
             desc="clustering features" if clustering else "features",
@@ -169,15 +171,15 @@ def featurizer(model, cfg: RunCfg, device, info: DistInfo, clustering: bool = Fa
     return featurize
 
 
-def init_weights(model, ref) -> None:
+def init_weights(model, ref, key: str = "train.init_from") -> None:
     """Model weights from a vireid checkpoint (stage 1 → stage 2); ``ref`` is a path or a
     ``recipe:`` reference (``config.chains``). The classifier is skipped when its class
-    count differs."""
+    count differs. ``key``: the config key that named ``ref``."""
     from ..config.chains import resolve_checkpoint
 
     resolved = resolve_checkpoint(ref)
     if not resolved.path.is_file():
-        raise CheckpointError(resolved.missing_message())
+        raise CheckpointError(resolved.missing_message(key))
     path = resolved.path
     state = load_checkpoint(path)
     sd = {k.removeprefix("model."): v for k, v in state["model"].items() if k.startswith("model.")}
@@ -186,8 +188,18 @@ def init_weights(model, ref) -> None:
     missing = [k for k in own if k not in sd and not k.startswith("classifier.")]
     if missing:
         raise CheckpointError(
-            f"train.init_from={path}: no weights for {missing[:3]}; "
-            "expected a checkpoint of the same model.arch"
+            f"{key}={path}: no weights for {missing[:3]}; "
+            "expected a checkpoint of the same model (arch, non_local, ...)"
         )
     model.load_state_dict(sd, strict=False)
     log.info("initialised the model from %s", path)
+
+
+def stage_model(cfg: RunCfg, path, device) -> torch.nn.Module:
+    """The network of an earlier stage (``path``, a vireid checkpoint), built like this
+    run's model and in eval mode: its features feed offline pseudo-labels."""
+    from ..models import build_model
+
+    model = build_model(cfg.model.model_copy(update={"pretrained": None}), 0)
+    init_weights(model, path, "method.labels_from")
+    return model.to(device).eval()

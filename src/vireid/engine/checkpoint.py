@@ -106,12 +106,17 @@ def _is_npz(path: Path) -> bool:
     return bool(names) and all(n.endswith(".npy") and "/" not in n for n in names)
 
 
+def refused_global(e: Exception) -> str | None:
+    """The Python object a ``weights_only`` load refused to unpickle, if that is why."""
+    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)", str(e))
+    return (found.group(1) or found.group(2)) if found else None
+
+
 def _load_failure(e: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in our words: torch's own
     message advises loading with ``weights_only=False``, which would run the file's code."""
-    found = re.search(r"GLOBAL ([\w.]+)|Unsupported global: ([\w.]+)", str(e))
-    if found:
-        name = found.group(1) or found.group(2)
+    name = refused_global(e)
+    if name:
         return (
             f"refers to the Python object {name}, which a checkpoint never holds; refused "
             "(loading it could run code). Expected a vireid checkpoint (last.pt)"
@@ -174,14 +179,19 @@ def _stored_config(state, path: Path) -> dict:
 
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint (a file, or a run directory's ``last.pt``) with
-    ``weights_only=True``; every problem is one ``CheckpointError`` naming the file."""
+    ``weights_only=True``, or a ``.safetensors`` export with its JSON sidecar; every
+    problem is one ``CheckpointError`` naming the file."""
     path = checkpoint_path(path)
+    if path.suffix == ".safetensors":
+        return _load_export(path)
     return _check_state(_torch_load(path), path)
 
 
 def read_checkpoint_config(path: str | Path) -> dict:
     """The config stored in a checkpoint, without reading its tensors (memory-mapped)."""
     path = checkpoint_path(path)
+    if path.suffix == ".safetensors":
+        return _export_sidecar(path)["config"]
     return _stored_config(_torch_load(path, mmap=True), path)
 
 
@@ -222,3 +232,39 @@ def export_safetensors(state: dict, out: str | Path) -> Path:
         },
     )
     return out
+
+
+def _export_sidecar(path: Path) -> dict:
+    side = path.with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{path}: no {side.name} next to it; `vireid export` writes the config there "
+            "(a bare state dict goes to model.pretrained instead)"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{side}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{side}: missing 'config'; not a vireid export sidecar")
+    return meta
+
+
+def _load_export(path: Path) -> dict:
+    """The inverse of ``export_safetensors``: weights from the file, the rest from its
+    sidecar (no optimiser or RNG state: it evaluates and initialises, it does not resume)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta = _export_sidecar(path)
+    try:
+        model = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    return {
+        "model": model,
+        "epoch": meta.get("epoch", 0),
+        "config": meta["config"],
+        "trial": meta.get("trial"),
+        "fingerprint": meta.get("fingerprint"),
+    }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -62,18 +64,19 @@ class LRScheduleHook(Hook):
 
 class MetricsHook(Hook):
     """Averages step outputs per epoch; writes ``metrics.jsonl`` (and TensorBoard when
-    installed); logs one line per epoch with images/s."""
+    installed), both on rank 0 only; logs one line per epoch with images/s."""
 
-    def __init__(self, run_dir: Path, log_every: int = 20) -> None:
+    def __init__(self, run_dir: Path, log_every: int = 20, is_main: bool = True) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.log_every = log_every
         self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+        if is_main:  # every rank writing events would show each scalar world_size times
+            try:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
-        except ImportError:
-            pass
+                self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            except ImportError:
+                pass
 
     def before_train(self, trainer) -> None:
         """Keep only the rows of the epochs the trainer starts from: a resumed run drops
@@ -107,10 +110,16 @@ class MetricsHook(Hook):
             for k, v in outputs.items():
                 self.tb.add_scalar(f"train/{k}", float(v), trainer.step)
 
-    def _active_terms(self, trainer) -> list[str]:
-        """Loss terms that entered the loss this epoch (``Method`` convention)."""
+    def after_train(self, trainer) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+    def _terms(self, trainer, active: bool = True) -> list[str]:
+        """Loss terms that entered the loss this epoch (``Method`` convention); with
+        ``active=False`` also those computed as exactly 0 (e.g. ClusterNCE over one
+        cluster)."""
         skip = {"loss", *getattr(trainer.method, "diagnostics", ())}
-        return sorted(k for k, v in self.sums.items() if k not in skip and v != 0)
+        return sorted(k for k, v in self.sums.items() if k not in skip and (v != 0 or not active))
 
     def after_epoch(self, trainer) -> None:
         dt = self.t_last - self.t0
@@ -121,7 +130,8 @@ class MetricsHook(Hook):
             "images_per_s": self.images / max(dt, 1e-9),
             "seconds": dt,
             **{k: v / max(self.count, 1) for k, v in self.sums.items()},
-            "terms": self._active_terms(trainer),
+            "terms": self._terms(trainer),
+            "terms_computed": self._terms(trainer, active=False),
         }
         row.update(trainer.epoch_extras)
         trainer.history.append(row)
@@ -137,26 +147,57 @@ class MetricsHook(Hook):
 
 
 class CheckpointHook(Hook):
+    """``last.pt`` every ``every`` epochs and at the end; with ``keep`` > 0 also
+    ``epoch_N.pt`` beside it (a hard link to that save when the file system allows, so it
+    costs no space until last.pt moves on), the newest ``keep`` of them kept."""
+
     def __init__(
-        self, run_dir: Path, every: int, config: dict, fingerprint: str, trial: int | None
+        self,
+        run_dir: Path,
+        every: int,
+        config: dict,
+        fingerprint: str,
+        trial: int | None,
+        keep: int = 0,
     ) -> None:
         self.path = Path(run_dir) / CHECKPOINT_NAME
         self.every, self.config, self.fingerprint, self.trial = every, config, fingerprint, trial
+        self.keep = keep
 
     def after_epoch(self, trainer) -> None:
         if trainer.is_main and (trainer.epoch % self.every == 0 or trainer.epoch == trainer.epochs):
-            save_checkpoint(
-                self.path,
-                model=trainer.method,
-                optimizer=trainer.optimizer,
-                scaler=trainer.scaler,
-                epoch=trainer.epoch,
-                step=trainer.step,
-                config=self.config,
-                fingerprint=self.fingerprint,
-                trial=self.trial,
-                extra=trainer.method.extra_state(),
-            )
+            self._save(trainer)
+            if self.keep:
+                self._keep_epoch(trainer.epoch)
+
+    def _keep_epoch(self, epoch: int) -> None:
+        target = self.path.with_name(f"epoch_{epoch}.pt")
+        target.unlink(missing_ok=True)
+        try:
+            os.link(self.path, target)
+        except OSError:  # no hard links here (another device, some network file systems)
+            shutil.copyfile(self.path, target)
+        kept = sorted(
+            (int(p.stem.removeprefix("epoch_")), p)
+            for p in self.path.parent.glob("epoch_*.pt")
+            if p.stem.removeprefix("epoch_").isdigit()
+        )
+        for _, old in kept[: -self.keep]:
+            old.unlink(missing_ok=True)
+
+    def _save(self, trainer) -> None:
+        save_checkpoint(
+            self.path,
+            model=trainer.method,
+            optimizer=trainer.optimizer,
+            scaler=trainer.scaler,
+            epoch=trainer.epoch,
+            step=trainer.step,
+            config=self.config,
+            fingerprint=self.fingerprint,
+            trial=self.trial,
+            extra=trainer.method.extra_state(),
+        )
 
 
 class EvalHook(Hook):
@@ -165,8 +206,11 @@ class EvalHook(Hook):
     the weights of the epoch with the best trial-0 mAP, as the community scripts do with
     ``model_best.pth``; the final evaluation then uses them and says so."""
 
-    def __init__(self, every: int, evaluate_fn, select_on_test: bool = False) -> None:
+    def __init__(
+        self, every: int, evaluate_fn, select_on_test: bool = False, validation: bool = False
+    ) -> None:
         self.every, self.evaluate_fn, self.select_on_test = every, evaluate_fn, select_on_test
+        self.validation = validation  # evaluate_fn scores a validation split (best.pt)
         self.best_map = -1.0
         self.best_epoch: int | None = None
         self.best_state: dict | None = None
@@ -175,7 +219,7 @@ class EvalHook(Hook):
         last = trainer.epoch == trainer.epochs
         if not self.every or (trainer.epoch % self.every and not last):
             return
-        if last and not self.select_on_test:
+        if last and not (self.select_on_test or self.validation):
             return  # the final full evaluation follows anyway
         table = self.evaluate_fn(trainer, quick=True)
         trainer.epoch_extras.update({f"val_{k}": v["mean"] for k, v in table.items()})

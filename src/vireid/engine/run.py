@@ -5,23 +5,29 @@ checkpoints, results and the rank report."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import torch
 
-from ..config import RunCfg, dump_config
+from ..config import ConfigError, RunCfg, dump_config
 from ..data.datasets import build_dataset
+from ..data.holdout import hold_out_ids
 from ..data.imbalance import keep_fraction
 from ..data.protocols import get_protocol
+from ..data.protocols.readable import check_readable
+from ..data.subset import first_identities
 from ..data.usl import LoaderOpts
 from ..evaluation.evaluator import ProtocolResult, evaluate_protocol, resolve_trials
 from ..evaluation.results import write_results
+from ..evaluation.test_time import TestTime
 from ..methods import build_method
 from ..models import build_model
+from ..models.sync_bn import convert_sync_bn
 from ..utils.device import pick_device
 from ..utils.env import collect_env
 from ..utils.io import write_json, write_text
-from ..utils.logging import get_logger
+from ..utils.logging import get_logger, run_log
 from ..utils.seed import seed_everything
 from .builders import (
     build_optimizer,
@@ -31,6 +37,7 @@ from .builders import (
     dataset_trial,
     featurizer,
     init_weights,
+    stage_model,
 )
 from .checkpoint import (
     CHECKPOINT_NAME,
@@ -39,11 +46,13 @@ from .checkpoint import (
     load_checkpoint,
     restore_rng,
 )
-from .distributed import DistInfo, close_distributed, init_distributed
+from .distributed import DistInfo, close_distributed, init_distributed, set_global_batch
 from .hooks import CheckpointHook, EvalHook, LRScheduleHook, MetricsHook
+from .progress_hook import ProgressHook
 from .pseudo_labels import PseudoLabelHook
 from .run_dir import check_epochs_left
 from .trainer import Trainer
+from .validation import BestCheckpointHook, validation_eval
 
 log = get_logger(__name__)
 
@@ -59,14 +68,45 @@ def check_protocol(cfg: RunCfg):
     return spec
 
 
+def evaluation_root(cfg: RunCfg, spec, root):
+    """The dataset root to evaluate ``spec`` on: ``root`` when given, else the training
+    dataset's when the protocol evaluates that dataset; another dataset needs its root."""
+    if root is not None:
+        return root
+    if spec.dataset == cfg.data.dataset.name:
+        return cfg.data.dataset.root
+    raise ValueError(
+        f"{spec.name} evaluates {spec.dataset}, not the {cfg.data.dataset.name} the model was "
+        f"trained on: give that dataset's root (--root PATH or --root {spec.dataset}=PATH)"
+    )
+
+
 def run_evaluation(
-    model, cfg: RunCfg, device, info: DistInfo, trials, rerank=False, root=None, manifest=None
+    model,
+    cfg: RunCfg,
+    device,
+    info: DistInfo,
+    trials,
+    rerank=None,
+    root=None,
+    manifest=None,
+    protocol: str | None = None,
 ) -> ProtocolResult:
-    spec = check_protocol(cfg)
-    root = root or cfg.data.dataset.root
-    manifest = manifest or getattr(cfg.data.dataset, "manifest", None)
+    """Evaluate ``model`` on ``protocol`` (default: ``eval.protocol``, which must evaluate
+    the training dataset). Another dataset's protocol (cross-dataset evaluation) needs its
+    ``root``; the result names the dataset trained on. ``rerank``: a bool or a
+    ``TestTime``; None = the config's (``eval.rerank``, ``eval.query_expansion``, …)."""
+    if rerank is None:
+        rerank = TestTime.from_cfg(cfg.eval)
+    spec = check_protocol(cfg) if protocol is None else get_protocol(protocol)
+    same = spec.dataset == cfg.data.dataset.name
+    root = evaluation_root(cfg, spec, root)
+    if manifest is None and same:
+        manifest = getattr(cfg.data.dataset, "manifest", None)
     featurize = featurizer(model, cfg, device, info)
-    return evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
+    result = evaluate_protocol(spec.name, root, trials, featurize, rerank, manifest)
+    result.trained_on = cfg.data.dataset.name
+    return result
 
 
 def eval_trials(cfg: RunCfg, trials=None) -> list[int]:
@@ -86,6 +126,11 @@ def prepare_run_dir(cfg: RunCfg, info: DistInfo) -> Path:
 
 def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
     state = load_checkpoint(path)
+    if "optimizer" not in state:
+        raise CheckpointError(
+            f"{path}: holds weights only (an export or import); resume needs a last.pt, "
+            "or start from it with train.init_from"
+        )
     if state.get("fingerprint") != fingerprint:
         raise CheckpointError(
             f"{path}: trained on another dataset copy or trial "
@@ -106,10 +151,14 @@ def resume_from(trainer: Trainer, path: Path, fingerprint: str) -> None:
 
 
 def training_splits(cfg: RunCfg):
-    """The dataset's splits with the training list the run trains on
-    (``data.keep_fraction``: the modality-imbalance setting)."""
+    """The dataset's splits with the training list the run trains on (``data.subset_ids``:
+    the first identities, for smoke runs; ``data.keep_fraction``: the modality imbalance)."""
     splits = build_dataset(cfg.data.dataset)
-    if (kf := cfg.data.keep_fraction) is not None:
+    if cfg.data.subset_ids is not None:  # a few identities (smoke runs)
+        splits = dataclasses.replace(
+            splits, train=first_identities(splits.train, cfg.data.subset_ids)
+        )
+    if (kf := cfg.data.keep_fraction) is not None:  # the modality-imbalance setting
         before = len(splits.train)
         train_set = keep_fraction(splits.train, kf.modality, kf.fraction, kf.seed)
         splits = dataclasses.replace(splits, train=train_set)
@@ -123,12 +172,13 @@ def training_splits(cfg: RunCfg):
     return splits
 
 
-def train(cfg: RunCfg, resume: str | None = None) -> dict:
-    """Train, then evaluate the last epoch on every trial. Returns the results dict."""
+def train(cfg: RunCfg, resume: str | None = None, evaluate: bool = True) -> dict:
+    """Train, then evaluate the last epoch on every trial. Returns the results dict.
+    ``evaluate=False``: stop after training (a smoke run's first part, resumed later)."""
     device = pick_device(cfg.train.device)
     info = init_distributed(device.type)
     try:
-        out = _train(cfg, resume, device, info)
+        out = _train(cfg, resume, device, info, evaluate)
     except BaseException:
         close_distributed(info, wait=False)  # torchrun stops the other ranks
         raise
@@ -136,13 +186,43 @@ def train(cfg: RunCfg, resume: str | None = None) -> dict:
     return out
 
 
-def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo) -> dict:
+def _train(
+    cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo, evaluate: bool = True
+) -> dict:
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     seed_everything(cfg.train.seed + info.rank, cfg.train.deterministic)
     run_dir = prepare_run_dir(cfg, info)
+    with run_log(run_dir / "log.txt" if info.is_main else None):
+        log.info("run %s: %s on %s, %d epochs", run_dir, cfg.method.name, device, cfg.train.epochs)
+        return _train_in(cfg, resume, device, info, run_dir, evaluate)
+
+
+def _train_in(
+    cfg: RunCfg, resume, device: torch.device, info: DistInfo, run_dir: Path, evaluate: bool
+) -> dict:
     splits = training_splits(cfg)
+    # the test images too, so an unreadable one stops the run now, not after the last epoch
+    manifest = getattr(cfg.data.dataset, "manifest", None)
+    root = evaluation_root(cfg, check_protocol(cfg), None)
+    check_readable(cfg.eval.protocol, root, eval_trials(cfg), manifest)
+    val = None
+    if cfg.data.val_ids:
+        if cfg.eval.select_on_test:
+            raise ConfigError(
+                "eval.select_on_test picks an epoch on the test set; with data.val_ids the "
+                "validation split picks it (best.pt): set one of them"
+            )
+        train_set, val = hold_out_ids(splits.train, cfg.data.val_ids, cfg.train.seed)
+        splits = dataclasses.replace(splits, train=train_set)
+        log.info(
+            "validation split: %d identities held out (%d infrared queries, %d visible "
+            "gallery images)",
+            len(val.pids),
+            len(val.query),
+            len(val.gallery),
+        )
     fingerprint = dataset_fingerprint(splits)
     t = cfg.train
     unsupervised = cfg.method.unsupervised
@@ -151,10 +231,30 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
     if t.init_from is not None:
         init_weights(model, t.init_from)
     method = build_method(cfg.method, model).to(device)
+    if info.enabled and t.sync_bn:  # the global batch's statistics (one process: plain BN)
+        method = convert_sync_bn(method)
     if t.channels_last:
         method.to(memory_format=torch.channels_last)
+    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma, t.warmup_start_lr)]
+    if unsupervised:
+        streams = build_streams(cfg, splits)
+        labeller = PseudoLabelHook(
+            method,
+            streams,
+            featurizer(model, cfg, device, info, clustering=True),
+            cfg.method.cluster,
+            cfg.data.batch,
+            LoaderOpts(t.iters_per_epoch, t.seed, cfg.data.workers, info.rank, info.world_size),
+            info,
+        )
+        hooks.append(labeller)
+        if (stage_a := getattr(cfg.method, "labels_from", None)) is not None:
+            # offline labels from an earlier stage, before the optimiser exists: they size
+            # the method's parameters (MMM's shared classifier)
+            labeller.offline(featurizer(stage_model(cfg, stage_a, device), cfg, device, info, True))
     opt = build_optimizer(cfg, method)
     module = method
+    set_global_batch(info.enabled)  # DDP: ranks share the recipe's batch; methods gather it
     if info.enabled:
         module = torch.nn.parallel.DistributedDataParallel(
             method, device_ids=[device.index] if device.type == "cuda" else None
@@ -163,36 +263,34 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
     def quick_eval(trainer, quick=True):
         return run_evaluation(model, cfg, device, info, eval_trials(cfg, 1)).table()
 
-    hooks = [LRScheduleHook(t.lr, t.warmup_epochs, t.milestones, t.gamma, t.warmup_start_lr)]
-    if unsupervised:
-        streams = build_streams(cfg, splits)
-        b = cfg.data.batch
-        iters = t.iters_per_epoch or max(
-            1, len(streams[1].samples) // ((b.num_ids_infrared or b.num_ids) * b.num_instances)
-        )
-        hooks.append(
-            PseudoLabelHook(
-                method,
-                streams,
-                featurizer(model, cfg, device, info, clustering=True),
-                cfg.method.cluster,
-                b,
-                LoaderOpts(iters, t.seed, cfg.data.workers, info.rank, info.world_size),
-                info,
-            )
-        )
-    # evaluation before metrics, so an epoch's row carries its monitoring numbers
+    if val is not None:
+        rule = get_protocol(cfg.eval.protocol).rule
+        quick_eval = validation_eval(model, cfg, device, info, val, rule)
+
+    # the bar stops before evaluation draws its own; evaluation before metrics, so an
+    # epoch's row carries its monitoring numbers
     hooks += [
-        EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test),
-        MetricsHook(run_dir, t.log_every),
+        ProgressHook(t.log_every),
+        EvalHook(cfg.eval.every, quick_eval, cfg.eval.select_on_test, val is not None),
+        MetricsHook(run_dir, t.log_every, info.is_main),
         CheckpointHook(
             run_dir,
             t.checkpoint_every,
             cfg.model_dump(mode="json"),
             fingerprint,
             dataset_trial(cfg),
+            t.keep_checkpoints,
         ),
     ]
+    if val is not None:  # after the evaluation hook, whose val_mAP it reads
+        hooks.append(BestCheckpointHook(like=hooks[-1]))
+    tracker = None
+    if t.logger != "none" and info.is_main:
+        from .loggers import TrackerHook
+
+        config = cfg.model_dump(mode="json")
+        tracker = TrackerHook(t.logger, t.logger_project, run_dir, config, t.log_every)
+        hooks.append(tracker)
     trainer = Trainer(
         method,
         opt,
@@ -212,7 +310,13 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
         if path.is_file() or resume != "auto":
             resume_from(trainer, path, fingerprint)
     trainer.fit()
-    result = run_evaluation(model, cfg, device, info, eval_trials(cfg))
+    if not evaluate:
+        return {"run_dir": str(run_dir), "history": trainer.history}
+    trials = eval_trials(cfg)
+    log.info("final evaluation: %s, %d trial(s)", cfg.eval.protocol, len(trials))
+    t_eval = time.perf_counter()
+    result = run_evaluation(model, cfg, device, info, trials)
+    eval_seconds = time.perf_counter() - t_eval
     selected = getattr(trainer, "selected_epoch", None)
     if selected is not None:
         result.selected_on_test = selected
@@ -221,12 +325,20 @@ def _train(cfg: RunCfg, resume: str | None, device: torch.device, info: DistInfo
             "reproduction only; not a valid model selection)",
             selected,
         )
-    out = {"run_dir": str(run_dir), "history": trainer.history, "eval": result.to_json()}
+    if tracker is not None:
+        tracker.finish(result.table(), trainer.step)
+    out = {
+        "run_dir": str(run_dir),
+        "history": trainer.history,
+        "eval": result.to_json(),
+        "eval_seconds": eval_seconds,
+    }
     if info.is_main:
         write_results(run_dir, result)
         if cfg.eval.report:
             from ..report import write_report
 
+            log.info("writing the rank report to %s", run_dir / "report")
             write_report(run_dir / "report", result)
     out["result"] = result
     return out

@@ -12,6 +12,8 @@ from .checkpoint import CHECKPOINT_NAME, CheckpointError, checkpoint_path, load_
 
 # the files one run writes into its directory (config.yaml/env.json are rewritten freely)
 RUN_FILES = (CHECKPOINT_NAME, "metrics.jsonl", "results.json", "results.csv")
+# also discarded by --overwrite: the old run's log and the checkpoints kept beside last.pt
+SIDE_FILES = ("log.txt", "best.pt", "best.json")
 
 
 def claim_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
@@ -28,9 +30,10 @@ def claim_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
             f"{run_dir} already holds a run ({', '.join(found)}); pass --resume auto to "
             "continue it, --overwrite to discard it, or another output_dir="
         )
-    for f in found:
+    old = [run_dir / f for f in (*found, *SIDE_FILES)] + sorted(run_dir.glob("epoch_*.pt"))
+    for path in old:
         with contextlib.suppress(FileNotFoundError):
-            (run_dir / f).unlink()
+            path.unlink()
 
 
 def resume_checkpoint(cfg: RunCfg, resume: str | None) -> Path | None:

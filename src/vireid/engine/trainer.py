@@ -8,7 +8,6 @@ from contextlib import nullcontext
 
 import torch
 
-from ..utils.progress import progress_bar
 from .hooks import Hook
 
 
@@ -82,13 +81,10 @@ class Trainer:
     def train_epoch(self) -> None:
         self.method.train()
         self.method.set_epoch(self.epoch)
-        total = self.iters_per_epoch or len(self.loader)
-        with progress_bar(f"epoch {self.epoch + 1}/{self.epochs}", total) as advance:
-            for batch in self._batches():
-                outputs = self.train_step(batch)
-                self.step += 1
-                self.call("after_step", outputs)
-                advance(1)
+        for batch in self._batches():  # progress: engine/progress_hook.py
+            outputs = self.train_step(batch)
+            self.step += 1
+            self.call("after_step", outputs)
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}

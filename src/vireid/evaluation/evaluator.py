@@ -12,6 +12,7 @@ from ..data.protocols import get_protocol, query_gallery
 from ..data.records import Sample
 from .ranking import EvalResult, evaluate, evaluate_features
 from .rerank import rerank_features
+from .test_time import TestTime, query_expansion
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
 
@@ -32,6 +33,8 @@ class ProtocolResult:
     trials: list[TrialResult]
     rerank: bool = False
     selected_on_test: int | None = None  # epoch picked on the test set (paper reproduction)
+    trained_on: str | None = None  # the training dataset (cross-dataset when it differs)
+    test_time: TestTime = field(default_factory=TestTime)  # re-ranking / query expansion
 
     def table(self) -> dict[str, dict[str, float]]:
         """metric → {"mean", "std"} over trials, in percent (as papers report)."""
@@ -46,7 +49,10 @@ class ProtocolResult:
     def to_json(self) -> dict:
         return {
             "protocol": self.protocol,
+            "train_dataset": self.trained_on,
+            "test_dataset": _dataset_of(self.protocol),
             "rerank": self.rerank,
+            "test_time": self.test_time.to_json(),
             "selected_on_test_epoch": self.selected_on_test,
             "trials": [
                 {
@@ -67,6 +73,13 @@ class ProtocolResult:
         return ",".join([self.protocol] + [f"{t[m]['mean']:.2f}" for m in METRICS if m in t])
 
 
+def _dataset_of(protocol: str) -> str | None:
+    try:
+        return get_protocol(protocol).dataset
+    except KeyError:  # a name from an old results file
+        return None
+
+
 def resolve_trials(protocol: str, trials: str | int | Sequence[int]) -> list[int]:
     spec = get_protocol(protocol)
     if trials == "all":
@@ -84,12 +97,17 @@ def score(
     g: list[Sample],
     qf: np.ndarray,
     gf: np.ndarray,
-    rerank: bool = False,
+    rerank: bool | TestTime = False,
 ) -> EvalResult:
+    """Metrics of one query/gallery pair; ``rerank``: True (re-ranking with the community
+    settings) or a ``TestTime`` (re-ranking k1/k2/λ, query expansion)."""
+    tt = TestTime.of(rerank)
     qp, gp = np.array([s.pid for s in q]), np.array([s.pid for s in g])
     qc, gc = np.array([s.camid for s in q]), np.array([s.camid for s in g])
-    if rerank:
-        dist = rerank_features(qf, gf)
+    if tt.qe_k:
+        qf, gf = query_expansion(qf, gf, tt.qe_k, tt.qe_alpha)
+    if tt.rerank:
+        dist = rerank_features(qf, gf, tt.k1, tt.k2, tt.lam)
         return evaluate(dist, qp, gp, qc, gc, rule)
     return evaluate_features(qf, gf, qp, gp, qc, gc, rule)
 
@@ -113,7 +131,7 @@ def score_lists(
     lists: dict[int, tuple[list[Sample], list[Sample]]],
     ordered: list[Sample],
     feats: np.ndarray,
-    rerank: bool = False,
+    rerank: bool | TestTime = False,
 ) -> ProtocolResult:
     """Score every trial from ``feats`` (N, D), row i being the feature of ``ordered[i]``."""
     spec = get_protocol(protocol)
@@ -123,7 +141,8 @@ def score_lists(
         qf = feats[[row[s.path] for s in q]]
         gf = feats[[row[s.path] for s in g]]
         out.append(TrialResult(t, score(spec.rule, q, g, qf, gf, rerank), q, g, qf, gf))
-    return ProtocolResult(spec.name, out, rerank)
+    tt = TestTime.of(rerank)
+    return ProtocolResult(spec.name, out, tt.rerank, test_time=tt)
 
 
 def evaluate_protocol(
@@ -131,7 +150,7 @@ def evaluate_protocol(
     root,
     trials: Sequence[int],
     featurize: Callable[[list[Sample]], np.ndarray],
-    rerank: bool = False,
+    rerank: bool | TestTime = False,
     manifest=None,
 ) -> ProtocolResult:
     """``featurize(samples) -> (N, D)`` is called once on every distinct image of all

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from ..utils.io import write_json, write_text
 from .evaluator import METRICS, ProtocolResult
@@ -12,16 +13,15 @@ from .evaluator import METRICS, ProtocolResult
 
 def results_table(result: ProtocolResult, title: str | None = None) -> Table:
     n = len(result.trials)
-    table = Table(
-        title=title
-        or f"{result.protocol}: mean ± std over {n} trial(s)"
-        + (" (re-ranked)" if result.rerank else "")
-        + (
-            f" [epoch {result.selected_on_test} SELECTED ON THE TEST SET]"
-            if result.selected_on_test is not None
-            else ""
-        )
-    )
+    extras = [
+        " (re-ranked)" if result.rerank else "",
+        f" (trained on {result.trained_on})" if _cross(result) else "",
+        f" [epoch {result.selected_on_test} SELECTED ON THE TEST SET]"
+        if result.selected_on_test is not None
+        else "",
+    ]
+    title = title or f"{result.protocol}: mean ± std over {n} trial(s)" + "".join(extras)
+    table = Table(title=Text(title))  # plain text: rich would read "[epoch …]" as a tag
     for m in METRICS:
         table.add_column(m, justify="right")
     t = result.table()
@@ -29,16 +29,25 @@ def results_table(result: ProtocolResult, title: str | None = None) -> Table:
     return table
 
 
+def _cross(result: ProtocolResult) -> bool:
+    from ..data.protocols import get_protocol
+
+    return result.trained_on is not None and result.trained_on != (
+        get_protocol(result.protocol).dataset
+    )
+
+
 def comparison_table(results: dict[str, ProtocolResult], title: str) -> Table:
     """One row per model (label → result), mean ± std over trials."""
-    table = Table(title=title)
+    table = Table(title=Text(title))
     table.add_column("model")
     for m in METRICS:
         table.add_column(m, justify="right")
     for label, result in results.items():
         t = result.table()
         table.add_row(
-            label, *[f"{t[m]['mean']:.2f} ± {t[m]['std']:.2f}" if m in t else "-" for m in METRICS]
+            Text(label),
+            *[f"{t[m]['mean']:.2f} ± {t[m]['std']:.2f}" if m in t else "-" for m in METRICS],
         )
     return table
 

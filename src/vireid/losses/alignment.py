@@ -22,15 +22,19 @@ def identity_alignment_loss(
     ya: torch.Tensor,
     margin: float = 0.55,
     normalize: bool = False,
+    reduction: str = "sum",
 ) -> torch.Tensor:
     """Eq. 12: Σ_i [α + max_m ‖C^a_i − C^m_i‖ − min_{m, q≠i} ‖C^a_i − C^m_q‖]_+ over the
     identities present in all three modalities; m ∈ {visible, infrared}; C the mean
     features (N, D) of an identity. ``normalize``: L2-normalised centres (not in the
-    paper)."""
+    paper). ``reduction="none"``: the hinge of each identity, (P,) (0 where the margin is
+    met), so a caller can tell how often the margin is reached."""
+    if reduction not in ("sum", "none"):
+        raise ValueError(f"reduction {reduction!r}: expected 'sum' or 'none'")
     ids = torch.unique(ya)
     ids = ids[torch.isin(ids, yv) & torch.isin(ids, yr)]
     if len(ids) < 2:  # no negative centre: nothing to align against
-        return a.sum() * 0.0
+        return a.sum() * 0.0 if reduction == "sum" else a[:0, 0] * 0.0
     cs = [identity_centres(x, y, ids) for x, y in ((a, ya), (v, yv), (r, yr))]
     if normalize:
         cs = [F.normalize(c, dim=1) for c in cs]
@@ -42,7 +46,8 @@ def identity_alignment_loss(
     neg = torch.minimum(
         dv.masked_fill(~off, big).min(1).values, dr.masked_fill(~off, big).min(1).values
     )
-    return F.relu(margin + pos - neg).sum()
+    hinge = F.relu(margin + pos - neg)
+    return hinge.sum() if reduction == "sum" else hinge
 
 
 def accumulate_prototypes(
@@ -74,4 +79,15 @@ def modality_alignment_loss(
             terms.append(mmd2(v, a) + mmd2(a, r))
     if not terms:
         return ta.sum() * 0.0
+    return torch.stack(terms).mean()
+
+
+def direct_modality_alignment_loss(
+    tv: torch.Tensor, tr: torch.Tensor, yv: torch.Tensor, yr: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 15 without the auxiliary bridge (Table 3's ablation): (1/P) Σ_p MMD²(T^v_p, T^r_p)
+    over the identities present in both prototype sets."""
+    terms = [mmd2(tv[yv == p], tr[yr == p]) for p in torch.unique(yr) if bool((yv == p).any())]
+    if not terms:
+        return tv.sum() * 0.0
     return torch.stack(terms).mean()

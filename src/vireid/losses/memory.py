@@ -12,7 +12,8 @@ the batch's clusters towards their samples:
 * ``hard``: per cluster, only the least similar sample of the batch (CM_Hard).
 
 Under DDP, ``update`` all-gathers features and labels first so every rank applies the
-same update.
+same update, unless the training batch is already global (``engine.distributed``: the
+method gathered every rank's rows, in batch order, before its losses).
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.distributed import world_size
+from ..engine.distributed import batch_is_global, world_size
 
 
 def _gather(t: torch.Tensor) -> torch.Tensor:
     """All ranks' rows, in rank order. Ranks may hold different row counts (a method
     selects its clustered rows before updating), so rows are padded to the largest."""
     world = world_size()
-    if world == 1:
+    if world == 1 or batch_is_global():  # the method already gathered every rank's rows
         return t
     n = torch.tensor([len(t)], device=t.device)
     sizes = [torch.empty_like(n) for _ in range(world)]

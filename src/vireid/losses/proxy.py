@@ -3,6 +3,8 @@ unidirectional metrics: logits = cos(feature, proxy) / temperature."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
@@ -19,10 +21,31 @@ def proxy_ce(
 
 
 def unidirectional_ce(
-    feats: torch.Tensor, labels: torch.Tensor, references: list[torch.Tensor], temp: float
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    references: list[torch.Tensor],
+    temp: float,
+    reduce: Literal["mean", "hard", "joint"] = "mean",
 ) -> torch.Tensor:
-    """MAUM's unidirectional metric: ``feats`` of one modality pulled towards the *other*
-    modality's proxies used as static references (no gradient reaches them), averaged over
-    the reference sets (the current proxies and the memory bank's older copies)."""
-    losses = [proxy_ce(feats, labels, ref.detach(), temp) for ref in references]
-    return torch.stack(losses).mean()
+    """MAUM's unidirectional metric: ``feats`` (B, D) of one modality against the other
+    modality's reference proxy sets (each (C, D): the current proxies and stored copies).
+    The references are used as given; MAUM passes them detached (static references).
+
+    ``mean``: the CE averaged over the sets (each set its own softmax).
+    ``hard``: one CE whose logit for the true identity is its *least* similar copy and
+    for every other identity its *most* similar copy, so the stored copy that is hardest
+    for this feature decides (hard positive and hard negative references).
+    ``joint``: one softmax over every copy of every identity (S·C logits), the identity's S
+    copies all positives (multi-positive log-sum-exp): a copy far from the feature turns the
+    gradient instead of being averaged away; with S equal sets it is the plain CE."""
+    if reduce == "mean" or len(feats) == 0:
+        return torch.stack([proxy_ce(feats, labels, ref, temp) for ref in references]).mean()
+    f = F.normalize(feats, dim=1)
+    sims = torch.stack([f @ F.normalize(ref, dim=1).T for ref in references])  # (S, B, C)
+    if reduce == "joint":
+        z = sims.permute(1, 0, 2).flatten(1) / temp  # (B, S·C)
+        pos = sims[:, torch.arange(len(labels)), labels].T / temp  # (B, S)
+        return (torch.logsumexp(z, 1) - torch.logsumexp(pos, 1)).mean()
+    positive = F.one_hot(labels, sims.shape[-1]).bool()
+    hardest = torch.where(positive, sims.amin(0), sims.amax(0))
+    return F.cross_entropy(hardest / temp, labels)

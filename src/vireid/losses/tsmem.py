@@ -9,6 +9,12 @@ step M[y] ← normalise(m·M[y] + (1−m)·t) towards one target t per cluster i
 * ``sequential``: Cluster-Contrast's rule, every sample in batch order
   (``ClusterMemory`` in its ``mean`` mode) — also the rule throughout when
   ``switch_epoch`` is None.
+
+At momentum 0.1 a single-member rule (``random``, ``sequential``, ``hard``) leaves a row at
+about one batch member, so ``random`` alone is Cluster-Contrast's memory in effect
+(``benchmarks/bench_tsmem.py``). What makes stage 1 differ is its *proxies*
+(``tsmem_stage``): ``camera`` keeps one row per (cluster, camera), read as a set
+(``losses.grouped_memory``), where stage 2 reads one row per cluster.
 """
 
 from __future__ import annotations
@@ -27,6 +33,17 @@ def tsmem_rule(epoch: int, switch_epoch: int | None, stage1: str, stage2: str) -
     if switch_epoch is None:
         return "sequential"
     return stage1 if epoch < switch_epoch else stage2
+
+
+def tsmem_stage(epoch: int, cfg) -> tuple[str, str]:
+    """``(rule, proxies)`` of 0-based ``epoch`` under a ``TSMemCfg``: stage 1's for the
+    first ``switch_epoch`` epochs, stage 2's afterwards; Cluster-Contrast's memory
+    (``sequential``, one row per cluster) throughout when ``switch_epoch`` is None."""
+    if cfg.switch_epoch is None:
+        return "sequential", "cluster"
+    if epoch < cfg.switch_epoch:
+        return cfg.stage1, cfg.stage1_proxies
+    return cfg.stage2, cfg.stage2_proxies
 
 
 def first_per_label(score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,24 @@ class Method(nn.Module):
         # DDP only synchronises gradients of calls that go through forward()
         return self.training_step(batch)
 
+    def global_batch(
+        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Under DDP with shared batches (``engine.distributed``): the model outputs and
+        batch fields of every rank's rows, in the single-process batch order, the local
+        rows keeping their gradient; ``images`` are not gathered. One process: unchanged."""
+        from ..engine.distributed import batch_is_global, gather_rows, global_batch_order
+
+        if not batch_is_global():
+            return out, batch
+        order = global_batch_order(batch["modality"] * 2 + batch["view"])
+
+        def g(t: torch.Tensor) -> torch.Tensor:
+            return gather_rows(t)[order]
+
+        fields = {k: g(v) for k, v in batch.items() if k != "images"}
+        return {k: g(v) for k, v in out.items()}, fields
+
     def extra_state(self) -> dict:
         """State outside ``state_dict`` that a resumed run needs (tensors, numbers and
         strings only: checkpoints are loaded with ``weights_only=True``)."""
@@ -53,8 +71,10 @@ class Method(nn.Module):
         """Inverse of ``extra_state``, called after the weights are restored."""
 
     def param_groups(self, lr: float, backbone_lr_mult: float) -> list[dict]:
-        """Backbone (stems + residual layers) at ``lr × backbone_lr_mult``; new layers
-        (non-local, BNNeck, classifier) at ``lr`` — CAJ/MMM's split."""
+        """Parameters under ``backbone_prefixes`` at ``lr × backbone_lr_mult``, the rest
+        (BNNeck, classifier, method heads) at ``lr``. AGW, CAJ and MMM add ``non_local.``
+        to the prefixes: their optimisers give the full rate to the BNNeck and the
+        classifier only."""
         backbone_ids = {
             id(p) for n, p in self.model.named_parameters() if n.startswith(self.backbone_prefixes)
         }

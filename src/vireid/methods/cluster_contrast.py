@@ -98,6 +98,7 @@ class ClusterContrast(Method):
 
     def training_step(self, batch):
         out = self.model(batch["images"], batch["modality"])
+        out, batch = self.global_batch(out, batch)  # DDP: every rank's rows
         f, y, m = out["feat"], batch["labels"], batch["modality"]
         parts = {}
         loss = f.new_zeros(())

@@ -1,21 +1,26 @@
 """ECUL: Extended Cross-Modality United Learning (Wu, Yang, He, Hu; arXiv 2412.19134), in
-``vireid``'s reading (no public code; docs/methods/ecul.md says what is stated, what is
-chosen and why). Every component, switched off, leaves a baseline we match elsewhere.
+``vireid``'s reading (no public code; the full paper was not retrieved here;
+docs/methods/ecul.md says what is stated, what is chosen and why). Every component,
+switched off, leaves a baseline we match elsewhere.
 
 Per epoch (``on_clusters``), on the clustering features:
 
 * intra-modality clusters (the engine's per-modality Jaccard + DBSCAN) → visible and
-  infrared cluster memories;
+  infrared cluster memories: one row per cluster, or, in TSMem's stage 1 with
+  ``stage1_proxies: camera``, one row per (cluster, camera) read as a set
+  (``losses.grouped_memory``);
 * inter-modality clusters: DBSCAN on the EMCC distance over both modalities
-  (``clustering.emcc``: camera-aware k2 expansion, k3 negative filter) → a cross-modal
-  memory initialised by cross-modal aggregation, ½(mean_V + mean_R) where a joint cluster
-  holds both modalities, the one modality's mean otherwise (PCAL);
+  (``clustering.emcc``: camera-aware k2 expansion or camera-aware search, k3 negative
+  filter) → a cross-modal memory of per-modality halves whose mean is the proxy at every
+  use, so it stays ½(visible + infrared) under one-modality batches (``cross_memory:
+  halves``; ``single`` = PCAL's one row, initialised to ½(mean_V + mean_R));
 * inter-modality instance selection inside mixed joint clusters
   (``clustering.instance_selection``) and an instance memory of every training sample.
 
 Per step: L = L_V + L_R + λ_cross·L_VR (ClusterNCE, τ) + λ_ins·L_ins (instance InfoNCE,
-τ_ins). After the optimiser step the three cluster memories move by the TSMem rule of
-the epoch (``losses.tsmem``), the instance memory by a per-sample momentum step.
+τ_ins). After the optimiser step every cluster memory row moves by the TSMem rule of the
+epoch (``losses.tsmem``) towards its own samples, the instance memory by a per-sample
+momentum step.
 
 Everything is rebuilt from the weights at the start of each epoch and the random rule's
 generator is seeded by (run seed, epoch), so checkpoints at epoch ends resume exactly.
@@ -27,12 +32,14 @@ import numpy as np
 import torch
 
 from ..clustering import centroids, cluster_quality
+from ..clustering.camera_search import CameraSearch
 from ..clustering.emcc import emcc_labels
 from ..clustering.instance_selection import mixed_cluster_mask, select_instances
 from ..clustering.pseudo_labels import build_ann
+from ..losses.grouped_memory import GroupedMemory
 from ..losses.instance import instance_nce
 from ..losses.memory import ClusterMemory, modality_nce
-from ..losses.tsmem import TwoStepMemory, tsmem_rule
+from ..losses.tsmem import TwoStepMemory, tsmem_stage
 from ..registry import METHODS
 from .base import Method
 
@@ -94,6 +101,7 @@ class ECUL(Method):
         self._arrays: dict[str, torch.Tensor] = {}
         self.v2i: np.ndarray | None = None
         self._last: tuple | None = None
+        self.rule = "sequential"  # the epoch's TSMem update rule (set in on_clusters)
 
     def set_samples(self, samples: dict[int, list]) -> None:
         """The training samples per modality: cameras for EMCC, identities for the joint
@@ -103,19 +111,24 @@ class ECUL(Method):
     def _device(self):
         return next(self.model.parameters()).device
 
+    def _cameras(self) -> np.ndarray:
+        """(N,) camera id of every training sample, visible first (the feature order)."""
+        if self.samples is None:
+            raise RuntimeError("ECUL reads cameras (EMCC, camera proxies): set_samples() first")
+        return np.array([s.camid for m in (VIS, IR) for s in self.samples[m]])
+
     # ------------------------------------------------------------ pseudo-label step
     def plan(self, epoch: int, feats: dict, labels: dict) -> dict:
-        """The epoch's joint clusters, cross-modal centres and instance selection as
-        NumPy arrays (rank 0; broadcast under DDP)."""
+        """The epoch's joint clusters and instance selection as NumPy arrays (rank 0;
+        broadcast under DDP)."""
         c = self.cfg
         x = np.concatenate([feats[VIS], feats[IR]])
         nv = len(feats[VIS])
         is_ir = np.r_[np.zeros(nv, bool), np.ones(len(feats[IR]), bool)]
-        camera = None
-        if c.camera_aware:
-            if self.samples is None:
-                raise RuntimeError("ECUL's camera-aware EMCC needs set_samples() first")
-            camera = np.array([s.camid for m in (VIS, IR) for s in self.samples[m]])
+        camera = self._cameras() if c.camera_aware else None
+        search = None
+        if c.camera_aware and c.camera_rule == "search":
+            search = CameraSearch(**c.camera_search.model_dump())
         joint = emcc_labels(
             x,
             c.joint_k1,
@@ -128,12 +141,12 @@ class ECUL(Method):
             knn_backend=c.cluster.knn_backend,
             device=c.cluster.device,
             ann=build_ann(c.cluster),
+            camera_search=search,
         )
         mixed = mixed_cluster_mask(joint, is_ir)
         p = {
             "joint": joint,
             "joint_loss": np.where(mixed, joint, -1) if c.cross_mixed_only else joint,
-            "joint_centres": cross_modal_centres(x, joint, is_ir),
             "positives": select_instances(x, joint, is_ir, c.selection, c.selection_k),
             "seed": self.seed * 1_000_003 + epoch,
             "v2i": joint_v2i(labels[VIS], labels[IR], joint),
@@ -148,8 +161,6 @@ class ECUL(Method):
             pids = np.array([s.pid for m in (VIS, IR) for s in self.samples[m]])
             q = cluster_quality(joint, pids)
             extras.update({f"joint_{k}": v for k, v in q.items() if k not in ("true_ids",)})
-        t = c.tsmem
-        extras["memory_rule"] = tsmem_rule(epoch, t.switch_epoch, t.stage1, t.stage2)
         p["extras"] = extras
         return p
 
@@ -161,14 +172,22 @@ class ECUL(Method):
         c, dev = self.cfg, self._device()
         cat = np.concatenate
         intra = cat([labels[VIS], labels[IR]])
+        x = cat([feats[VIS], feats[IR]])
+        is_ir = np.r_[np.zeros(len(feats[VIS]), np.int64), np.ones(len(feats[IR]), np.int64)]
+        # the epoch's TSMem stage: the update rule and how many rows a cluster keeps
+        self.rule, proxies = tsmem_stage(epoch, c.tsmem)
+        camera = None
+        if proxies == "camera" or self.samples is not None:
+            camera = np.unique(self._cameras(), return_inverse=True)[1].ravel()
+        nv = len(feats[VIS])
         self.memories = {
-            "v": self._memory(centroids(feats[VIS], labels[VIS]), c.temp, c.momentum),
-            "r": self._memory(centroids(feats[IR], labels[IR]), c.temp, c.momentum),
+            "v": self._intra_memory(feats[VIS], labels[VIS], camera, proxies, slice(0, nv)),
+            "r": self._intra_memory(feats[IR], labels[IR], camera, proxies, slice(nv, None)),
         }
-        if len(p["joint_centres"]):
-            self.memories["vr"] = self._memory(p["joint_centres"], c.temp, c.momentum)
+        if (p["joint"] >= 0).any():
+            self.memories["vr"] = self._cross_memory(x, p["joint"], is_ir)
         bank = ClusterMemory(feats[VIS].shape[1], 0, c.instance_temp, c.instance_momentum)
-        bank.to(dev).reset(torch.from_numpy(cat([feats[VIS], feats[IR]])))
+        bank.to(dev).reset(torch.from_numpy(x))
         self.memories["instance"] = bank
         self.generator.manual_seed(int(p["seed"]) % (1 << 63))
         self.v2i = p["v2i"]
@@ -178,7 +197,43 @@ class ECUL(Method):
             "joint_loss": torch.from_numpy(p["joint_loss"]).to(dev),
             "positives": torch.from_numpy(p["positives"]).to(dev),
         }
-        return p["extras"]
+        if camera is not None:
+            self._arrays["camera"] = torch.from_numpy(camera).to(dev)
+        rows = sum(m.features.shape[0] for m in (self.memories["v"], self.memories["r"]))
+        clusters = sum(m.num_clusters for m in (self.memories["v"], self.memories["r"]))
+        return {
+            **p["extras"],
+            "memory_rule": self.rule,
+            "memory_proxies": proxies,
+            "memory_rows_per_cluster": rows / max(clusters, 1),
+        }
+
+    def _intra_memory(self, feats, labels, camera, proxies: str, part: slice):
+        """A modality's cluster memory: one row per cluster, or per (cluster, camera)."""
+        c = self.cfg
+        if proxies == "camera":
+            mem = GroupedMemory.from_features(
+                feats,
+                labels,
+                camera[part],
+                c.temp,
+                c.momentum,
+                compose="set",
+                read=c.tsmem.camera_read,
+            )
+            return mem.to(self._device())
+        return self._memory(centroids(feats, labels), c.temp, c.momentum)
+
+    def _cross_memory(self, x: np.ndarray, joint: np.ndarray, is_ir: np.ndarray):
+        """The cross-modal memory over every joint cluster: per-modality halves whose mean
+        is the proxy at every use (``halves``), or PCAL's one row initialised to
+        ½(mean_V + mean_R) (``single``)."""
+        c = self.cfg
+        if c.cross_memory == "single":
+            cent = cross_modal_centres(x, joint, is_ir.astype(bool))
+            return self._memory(cent, c.temp, c.momentum)
+        mem = GroupedMemory.from_features(x, joint, is_ir, c.temp, c.momentum, compose="mean")
+        return mem.to(self._device())
 
     def cross_labels(self) -> dict[str, np.ndarray] | None:
         """Visible → infrared cluster map read off the joint clusters (diagnostic)."""
@@ -196,6 +251,7 @@ class ECUL(Method):
     def training_step(self, batch):
         c = self.cfg
         out = self.model(batch["images"], batch["modality"])
+        out, batch = self.global_batch(out, batch)  # DDP: every rank's rows
         f, m, idx = out["feat"].float(), batch["modality"], batch["index"]
         a = {k: v[idx] for k, v in self._arrays.items() if k != "positives"}
         parts = modality_nce(self.memories, f, m, a["intra"], VIS, IR)
@@ -224,18 +280,23 @@ class ECUL(Method):
         if self._last is None:
             return
         f, m, idx, a = self._last
-        t = self.cfg.tsmem
-        rule = tsmem_rule(self.epoch, t.switch_epoch, t.stage1, t.stage2)
         # no `if sel.any()`: every rank runs every update (ClusterMemory.update, DDP)
         for mod, key in ((VIS, "v"), (IR, "r")):
             sel = (m == mod) & (a["intra"] >= 0)
-            self.memories[key].update_with(f[sel], a["intra"][sel], rule, self.generator)
+            self._update(self.memories[key], f[sel], a["intra"][sel], a.get("camera", m)[sel])
         sel = a["joint_loss"] >= 0
         if "vr" in self.memories and self._cross_active():
-            self.memories["vr"].update_with(f[sel], a["joint_loss"][sel], rule, self.generator)
+            self._update(self.memories["vr"], f[sel], a["joint_loss"][sel], m[sel])
         if self.cfg.instance_weight and self._cross_active():
             self.memories["instance"].update(f, idx)  # per sample; two views of an image in turn
         self._last = None
+
+    def _update(self, mem, feats, labels, groups) -> None:
+        """The epoch's TSMem rule; a grouped memory moves the row of each sample's group."""
+        if isinstance(mem, GroupedMemory):
+            mem.update_groups(feats, labels, groups, self.rule, self.generator)
+        else:
+            mem.update_with(feats, labels, self.rule, self.generator)
 
 
 @METHODS.register("ecul")

@@ -1,31 +1,33 @@
 """MMM: Multi-Memory Matching for unsupervised VI-ReID (Shi et al., ECCV 2024).
 
-Per epoch (``on_clusters``), on the clustering features:
+Per epoch (``on_clusters``), on the clustering features (the plan: ``mmm_plan.py``):
 
 * **CMC** — clusters of the visible set, the infrared set (from the engine) and the joint
   set (modality-balanced Jaccard, k1 40 / k2 32 on SYSU-MM01); three memories: visible,
-  infrared, and mixed (mean of the two modality means of each joint cluster that holds
-  both modalities). L_CMC = L_V + L_R + L_VR (ClusterNCE, τ 0.05).
-* **SCA confidence** — per-sample ClusterNCE loss against the fresh centroids, a
-  2-component GMM per modality, confidence = posterior of the low-loss component. Memories
-  start from confidence-weighted centres Σ w·f / N and are updated with confidence-scaled
-  momentum steps.
+  infrared, and mixed (mean of the two modality means of each joint cluster).
+  L_CMC = L_V + L_R + L_VR (ClusterNCE, τ 0.05).
 * **MMLM** (from ``match_start_epoch``; CMC alone before it) — k-means splits every
   intra-modality cluster into n memories; the cost between a visible and an infrared
   cluster is the sum of nearest-memory distances; a Hungarian assignment (progressive for
   unequal counts) transfers infrared labels to the matched visible clusters (Y^v := QY^r).
-  Batches then hold P matched identities × (K visible + K infrared).
+  Every identity term then reads the unified labels: visible clusters matched to one
+  infrared cluster share one memory row and one Intra centre, and batches hold P matched
+  identities × (K visible + K infrared).
+* **SCA confidence** — per-sample ClusterNCE loss against the fresh centroids, a
+  2-component GMM per modality, confidence = posterior of the low-loss component. Memories
+  start from confidence-weighted centres Σ w·f / N and are updated with confidence-scaled
+  momentum steps.
 
-Per step: L_CMC + λ_Cross·L_Cross + λ_Intra·L_Intra + λ_Inter·L_Inter (+ λ_Tri·triplet).
-L_Cross is where the matched labels train the network: ½[NCE(f_v, M_R, partner) +
-NCE(f_r, M_V, partner)], each feature against the memory of its matched cluster in the
-other modality (PGM's cross loss, both directions every step). L_Intra: squared distance
-of each normalised feature to its confidence-weighted cluster centre (from epoch 1);
-L_Inter: stop-gradient MMD² between an identity's visible and infrared features (from
-epoch 15). ``schedule: once`` freezes the labels at the first matching and refits the
-confidences and centres every epoch. Diagnostics logged every epoch: correspondence ARI
-of the multi-memory matching and of single-memory (centroid) matching on the same
-features.
+Per step: λ_CMC·L_CMC + λ_Intra·L_Intra + λ_Inter·L_Inter, the paper's loss. L_Intra:
+squared distance of each normalised feature to its identity's confidence-weighted centre
+(from epoch 1); L_Inter: stop-gradient MMD² between an identity's visible and infrared
+features (from epoch 15), the cross-modal pull. Options: PGM's cross term L_Cross
+(½[NCE(f_v, M_R, partner) + NCE(f_r, M_V, partner)]), a triplet on the unified labels, and
+the official stage B's soft-ID CE over a shared classifier (``labels_from``: labels frozen
+from a stage-A checkpoint before training, so the classifier's size is known).
+``schedule: once`` freezes the labels at the first matching and refits the confidences
+and centres every epoch. Diagnostics logged every epoch: correspondence ARI of the
+multi-memory matching and of single-memory (centroid) matching on the same features.
 """
 
 from __future__ import annotations
@@ -33,19 +35,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ..clustering import centroids, cluster_labels, pgm_cost, progressive_match
-from ..clustering.dbscan import relabel_contiguous
-from ..clustering.multi_memory import (
-    cluster_memories,
-    match_clusters,
-    multi_memory_cost,
-    reverse_partners,
-    transfer_labels,
-)
-from ..clustering.pseudo_labels import build_ann
 from ..config.loader import ConfigError
-from ..losses.confidence import gmm_confidence
 from ..losses.memory import ClusterMemory, modality_nce
 from ..losses.mmd import inter_modality_mmd
 from ..losses.prototypes import EpochPrototypes
@@ -53,34 +45,10 @@ from ..losses.triplet import batch_hard_triplet
 from ..registry import METHODS
 from ..utils.io import arrays_to_tensors, tensors_to_arrays
 from .base import Method
+from .mmm_plan import make_plan, per_sample_nce, sca, weighted_centres
 
+__all__ = ["MMM", "per_sample_nce", "second_view_rows", "weighted_centres"]
 VIS, IR = 0, 1
-
-
-def per_sample_nce(
-    feats: np.ndarray, labels: np.ndarray, cent: np.ndarray, temp: float
-) -> np.ndarray:
-    """ClusterNCE loss of every clustered sample against normalised centroids (NaN for
-    outliers)."""
-    out = np.full(len(feats), np.nan)
-    m = labels >= 0
-    if m.any():
-        f = torch.from_numpy(feats[m]).float()
-        c = F.normalize(torch.from_numpy(cent).float(), dim=1)
-        logits = F.normalize(f, dim=1) @ c.T / temp
-        out[m] = F.cross_entropy(logits, torch.from_numpy(labels[m]), reduction="none").numpy()
-    return out
-
-
-def weighted_centres(feats: np.ndarray, labels: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Σ w·f / N per cluster (divided by the count, as the paper writes it). A cluster
-    whose confidences are all ≈ 0 falls back to its plain centroid: its weighted centre
-    would be a zero vector, a degenerate memory row and Intra target."""
-    cent = centroids(feats * w[:, None], labels)
-    dead = np.linalg.norm(cent, axis=1) < 1e-6
-    if dead.any():
-        cent[dead] = centroids(feats, labels)[dead]
-    return cent
 
 
 def second_view_rows(index: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
@@ -109,6 +77,7 @@ class MMM(Method):
                 "its prototypes come from the previous epoch's batches of the same labels"
             )
         self.cfg = cfg
+        self.classifier: nn.Linear | None = None  # built from the first (frozen) plan
         self.memories: dict[str, ClusterMemory] = {}
         self.v2r: np.ndarray | None = None
         self.v2r_single: np.ndarray | None = None
@@ -130,86 +99,19 @@ class MMM(Method):
         mem.to(self._device()).reset(torch.from_numpy(cent))
         return mem
 
-    def _joint_labels(self, feats, labels) -> np.ndarray:
-        c = self.cfg
-        x = np.concatenate([feats[VIS], feats[IR]])
-        is_ir = np.r_[np.zeros(len(feats[VIS]), bool), np.ones(len(feats[IR]), bool)]
-        joint = cluster_labels(
-            x,
-            c.joint_k1,
-            c.joint_k2,
-            c.cluster.eps,
-            c.cluster.min_samples,
-            c.cluster.knn_backend,
-            modality=is_ir,
-            device=c.cluster.device,
-            ann=build_ann(c.cluster),
-        )
-        # only joint clusters holding both modalities feed L_VR (MMM's associated clusters)
-        both = np.intersect1d(joint[~is_ir], joint[is_ir])
-        joint = np.where(np.isin(joint, both[both >= 0]), joint, -1)
-        return relabel_contiguous(joint)
-
-    def _sca(self, feats: dict, labels: dict, joint: np.ndarray) -> dict:
-        """What depends on the features once the labels are fixed: GMM confidences,
-        weighted centres, the mixed memory's centres."""
-        c = self.cfg
-        p: dict = {"extras": {}, "conf": {}, "centres": {}, "joint_centres": None}
-        for m in (VIS, IR):
-            cent = centroids(feats[m], labels[m])
-            w = np.zeros(len(labels[m]))
-            ok = labels[m] >= 0
-            if c.confidence:
-                w[ok] = gmm_confidence(per_sample_nce(feats[m], labels[m], cent, c.temp)[ok])
-            else:
-                w[ok] = 1.0
-            p["conf"][m] = w
-            p["centres"][m] = weighted_centres(feats[m], labels[m], w)
-            tag = "visible" if m == VIS else "infrared"
-            p["extras"][f"{tag}_confidence"] = float(w[ok].mean())
-        nv = len(labels[VIS])
-        if (joint >= 0).any():
-            jv = centroids(feats[VIS], joint[:nv])
-            jr = centroids(feats[IR], joint[nv:])
-            p["joint_centres"] = 0.5 * (jv + jr)
-        return p
-
     def plan(self, epoch: int, feats: dict, labels: dict) -> dict:
-        """Everything the epoch's clusters imply, as NumPy arrays (GMM confidences, weighted
-        centres, joint clusters, matching). Computed once (rank 0 under DDP) and broadcast,
-        so every rank trains on identical memories and labels."""
-        c = self.cfg
-        nv = len(labels[VIS])
-        joint = np.full(nv + len(labels[IR]), -1, np.int64)
-        if c.use_joint:
-            joint = self._joint_labels(feats, labels)
-        p = self._sca(feats, labels, joint)
-        p["joint"] = joint
-        if c.use_joint:
-            p["extras"]["joint_clusters"] = float(len(np.unique(joint[joint >= 0])))
-        p["unified"] = {VIS: labels[VIS], IR: labels[IR]}
-        p["v2r"] = p["v2r_single"] = p["r2v"] = None
-        if c.mmlm and epoch + 1 >= c.match_start_epoch:
-            mv, cv = cluster_memories(feats[VIS], labels[VIS], c.num_memories, c.kmeans_n_init)
-            mr, cr = cluster_memories(feats[IR], labels[IR], c.num_memories, c.kmeans_n_init)
-            cost = multi_memory_cost(mv, cv, mr, cr, c.cost)
-            p["v2r"] = match_clusters(cost, c.matching, c.compat_skip_last_cluster)
-            p["r2v"] = reverse_partners(p["v2r"], cost)
-            p["unified"] = dict(
-                zip((VIS, IR), transfer_labels(labels[VIS], labels[IR], p["v2r"]), strict=True)
-            )
-            # single-memory (centroid) matching on the same features, for the diagnostic
-            p["v2r_single"] = progressive_match(
-                pgm_cost(centroids(feats[VIS], labels[VIS]), centroids(feats[IR], labels[IR]))
-            )[0]
-        return p
+        """The epoch's plan (``mmm_plan.make_plan``): matching, identities, confidences,
+        centres."""
+        return make_plan(self.cfg, epoch, feats, labels)
 
     @torch.no_grad()
     def on_clusters(self, epoch: int, feats: dict, labels: dict) -> dict[str, float]:
         from ..engine.distributed import broadcast_object, get_rank
 
         p = broadcast_object(self.plan(epoch, feats, labels) if get_rank() == 0 else None)
-        self._use_plan(p, labels)
+        if self.cfg.lambda_id:
+            self._build_classifier(p["num_classes"])
+        self._use_plan(p)
         self._new_prototypes(p["unified"])
         if self.freeze_labels:  # `schedule: once`: kept, and checkpointed, from here on
             self.frozen = {"plan": p, "labels": labels}
@@ -222,13 +124,30 @@ class MMM(Method):
         prototypes are refitted, as the official code refits its GMM and prototypes."""
         from ..engine.distributed import broadcast_object, get_rank
 
-        labels, p = self.frozen["labels"], self.frozen["plan"]
-        sca = self._sca(feats, labels, p["joint"]) if get_rank() == 0 else None
-        p = {**p, **broadcast_object(sca)}
-        self._use_plan(p, labels)
+        p = self.frozen["plan"]
+        fit = sca(self.cfg, feats, p["ident"], p["joint"]) if get_rank() == 0 else None
+        p = {**p, **broadcast_object(fit)}
+        self._use_plan(p)
         if self.protos is not None:
             self.protos.finish()
         return p["extras"]
+
+    def _build_classifier(self, num_classes: int) -> None:
+        """The official stage B's shared classifier over the unified identities:
+        ``Linear(D, C, bias=False)`` on the BN feature, N(0, 0.001) init (``model.py``).
+        It must exist before the optimiser is built (``method.labels_from``)."""
+        if self.classifier is not None:
+            if self.classifier.out_features != num_classes:
+                raise RuntimeError("the classifier's classes changed after the optimiser was built")
+            return
+        if num_classes == 0:
+            raise ConfigError(
+                "method.lambda_id: the first matching produced no identity; check "
+                "method.labels_from and method.match_start_epoch=1"
+            )
+        dim = self.model.bottleneck.num_features
+        self.classifier = nn.Linear(dim, num_classes, bias=False).to(self._device())
+        nn.init.normal_(self.classifier.weight, 0.0, 0.001)
 
     def _new_prototypes(self, labels: dict) -> None:
         """New (unified) labels: an empty prototype bank (visible view 1, view 2, infrared)."""
@@ -254,7 +173,9 @@ class MMM(Method):
             return
         self.frozen = tensors_to_arrays(state["frozen"])
         labels = self.frozen["labels"]
-        self._use_plan(self.frozen["plan"], labels)
+        if self.cfg.lambda_id:
+            self._build_classifier(int(self.frozen["plan"]["num_classes"]))
+        self._use_plan(self.frozen["plan"])
         for k, f in state["memories"].items():
             self.memories[k].features.copy_(f)
         if "prototypes" in state:
@@ -262,7 +183,7 @@ class MMM(Method):
             self.protos.load(state["prototypes"])
 
     @torch.no_grad()
-    def _use_plan(self, p: dict, labels: dict) -> None:
+    def _use_plan(self, p: dict) -> None:
         dev = self._device()
         centres = p["centres"]
         self.memories = {"v": self._memory(centres[VIS]), "r": self._memory(centres[IR])}
@@ -276,16 +197,22 @@ class MMM(Method):
             self.freeze_labels = self.cfg.schedule == "once"
         self.sampling = "cross" if self.v2r is not None else "paired"
         self.sampling_labels = p["unified"]
-        cat = np.concatenate
-        partner = np.full(len(labels[VIS]) + len(labels[IR]), -1, np.int64)
-        if self.v2r is not None:  # each sample's matched cluster in the other modality
-            look = [(self.v2r, labels[VIS]), (p["r2v"], labels[IR])]
+        ident, cat = p["ident"], np.concatenate
+        partner = np.full(len(ident[VIS]) + len(ident[IR]), -1, np.int64)
+        if p["partner"] is not None:  # each sample's matched identity in the other modality
+            r2v = np.full(len(centres[IR]), -1, np.int64)
+            has = np.flatnonzero(p["partner"] >= 0)
+            r2v[p["partner"][has]] = has
+            look = [(p["partner"], ident[VIS]), (r2v, ident[IR])]
             partner = cat([np.where(lab >= 0, lut[np.maximum(lab, 0)], -1) for lut, lab in look])
         self._arrays = {
-            "intra": torch.from_numpy(cat([labels[VIS], labels[IR]])).to(dev),
-            "joint": torch.from_numpy(p["joint"]).to(dev),
+            "intra": torch.from_numpy(cat([ident[VIS], ident[IR]])).to(dev),
+            "joint": torch.from_numpy(p["joint_train"]).to(dev),
             "unified": torch.from_numpy(cat([p["unified"][VIS], p["unified"][IR]])).to(dev),
             "partner": torch.from_numpy(partner).to(dev),
+            "cls": torch.from_numpy(
+                p["classes"] if p["classes"] is not None else np.full(len(partner), -1)
+            ).to(dev),
             "conf": torch.from_numpy(cat([p["conf"][VIS], p["conf"][IR]])).float().to(dev),
         }
 
@@ -300,16 +227,25 @@ class MMM(Method):
     def training_step(self, batch):
         c = self.cfg
         out = self.model(batch["images"], batch["modality"])
+        out, batch = self.global_batch(out, batch)  # DDP: every rank's rows
         f, m, idx = out["feat"].float(), batch["modality"], batch["index"]
         pool = out["pool"].float()
         view2 = second_view_rows(idx, m)
         a = {k: v[idx] for k, v in self._arrays.items()}
-        parts = modality_nce(self.memories, f, m, a["intra"], VIS, IR)
-        loss = sum(parts.values(), f.new_zeros(()))
-        sel = a["joint"] >= 0
-        if "vr" in self.memories and sel.any():
-            parts["nce_joint"] = self.memories["vr"](f[sel], a["joint"][sel])
-            loss = loss + parts["nce_joint"]
+        self._last = (f.detach(), pool.detach(), m, view2, a)
+        parts: dict[str, torch.Tensor] = {}
+        loss = f.new_zeros(())
+        if self.classifier is not None and (a["cls"] >= 0).any():
+            parts["id"] = self._soft_id(f, a)
+            if self.epoch < c.id_warmup_epochs:  # the code's warm-up: the CE alone
+                return {"loss": c.lambda_id * parts["id"], "id": parts["id"].detach()}
+            loss = loss + c.lambda_id * parts["id"]
+        if c.lambda_cmc:  # L_CMC = L_V + L_R + L_VR
+            cmc = modality_nce(self.memories, f, m, a["intra"], VIS, IR)
+            if "vr" in self.memories and (a["joint"] >= 0).any():
+                cmc["nce_joint"] = self._joint_nce(f, m, a["joint"])
+            parts.update(cmc)
+            loss = loss + c.lambda_cmc * sum(cmc.values(), f.new_zeros(()))
         matched = self.v2r is not None
         if c.lambda_cross and matched and (a["partner"] >= 0).any():
             parts["cross"] = self._cross(f, m, a)
@@ -329,8 +265,28 @@ class MMM(Method):
             feats = pool if c.inter_feature == "pool" else f
             parts["inter"] = inter_modality_mmd(feats, a["unified"], m == IR, view2, c.inter_form)
             loss = loss + c.lambda_inter * parts["inter"]
-        self._last = (f.detach(), pool.detach(), m, view2, a)
         return {"loss": loss, **{k: v.detach() for k, v in parts.items()}}
+
+    def _joint_nce(self, f, m, y) -> torch.Tensor:
+        """L_VR: one mean over the batch's joint-clustered rows (``joint_reduce: pooled``),
+        or the official code's L_all(IR) + L_all(RGB), a mean per modality summed
+        (``per_modality``, trainers.py): about twice the scale, and the visible rows' two
+        views no longer outweigh the infrared rows."""
+        sel = y >= 0
+        if self.cfg.joint_reduce == "pooled":
+            return self.memories["vr"](f[sel], y[sel])
+        parts = [sel & (m == mod) for mod in (VIS, IR)]
+        return sum(self.memories["vr"](f[s], y[s]) for s in parts if s.any())
+
+    def _soft_id(self, f, a) -> torch.Tensor:
+        """The official stage B's soft-ID CE (``main.py``, ``--loss1 sid``): each sample's
+        CE over the shared classifier times its GMM confidence, summed and divided by the
+        batch; the plain mean CE in the warm-up epochs."""
+        ok = a["cls"] >= 0
+        ce = F.cross_entropy(self.classifier(f[ok]), a["cls"][ok], reduction="none")
+        if self.epoch < self.cfg.id_warmup_epochs:
+            return ce.mean()
+        return (ce * a["conf"][ok]).sum() / ok.sum()
 
     def _cross(self, f, m, a) -> torch.Tensor:
         """½[NCE(f_v, M_R, partner) + NCE(f_r, M_V, partner)] over the samples whose

@@ -18,6 +18,9 @@ from .base import Method
 
 class AGW(Method):
     name = "agw"
+    # AGW train.py / CAJ train_ext.py give the full rate only to the BNNeck and the
+    # classifier: the non-local blocks train at the backbone's (lr x 0.1)
+    backbone_prefixes = ("stems.", "layers.", "non_local.")
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class AGW(Method):
 
     def training_step(self, batch):
         out = self.model(batch["images"], batch["modality"])
+        out, batch = self.global_batch(out, batch)  # DDP: every rank's rows
         labels = batch["labels"]
         ce = F.cross_entropy(out["logits"].float(), labels, label_smoothing=self.label_smoothing)
         acc = (out["logits"].argmax(1) == labels).float().mean()

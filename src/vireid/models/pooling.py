@@ -24,9 +24,19 @@ class GeM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(2)
+        eps = 0.0
         if self.learnable:
-            return x.clamp(min=1e-6).pow(self.p).mean(-1).pow(1.0 / self.p)
-        return (x.pow(self.p).mean(-1) + 1e-12).pow(1.0 / self.p)
+            x = x.clamp(min=1e-6)
+        else:
+            eps = 1e-12
+        # The same value computed as m * (mean((x/m)^p) + eps/m^p)^(1/p), m the per-channel
+        # max: x^p overflows float32 past x ~ 7e12 (float16 past 40), which a random init
+        # under eval-mode BatchNorm reaches; x/m <= 1 cannot overflow.
+        m = x.detach().amax(-1, keepdim=True).clamp(min=1e-6)
+        inner = (x / m).pow(self.p).mean(-1)
+        if eps:
+            inner = inner + eps / m.squeeze(-1).pow(self.p)
+        return m.squeeze(-1) * inner.pow(1.0 / self.p)
 
 
 def build_pooling(kind: str, p: float = 3.0) -> nn.Module:

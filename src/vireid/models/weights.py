@@ -1,8 +1,10 @@
 """Load ImageNet ResNet weights from a local file into the two-stream network.
 
 Nothing is downloaded. ``path`` is a ``.pth``/``.pt`` state dict (loaded with
-``weights_only=True``) or a ``.safetensors`` file, or the word ``torchvision`` to use a
-file already in torch's hub cache (``~/.cache/torch/hub/checkpoints``), or the word
+``weights_only=True``) or a ``.safetensors`` file (torchvision key names; or a vireid
+checkpoint or ``vireid export``, whose two stems and layers are taken as they are), or
+the word ``torchvision`` to use a file already in torch's hub cache
+(``~/.cache/torch/hub/checkpoints``), or the word
 ``synthetic`` for the synthetic benchmark's stand-in (``vireid.pretrain``: built on first
 use, then cached). The stem weights go to both modality stems; ``fc`` is dropped.
 """
@@ -59,9 +61,23 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt/unsafe files
-        raise WeightsError(f"{path}: cannot load as a weights-only state dict ({e})") from None
+        # never torch's own text: it advises weights_only=False, which runs the file's code
+        from ..engine.checkpoint import refused_global
+
+        name = refused_global(e)
+        why = (
+            f"refers to the Python object {name}, which a state dict never holds; refused "
+            "(loading it could run code)"
+            if name
+            else "not a loadable state dict (corrupt, truncated or not a torch file)"
+        )
+        raise WeightsError(
+            f"{path}: {why}; expected ImageNet weights (.pth or .safetensors)"
+        ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
+    elif isinstance(obj, dict) and "config" in obj and isinstance(obj.get("model"), dict):
+        obj = obj["model"]  # a vireid checkpoint (last.pt, or a `vireid import`)
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a state dict, got {type(obj).__name__}")
     return obj
@@ -71,7 +87,16 @@ def map_resnet_keys(
     sd: dict[str, torch.Tensor], specific_stages: int = 0
 ) -> dict[str, torch.Tensor]:
     """torchvision ResNet keys → TwoStreamNet keys; the first ``specific_stages`` residual
-    stages are copied into both stems (after conv1, bn1, relu, maxpool: index 4 on)."""
+    stages are copied into both stems (after conv1, bn1, relu, maxpool: index 4 on).
+
+    A vireid export or checkpoint (``model.stems.…``) keeps its own two stems and
+    layers: its backbone, whatever head it had."""
+    if any(k.startswith("model.stems.") for k in sd):
+        return {
+            k.removeprefix("model."): v
+            for k, v in sd.items()
+            if k.startswith(("model.stems.", "model.layers."))
+        }
     out = {}
     stem = {"conv1": "0", "bn1": "1"}
     for k, v in sd.items():

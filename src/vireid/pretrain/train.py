@@ -11,57 +11,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.synthetic.spec import SynthSpec
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..models.two_stream import ARCHS, _scaled_resnet
+from ..models.two_stream import _scaled_resnet
+from ..utils.progress import progress_bar
 from .population import render_population
+from .spec import PretrainSpec
 
 LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-
-
-@dataclass(frozen=True)
-class PretrainSpec:
-    """Everything that determines the stand-in weights (the cache key)."""
-
-    arch: str = "resnet18"
-    width: float = 0.5
-    height: int = 64
-    image_width: int = 32
-    ids: int = 400
-    images_per_id: int = 10
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    # Colour augmentation, as ImageNet recipes use: ImageNet holds grey images and its
-    # models see hue jitter. Both make the stand-in less colour-bound, so it transfers to
-    # infrared zero-shot like ImageNet weights partly do (R1 21.6 vs 17.8 without hue).
-    grayscale: float = 0.5  # probability of a grey copy
-    hue: float = 0.5  # probability of a random permutation of the colour channels
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch={self.arch!r}: expected one of {sorted(ARCHS)}")
-        if not 0 < self.width <= 1:
-            raise ValueError(f"width={self.width}: expected a channel multiplier in (0, 1]")
-        if self.ids < 2 or self.images_per_id < 1 or self.epochs < 1:
-            raise ValueError("expected ids >= 2, images_per_id >= 1 and epochs >= 1")
-
-    def key(self) -> dict:
-        # the population's factors come from SynthSpec's defaults: a recalibration of those
-        # changes the weights, so it must change the cache key too
-        return {**asdict(self), "population": self.population().key()}
-
-    def population(self) -> SynthSpec:
-        return SynthSpec(ids=self.ids, seed=self.seed, height=self.height, width=self.image_width)
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator, pad: int) -> torch.Tensor:
@@ -112,26 +73,28 @@ def pretrain_backbone(
     for epoch in range(spec.epochs):
         order = torch.randperm(len(x_all), generator=gen)
         correct = seen = 0
-        for b in range(steps_per_epoch):
-            idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
-            x = x_all[idx].float() / 255
-            grey = torch.rand(len(x), generator=gen) < spec.grayscale
-            x[grey] = (x[grey] * LUMA).sum(1, keepdim=True).expand(-1, 3, -1, -1)
-            swap = torch.rand(len(x), generator=gen) < spec.hue
-            if swap.any():
-                perm = torch.argsort(torch.rand(int(swap.sum()), 3, generator=gen), dim=1)
-                x[swap] = torch.gather(x[swap], 1, perm[:, :, None, None].expand_as(x[swap]))
-            x, y = _augment((x - mean) / std, gen, pad), y_all[idx]
-            for g in opt.param_groups:
-                g["lr"] = spec.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            logits = net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=spec.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+        with progress_bar(f"pretraining epoch {epoch + 1}/{spec.epochs}", steps_per_epoch) as adv:
+            for b in range(steps_per_epoch):
+                idx = order[b * spec.batch_size : (b + 1) * spec.batch_size]
+                x = x_all[idx].float() / 255
+                grey = torch.rand(len(x), generator=gen) < spec.grayscale
+                x[grey] = (x[grey] * LUMA).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+                swap = torch.rand(len(x), generator=gen) < spec.hue
+                if swap.any():
+                    perm = torch.argsort(torch.rand(int(swap.sum()), 3, generator=gen), dim=1)
+                    x[swap] = torch.gather(x[swap], 1, perm[:, :, None, None].expand_as(x[swap]))
+                x, y = _augment((x - mean) / std, gen, pad), y_all[idx]
+                for g in opt.param_groups:
+                    g["lr"] = spec.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                logits = net(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=spec.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                adv(1)
         log(
             f"epoch {epoch + 1}/{spec.epochs}: loss {loss.item():.3f}, "
             f"train acc {correct / seen:.3f}"

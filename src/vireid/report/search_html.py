@@ -19,6 +19,11 @@ def _match_class(q: Sample, g: Sample) -> str:
     return "same" if q.pid == g.pid else "other"
 
 
+def _who(s: Sample) -> str:
+    """Identity and camera for a caption: a file's base name repeats across identities."""
+    return (f"id {s.pid}" if s.pid >= 0 else "id ?") + f" · cam{s.camid}"
+
+
 def write_search_report(
     out_dir, queries: list[Sample], results: list[list[Match]], **header
 ) -> Path:
@@ -27,6 +32,7 @@ def write_search_report(
     rows = [
         {
             "name": Path(q.path).name,
+            "who": _who(q),
             "modality": q.modality.value,
             "thumb": thumbnail(q.path, 96),
             "matches": [
@@ -34,6 +40,7 @@ def write_search_report(
                     "rank": m.rank,
                     "similarity": m.similarity,
                     "name": Path(m.sample.path).name,
+                    "who": _who(m.sample),
                     "modality": m.sample.modality.value,
                     "thumb": thumbnail(m.sample.path, 96),
                     "cls": _match_class(q, m.sample),

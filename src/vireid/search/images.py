@@ -13,6 +13,7 @@ and a folder that cannot be read is an error, never silently skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -125,12 +126,15 @@ def check_images(samples: Sequence[Sample], max_pixels: int = MAX_PIXELS) -> Non
 
 def protocol_images(protocol: str, root, trials: Iterable[int], manifest=None) -> list[Sample]:
     """Every query and gallery image of ``protocol`` over ``trials``, each once, in the
-    order first drawn: what ``vireid eval --features`` needs."""
+    order first drawn: what ``vireid eval --features`` needs. Paths absolute, like
+    ``collect_images``'s: a relative ``root`` would tie the index to this working directory."""
     from ..data.protocols import query_gallery
 
     seen: dict[str, Sample] = {}
     for t in trials:
         q, g = query_gallery(protocol, root, t, manifest)
         for s in (*q, *g):
-            seen.setdefault(s.path, s)
+            path = os.path.abspath(s.path)
+            if path not in seen:
+                seen[path] = dataclasses.replace(s, path=path)
     return list(seen.values())

@@ -2,7 +2,9 @@
 
 Routes: ``GET /`` a search page, ``GET /health``, ``POST /search`` (multipart ``image``,
 ``modality``, ``k``, ``any_modality``), ``POST /gallery`` (multipart ``images`` —
-repeatable —, ``modality``, ``camera``, ``pid``), ``GET /gallery/{id}/thumbnail``.
+repeatable —, ``modality``, ``camera``, ``pid``), ``GET /gallery/{row}/thumbnail``.
+An answer names a gallery image by its ``row`` in the index and its ``file``; ``pid`` is
+its identity (−1 unknown), as everywhere in vireid ("id" in tables and pages).
 Every refusal is a 4xx JSON ``{"error": "..."}`` naming the field and what was expected;
 no answer shows a server path (entries carry their file name, not its folder).
 ``guard.Guard`` applies the access controls before a body is read; ``decode.Decoder``
@@ -29,7 +31,7 @@ log = get_logger(__name__)
 
 def _entry(row: int, s: Sample) -> dict:
     return {
-        "id": row,
+        "row": row,
         "file": PurePath(s.path).name,
         "modality": s.modality.value,
         "camera": s.camid,

@@ -13,7 +13,8 @@ Memory and file agree at every answer: when a save fails (a full disk, an I/O er
 the additions it held are removed from memory again and their requests are refused
 (507 for a full disk), ``/health`` turns ``degraded`` until a save succeeds, and nothing
 was acknowledged that the file does not hold. Values are checked against what the file
-stores (int64 labels) before anything is kept.
+stores (int64 labels) before anything is kept, and a refused addition's upload files are
+removed again unless a row or another request in flight uses them.
 
 Ownership: a service that may write holds the index file's lock (``IndexLock``) from
 start to ``close()``, so ``vireid index --append`` or a second service cannot write the
@@ -29,6 +30,7 @@ import hashlib
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,7 @@ class GalleryService:
         # an epoch ends when a failed save undoes its additions: rows it kept, and why
         self._epoch, self._ended = 0, {}
         self._save_error: str | None = None
+        self._in_flight: Counter[str] = Counter()  # upload files claimed by running additions
 
     def close(self) -> None:
         if getattr(self, "_lock", None) is not None:
@@ -162,6 +165,16 @@ class GalleryService:
         paths = [self._upload_path(u) for u in uploads]
         with self._index_lock:
             self._refuse_relabel(uploads, paths, modality, camid, pid)
+            self._in_flight.update(paths)
+        try:
+            out = self._store_and_index(uploads, paths, modality, camid, pid)
+        except BaseException:
+            self._release(paths, failed=True)
+            raise
+        self._release(paths, failed=False)
+        return out
+
+    def _store_and_index(self, uploads, paths, modality, camid, pid) -> list[Added]:
         for u, path in zip(uploads, paths, strict=True):
             self._store(u, path)
         samples = [Sample(path, pid, camid, modality) for path in paths]
@@ -183,6 +196,25 @@ class GalleryService:
             need, epoch = max(rows) + 1, self._epoch
         self._commit(need, epoch)  # also waits for a concurrent request's copy of a duplicate
         return out
+
+    def _release(self, paths: list[str], failed: bool) -> None:
+        """Drop this request's claim on its upload files. A refused or failed addition
+        removes those that no row and no other request in flight uses: they would only
+        pile up in the upload folder. Under the index lock, so a request that claims the
+        same picture meanwhile finds the file either gone (and stores it) or kept."""
+        with self._index_lock:
+            self._in_flight.subtract(paths)
+            for path in set(paths):
+                if self._in_flight[path] > 0:
+                    continue
+                del self._in_flight[path]
+                if failed and path not in self.gallery:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as e:
+                        log.warning("could not remove the refused upload %s: %s", path, e)
 
     def _upload_path(self, up: Upload) -> str:
         return str(self.upload_dir / f"{hashlib.sha256(up.data).hexdigest()[:32]}{up.suffix}")

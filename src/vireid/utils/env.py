@@ -17,6 +17,8 @@ PACKAGES = (
     "scipy",
     "scikit-learn",
     "faiss-cpu",
+    "faiss-gpu",
+    "faiss-gpu-cu12",
     "pillow",
     "pydantic",
     "typer",

@@ -2,11 +2,15 @@
 
     LLCM/idx/test_id.txt                      one comma-separated line of test ids
     LLCM/idx/train_vis.txt, train_nir.txt     '<relative path> <label>' per line
+    LLCM/vis/<pid:04d>/<pid:04d>_c<NN>_s<...>_f<...>_vis.jpg     (training images; nir/ alike)
     LLCM/test_vis/cam<N>/<pid:04d>/<files>    LLCM/test_nir/cam<N>/<pid:04d>/<files>
 
 Cameras are physical and shared by both modalities (no NIR cam3). The camera is read from
-the path component ``cam<N>`` *below the root*: DEEN takes the first "cam" substring of the
-whole path, which breaks when the root itself contains "cam".
+the path component ``cam<N>`` *below the root* (the test folders; DEEN takes the first
+"cam" substring of the whole path, which breaks when the root itself contains "cam"), or,
+for the training images, which sit in identity folders without a camera folder, from the
+file name's ``_c<NN>_`` field (``0001_c01_s185535_f7010_nir.jpg``: camera 1), as the
+community's LLCM loaders read it.
 """
 
 from __future__ import annotations
@@ -21,17 +25,27 @@ from .errors import DatasetError, int64, require_dir, require_file
 from .regdb import read_list
 
 CAM_RE = re.compile(r"^cam(\d+)$")
+FILE_CAM_RE = re.compile(r"^\d+_c(\d+)_")  # <pid>_c<NN>_s<seq>_f<frame>_<vis|nir>.jpg
 TEST_DIRS = {Modality.VISIBLE: "test_vis", Modality.INFRARED: "test_nir"}
 TRAIN_LISTS = {Modality.VISIBLE: "train_vis.txt", Modality.INFRARED: "train_nir.txt"}
 EXPECTED = {"train_ids": 713, "test_ids": 351}
 
 
 def camid_from_relpath(rel: str) -> int:
-    for part in Path(rel).parts:
+    """Camera of an image path below the root: a ``cam<N>`` folder, else the file name's
+    ``<pid>_c<NN>_`` field."""
+    parts = Path(rel).parts
+    for part in parts:
         m = CAM_RE.match(part)
         if m:
             return int64(int(m.group(1)), "camera", rel)
-    raise DatasetError(f"LLCM: no 'cam<N>' component in {rel!r}")
+    m = FILE_CAM_RE.match(parts[-1]) if parts else None
+    if m:
+        return int64(int(m.group(1)), "camera", rel)
+    raise DatasetError(
+        f"LLCM: no camera in {rel!r}; expected a 'cam<N>' folder or a file name "
+        "'<pid>_c<NN>_...' (e.g. nir/0001/0001_c01_s185535_f7010_nir.jpg)"
+    )
 
 
 def test_cameras(root: Path, modality: Modality) -> list[int]:
