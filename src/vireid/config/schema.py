@@ -290,6 +290,11 @@ class ClusterCfg(Strict):
     hnsw_ef_search: int = Field(
         64, ge=1, description="knn=hnsw: search breadth (>= k1; >= joint_k3 for ECUL's EMCC)"
     )
+    hnsw_metric: Literal["auto", "ip", "l2"] = Field(
+        "auto",
+        description="knn=hnsw: graph metric; auto = l2 on the full features (their exact "
+        "order), ip on a PCA projection (docs/scaling.md)",
+    )
     knn_pca_dim: int = Field(
         256, ge=0, description="ivf/hnsw: search on this many PCA components, 0 = all"
     )
