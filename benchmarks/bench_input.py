@@ -14,8 +14,9 @@ Stages, on synthetic SYSU-layout JPEGs at 288×144 (the AGW/CAJ recipes' input):
 CPU seconds (``time.thread_time``) are the measure, so the numbers hold on a loaded
 machine (wall-clock seconds and the load average are recorded beside them). The row
 ``workers_for_3000`` is the number of loader processes whose CPU seconds reach 3,000
-images/s at this cost — the host side of the GPU throughput target. The host→device copy
-(pageable against pinned memory) is measured on a GPU by ``gpu_scale_rows.py``.
+images/s at this cost — the host side of the GPU throughput target. The device side (the
+step at a fixed batch, fp32 / AMP / channels_last) is ``bench_train.py --device cuda``;
+the host→device copy is not measured yet (no GPU in the sessions since).
 
     python benchmarks/bench_input.py [--images 640] [--name input_stages]
 """
