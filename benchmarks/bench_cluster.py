@@ -17,6 +17,24 @@ Jaccard + DBSCAN (ARI against the exact labels, outliers, clusters).
 
 Each measurement runs in a fresh process; "algorithm memory" is the peak RSS during the
 call minus the RSS just before it (libraries and features loaded; Linux ``clear_refs``).
+Every timed row records its wall seconds, the process's CPU seconds (all threads) and the
+load average when it started and ended, so a row timed on a shared machine says so.
+
+Features (``--features``): ``isotropic`` (default) = ``features()`` below, identity
+centres drawn isotropically in D dimensions (the adversarial case for a projected or
+partitioned search); ``agw`` / ``agw_r50`` = a trained network's clustering features of a
+synthetic population (``scale_features.py``: ≈ N / 86 unseen identities in SYSU-MM01's
+cameras, D = 256 / 2048), cached, so a re-run only clusters. Those rows also report the
+ARI of the labels against the identities.
+
+    python benchmarks/scale_features.py --networks agw --images 100000   # once
+    python benchmarks/bench_cluster.py --features agw --sizes 100000 \
+        --knn exact ivf:pca_dim=64:nprobe=4 --dense-max 0 --name cluster_real_agw
+
+``--labels-dir DIR`` keeps every row's labels and neighbour lists there (default: a
+temporary directory); with ``--reuse`` a row (exact or approximate) already in DIR is not
+re-run, so a sweep of approximate settings costs only the new rows, and a re-timing on a
+quiet machine is the same command into a fresh DIR.
 
     git clone https://github.com/alibaba/cluster-contrast-reid /tmp/cluster-contrast-reid
     python benchmarks/bench_cluster.py --community /tmp/cluster-contrast-reid \
@@ -75,12 +93,26 @@ def features(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
     return x
 
 
+def load_features(kind: str, n: int, dim: int = DIM):
+    """(features, labels) of ``--features kind`` at size ``n``: labels is None for the
+    isotropic model, else the population's (``pid``, ``camid``, ``infrared`` per row)."""
+    if kind == "isotropic":
+        return features(n, dim=dim), None
+    from scale_features import NETWORKS
+    from scale_features import features as network_features
+
+    if kind not in NETWORKS:
+        raise SystemExit(f"--features {kind}: expected isotropic or one of {sorted(NETWORKS)}")
+    x, pop = network_features(kind, n)
+    return np.array(x, np.float32), pop  # read into memory (the cache is memory-mapped)
+
+
 def ann_spec(spec: str):
     """``hnsw:pca_dim=256:m=16`` → ``Ann("hnsw", pca_dim=256, m=16)`` (any Ann field)."""
     from vireid.clustering.knn_approx import Ann
 
     method, *kv = spec.split(":")
-    return Ann(method, **{k: int(v) for k, v in (x.split("=") for x in kv)})
+    return Ann(method, **{k: int(v) if v.isdigit() else v for k, v in (x.split("=") for x in kv)})
 
 
 def file_name(spec: str) -> str:
@@ -111,13 +143,21 @@ def child(a: argparse.Namespace) -> None:
     from vireid.clustering import dbscan, jaccard_distance
 
     community = community_function(a.community) if kind == "community" else None
-    x = features(n, dim=a.dim)
+    x, _ = load_features(a.features, n, a.dim)
     captured = []  # the neighbour lists of the timed call, for the recall
     search = jac.knn_search
     jac.knn_search = lambda *p, **kw: captured.append(search(*p, **kw)) or captured[-1]
     # every kind but the references is a knn_approx.Ann spec (ivf, hnsw, bf16, ...)
     ann = None if kind in ("exact", "host", "dense", "community") else ann_spec(kind)
+    if ann is not None and ann.method == "bf16" and not bf16_runs(a.device, a.knn_backend):
+        # knn() would quietly run the exact search (the bug of an earlier 1M "bf16" row)
+        raise SystemExit(
+            f"{kind}: bf16 candidates run only in the torch search on CUDA "
+            f"(--device cuda --knn-backend auto|torch; got {a.device}, {a.knn_backend})"
+        )
     base = reset_peak_rss()  # current RSS with libraries and features loaded
+    load0 = os.getloadavg()[0]
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
     if kind == "dense":
@@ -136,6 +176,7 @@ def child(a: argparse.Namespace) -> None:
         labels = dbscan(dist, EPS)
         stages["dbscan"] = time.perf_counter() - t1
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     peak = peak_rss_mb_since_reset()
     np.save(out, labels)
     if captured:
@@ -145,6 +186,8 @@ def child(a: argparse.Namespace) -> None:
         json.dumps(
             {
                 "seconds": dt,
+                "cpu_s": cpu,
+                "load_avg": [load0, os.getloadavg()[0]],
                 "peak_mb": peak,
                 "algo_mb": peak - base,
                 "clusters": len(set(labels.tolist()) - {-1}),
@@ -154,6 +197,19 @@ def child(a: argparse.Namespace) -> None:
             }
         )
     )
+
+
+def bf16_runs(device: str | None, knn_backend: str) -> bool:
+    """Whether ``jaccard_distance`` runs its kNN as the torch search on CUDA (the only
+    place ``Ann("bf16")`` changes anything)."""
+    return (device or "").startswith("cuda") and knn_backend in ("auto", "torch")
+
+
+def identity_ari(labels: np.ndarray, pid: np.ndarray | None) -> dict:
+    """ARI of clustering labels against the identities (outliers as one cluster)."""
+    if pid is None:
+        return {}
+    return {"ari_vs_ids": float(adjusted_rand_score(pid, labels))}
 
 
 def agreement(tmp: str, n: int, kind: str) -> dict:
@@ -206,6 +262,11 @@ def main() -> None:
     ap.add_argument("--community", default=os.environ.get("VIREID_CLUSTER_CONTRAST"))
     ap.add_argument("--community-max", type=int, default=12000, help="N² float32 arrays")
     ap.add_argument("--keep", action="store_true", help="keep the file's rows of other sizes")
+    ap.add_argument(
+        "--knn-keep",
+        action="store_true",
+        help="with --keep: also keep the file's approximate rows that this run did not measure",
+    )
     ap.add_argument("--child", nargs=3)
     ap.add_argument("--dim", type=int, default=DIM)
     ap.add_argument("--knn-backend", default="faiss", help="faiss | torch (CUDA if present)")
@@ -217,6 +278,11 @@ def main() -> None:
         help="with --device: also run the host path up to this N and compare labels",
     )
     ap.add_argument("--name", default="cluster", help="results file name")
+    ap.add_argument("--features", default="isotropic", help="isotropic | agw | agw_r50")
+    ap.add_argument("--labels-dir", default=None, help="keep labels here (default: a temp dir)")
+    ap.add_argument(
+        "--reuse", action="store_true", help="rows already in --labels-dir are not re-run"
+    )
     a = ap.parse_args()
     if a.child:
         child(a)
@@ -226,24 +292,40 @@ def main() -> None:
         print(f"community reference skipped: {comm['skipped']}", file=sys.stderr)
     if "exact" not in a.knn:
         a.knn = ["exact", *a.knn]  # the approximate rows are compared with it
-    opts = ["--dim", str(a.dim), "--knn-backend", a.knn_backend]
+    opts = ["--dim", str(a.dim), "--knn-backend", a.knn_backend, "--features", a.features]
     opts += ["--device", a.device] if a.device else []
     runs = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = a.labels_dir or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         for n in a.sizes:
+            x, pop = load_features(a.features, n, a.dim)  # built and cached before the children
+            n_rows, dim = x.shape
+            pid = None if pop is None else pop.pid
+            del x
 
-            def run(kind: str, extra=opts, n=n) -> dict:
+            def run(kind: str, extra=opts, n=n, pid=pid) -> dict:
+                out = f"{tmp}/{file_name(kind)}{n}.npy"
+                done = Path(out.replace(".npy", ".json"))
+                if a.reuse and done.is_file() and Path(out).is_file():
+                    return json.loads(done.read_text())
                 c = ["--community", a.community] if kind == "community" else []
-                return run_child(
-                    __file__, "--child", kind, str(n), f"{tmp}/{file_name(kind)}{n}.npy", *extra, *c
-                )
+                r = run_child(__file__, "--child", kind, str(n), out, *extra, *c)
+                r.update(identity_ari(np.load(out), pid))
+                Path(out.replace(".npy", ".json")).write_text(json.dumps(r))
+                return r
 
             s = run("exact")
             row = {
                 "n": n,
-                "dim": a.dim,
+                "features": a.features,
+                "n_features": n_rows,
+                "dim": dim,
                 "knn_backend": a.knn_backend,
                 "sparse_s": s["seconds"],
+                "cpu_s": s.get("cpu_s"),
+                "load_avg": s.get("load_avg"),
+                "ari_vs_ids": s.get("ari_vs_ids"),
                 "sparse_peak_mb": s["peak_mb"],
                 "sparse_algo_mb": s["algo_mb"],
                 "device": a.device or "cpu",
@@ -259,7 +341,10 @@ def main() -> None:
                     settings = vars(ann_spec(kind))
                     row["approx"][kind] = {**r, **agreement(tmp, n, kind), "settings": settings}
             if a.device and n <= a.host_max:  # the same clustering on the host path
-                h = run("host", ["--dim", str(a.dim), "--knn-backend", "faiss"])
+                h = run(
+                    "host",
+                    ["--dim", str(a.dim), "--knn-backend", "faiss", "--features", a.features],
+                )
                 same = np.array_equal(np.load(f"{tmp}/exact{n}.npy"), np.load(f"{tmp}/host{n}.npy"))
                 row.update(host_s=h["seconds"], labels_equal_host=bool(same))
             if n <= a.dense_max:
@@ -284,6 +369,11 @@ def main() -> None:
     if a.keep and old.is_file():  # sizes measured in an earlier run (each row is complete)
         runs += [r for r in json.loads(old.read_text())["runs"] if r["n"] not in a.sizes]
         runs.sort(key=lambda r: r["n"])
+        if a.knn_keep:  # approximate rows of the measured sizes not re-run this time
+            prev = {r["n"]: r for r in json.loads(old.read_text())["runs"]}
+            for r in runs:
+                for k, v in prev.get(r["n"], {}).get("approx", {}).items():
+                    r["approx"].setdefault(k, v)
     emit(
         a.name,
         {

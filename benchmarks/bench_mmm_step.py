@@ -14,11 +14,18 @@ bench_cluster.py) the exact clusterings are also run, untimed, for the label agr
 
     python benchmarks/bench_mmm_step.py [--scale 1.0] [--n-init 10] [--name mmm_step]
     python benchmarks/bench_mmm_step.py --knn ivf:pca_dim=256:nprobe=32 --name mmm_step_ivf
+
+``--features agw`` (or ``agw_r50``): a trained network's clustering features of the
+synthetic population's first 395 identities (``scale_features.py``; ≈ 34k images, split
+by camera into visible and infrared as SYSU-MM01's are) instead of the Gaussian model;
+the row then also gives each clustering's ARI against the identities. Each timed stage
+records wall and process CPU seconds and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sklearn.metrics import adjusted_rand_score
 
 from _common import emit, peak_rss_mb_since_reset, reset_peak_rss
-from bench_cluster import ann_spec
+from bench_cluster import ann_spec, load_features
 from vireid.clustering import (
     centroids,
     cluster_labels,
@@ -80,40 +87,58 @@ def joint_labels(fv, fr, ann) -> np.ndarray:
     return cluster_labels(np.concatenate([fv, fr]), 40, 32, 0.6, 4, modality=is_ir, ann=ann)
 
 
+def modalities(kind: str, scale: float):
+    """(visible feats, infrared feats, visible pids, infrared pids); pids None for the
+    Gaussian model."""
+    if kind == "gaussian":
+        rng = np.random.default_rng(0)
+        views = rng.normal(size=(395, 2, DIM)).astype(np.float32)
+        nv, nr = int(22258 * scale), int(11909 * scale)
+        fv = modality_features(nv, views, 0.3 * rng.normal(size=DIM).astype(np.float32), rng)
+        fr = modality_features(nr, views, 0.3 * rng.normal(size=DIM).astype(np.float32), rng)
+        return fv, fr, None, None
+    x, pop = load_features(kind, round(34167 * scale))  # SYSU-MM01's 395 identities
+    ir = pop.infrared
+    return x[~ir], x[ir], pop.pid[~ir], pop.pid[ir]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--n-init", type=int, default=10)
     ap.add_argument("--knn", default="exact", help="exact or method[:Ann field=int ...]")
     ap.add_argument("--name", default="mmm_step")
+    ap.add_argument("--features", default="gaussian", help="gaussian | agw | agw_r50")
     a = ap.parse_args()
     ann = None if a.knn == "exact" else ann_spec(a.knn)
-    rng = np.random.default_rng(0)
-    views = rng.normal(size=(395, 2, DIM)).astype(np.float32)
-    nv, nr = int(22258 * a.scale), int(11909 * a.scale)
-    fv = modality_features(nv, views, 0.3 * rng.normal(size=DIM).astype(np.float32), rng)
-    fr = modality_features(nr, views, 0.3 * rng.normal(size=DIM).astype(np.float32), rng)
+    fv, fr, pv, pr = modalities(a.features, a.scale)
+    nv, nr = len(fv), len(fr)
     base = reset_peak_rss()
-    t = {}
-    t0 = time.perf_counter()
-    lv = cluster_labels(fv, 30, 6, 0.6, 4, ann=ann)
-    t["cluster_visible_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    lr = cluster_labels(fr, 30, 6, 0.6, 4, ann=ann)
-    t["cluster_infrared_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    joint = joint_labels(fv, fr, ann)
-    t["cluster_joint_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    mv, cv = cluster_memories(fv, lv, 4, a.n_init)
-    mr, cr = cluster_memories(fr, lr, 4, a.n_init)
-    t["kmeans_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    v2r = match_clusters(multi_memory_cost(mv, cv, mr, cr, "visible"), "hungarian")
-    t["cost_and_hungarian_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    progressive_match(pgm_cost(centroids(fv, lv), centroids(fr, lr)))
-    t["single_memory_matching_s"] = time.perf_counter() - t0
+    t, cpu = {}, {}
+    load = [os.getloadavg()[0]]
+
+    def stage(name, fn, *args, **kw):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn(*args, **kw)
+        t[f"{name}_s"], cpu[f"{name}_s"] = time.perf_counter() - t0, time.process_time() - c0
+        return out
+
+    lv = stage("cluster_visible", cluster_labels, fv, 30, 6, 0.6, 4, ann=ann)
+    lr = stage("cluster_infrared", cluster_labels, fr, 30, 6, 0.6, 4, ann=ann)
+    joint = stage("cluster_joint", joint_labels, fv, fr, ann)
+    (mv, cv), (mr, cr) = stage(
+        "kmeans",
+        lambda: (cluster_memories(fv, lv, 4, a.n_init), cluster_memories(fr, lr, 4, a.n_init)),
+    )
+    v2r = stage(
+        "cost_and_hungarian",
+        lambda: match_clusters(multi_memory_cost(mv, cv, mr, cr, "visible"), "hungarian"),
+    )
+    stage(
+        "single_memory_matching",
+        lambda: progressive_match(pgm_cost(centroids(fv, lv), centroids(fr, lr))),
+    )
+    load.append(os.getloadavg()[0])
     total = sum(t.values())
     peak = peak_rss_mb_since_reset() - base
     ref_v, inertia_v = sklearn_memories(fv, lv, 4, a.n_init)
@@ -127,17 +152,29 @@ def main() -> None:
         for key, e, got in zip(names, exact, (lv, lr, joint), strict=True):
             agree[f"ari_vs_exact_{key}"] = float(adjusted_rand_score(e, got))
             agree[f"outliers_{key}"] = [int((got < 0).sum()), int((e < 0).sum())]
+            agree[f"clusters_{key}"] = [int(got.max() + 1), int(e.max() + 1)]
+    if pv is not None:  # against the identities (outliers as one cluster)
+        for key, p, got in (
+            ("visible", pv, lv),
+            ("infrared", pr, lr),
+            ("joint", np.r_[pv, pr], joint),
+        ):
+            agree[f"ari_vs_ids_{key}"] = float(adjusted_rand_score(p, got))
     emit(
         a.name,
         {
+            "features": a.features,
             "visible": nv,
             "infrared": nr,
-            "dim": DIM,
+            "dim": fv.shape[1],
             "kmeans_n_init": a.n_init,
             "knn": a.knn,
             "ann": None if ann is None else vars(ann),
             **t,
             "total_s": total,
+            "cpu_s": cpu,
+            "total_cpu_s": sum(cpu.values()),
+            "load_avg": load,
             "kmeans_reference": "one sklearn KMeans fit per cluster (random_state 0)",
             "kmeans_reference_s": ref_v + ref_r,
             "kmeans_speedup": (ref_v + ref_r) / t["kmeans_s"],

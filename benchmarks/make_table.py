@@ -71,9 +71,11 @@ def rows() -> list[str]:
                 f"{r['images_per_s']:.0f} images/s, peak {r['peak_gpu_mem_mb']:.0f} MB"
                 f" | – | {r['gpu']} |"
             )
-    if c := _load("cluster"):
-        for r in c["runs"]:
-            out += _cluster_rows(r, c)
+    # the isotropic model (cluster) and a trained network's features (scale_features.py)
+    for name in ("cluster", "cluster_real_agw", "cluster_real_agw_r50"):
+        if c := _load(name):
+            for r in c["runs"]:
+                out += _cluster_rows(r, c)
     for name in ("cluster_gpu", "cluster_gpu_1m", "cluster_gpu_1m_d2048", "cluster_gpu_1m_h200"):
         if c := _load(name):
             out += [_gpu_cluster_row(r, c["machine"]) for r in c["runs"]]
@@ -81,7 +83,7 @@ def rows() -> list[str]:
         out += [_knn_gpu_row(r, k["machine"]) for r in k["runs"]]
     out += emcc_rows(cpu) + index_rows(cpu) + onnx_rows(cpu) + serve_rows(cpu)
     out += serve_mixed_rows(cpu) + cli_rows(cpu)
-    for name in ("mmm_step", "mmm_step_ivf"):
+    for name in ("mmm_step", "mmm_step_ivf", "mmm_step_real_agw", "mmm_step_real_agw_ivf"):
         if st := _load(name):
             out.append(_mmm_step_row(st, cpu(st)))
     return out
@@ -109,12 +111,19 @@ def cli_rows(cpu) -> list[str]:
     return out
 
 
+# the clustering rows' features besides the isotropic model (benchmarks/scale_features.py)
+FEATURES = {
+    "agw": " (features of a trained network: AGW quickstart, ResNet-18 width 0.5)",
+    "agw_r50": " (features of a trained network: AGW, ResNet-50)",
+}
+
+
 def _mmm_step_row(st: dict, cpu: str) -> str:
     """The MMM step: total and per stage; the k-means reference (one scikit-learn fit
     per cluster) of the same run; with approximate neighbours, the agreement with the
     exact clusterings."""
-    stages = {k[:-2]: v for k, v in st.items() if k.endswith("_s") and k != "total_s"}
-    stages.pop("kmeans_reference", None)
+    skip = ("total_s", "total_cpu_s", "cpu_s", "kmeans_reference_s")
+    stages = {k[:-2]: v for k, v in st.items() if k.endswith("_s") and k not in skip}
     measured = f"{st['total_s']:.1f} s ({_stages(stages)}), peak {st['peak_algo_mb']:.0f} MB"
     ref = "–"
     if "kmeans_reference_s" in st:
@@ -127,8 +136,14 @@ def _mmm_step_row(st: dict, cpu: str) -> str:
             f"{m} {st[f'ari_vs_exact_{m}']:.4f}" for m in ("visible", "infrared", "joint")
         )
         ref += f"; vs exact-kNN labels ARI {ari}"
+    if "ari_vs_ids_joint" in st:
+        ari = ", ".join(
+            f"{m} {st[f'ari_vs_ids_{m}']:.3f}" for m in ("visible", "infrared", "joint")
+        )
+        ref += f"; vs identities ARI {ari}"
+    feats = FEATURES.get(st.get("features"), "")
     return (
-        f"| MMM pseudo-label step, {st['visible']:,} + {st['infrared']:,} × {st['dim']}, "
+        f"| MMM pseudo-label step, {st['visible']:,} + {st['infrared']:,} × {st['dim']}{feats}, "
         f"{st.get('knn', 'exact')} kNN (3 clusterings, k-means n_init {st['kmeans_n_init']},"
         f" matching) | {measured} | {ref} | {cpu} |"
     )
@@ -294,13 +309,16 @@ def _cluster_rows(r: dict, c: dict) -> list[str]:
         else None
     )
     cpu = f"{c['machine']['cores']} CPU cores"
-    head = f"Jaccard + DBSCAN, N = {r['n']:,}, D = {r['dim']}"
+    n = r.get("n_features", r["n"])
+    head = f"Jaccard + DBSCAN, N = {n:,}, D = {r['dim']}{FEATURES.get(r.get('features'), '')}"
     rows = []
     searches = [("exact", r, None), *((k, v, v) for k, v in r.get("approx", {}).items())]
     for name, res, ap in searches:
         secs = res["sparse_s"] if ap is None else res["seconds"]
         mb = res["sparse_algo_mb"] if ap is None else res["algo_mb"]
         measured = f"{secs:.1f} s ({_stages(res['stages_s'])}), +{mb:.0f} MB"
+        if res.get("ari_vs_ids") is not None:
+            measured += f"; vs identities ARI {res['ari_vs_ids']:.3f}"
         if ap is not None:
             measured += (
                 f"; recall@k1 {ap['recall_k1']:.2f}, k-reciprocal recall "

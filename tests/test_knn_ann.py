@@ -44,6 +44,20 @@ def test_approximate_search_finds_the_neighbours_with_exact_distances(ann):
     assert recall(idx, i_ex) > 0.9
 
 
+def test_hnsw_on_the_full_features_searches_by_l2_when_norms_differ():
+    # clustering features are flip-averaged and not re-normalised: norms below 1 and
+    # unequal, so inner-product order is not distance order; without a projection there
+    # is no re-ranking margin (k candidates), so the graph's metric must be L2
+    x, _ = blobs(1500, 60, d=64, noise=0.5, seed=3)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    x *= np.random.default_rng(0).uniform(0.6, 1.0, size=(len(x), 1)).astype(np.float32)
+    _, i_ex = knn(x, 10)
+    got = {m: recall(knn(x, 10, ann=Ann("hnsw", ef_search=64, metric=m))[1], i_ex)
+           for m in ("auto", "l2", "ip")}  # fmt: skip
+    assert got["auto"] == got["l2"] > 0.95
+    assert got["ip"] < got["auto"] - 0.1
+
+
 def test_ivf_probing_every_cell_is_the_exact_search():
     x, _ = blobs(800, 40, d=24, seed=5)
     d_ex, i_ex = knn(x, 12)
@@ -113,13 +127,14 @@ def test_routes_and_settings():
         Ann("ivf", nprobe=0)
     with pytest.raises(ValueError, match="pca_dim=-1"):
         Ann("hnsw", pca_dim=-1)
-    with pytest.raises(ValueError, match="expected ip or l2"):
+    with pytest.raises(ValueError, match="expected auto, ip or l2"):
         Ann("hnsw", metric="cos")
     assert build_ann(ClusterCfg()) is None  # exact stays the default
     a = build_ann(ClusterCfg(knn="ivf", ivf_nprobe=12, ivf_nlist=64))
     assert (a.method, a.nprobe, a.nlist) == ("ivf", 12, 64)
     h = build_ann(ClusterCfg(knn="hnsw", hnsw_m=12, hnsw_ef_search=80, knn_pca_dim=64))
     assert (h.m, h.ef_search, h.pca_dim, h.rerank) == (12, 80, 64, 2)
+    assert h.metric == "auto" and build_ann(ClusterCfg(knn="hnsw", hnsw_metric="ip")).metric == "ip"
 
 
 def same_neighbours(d_a, i_a, d_b, i_b, atol=2e-5):

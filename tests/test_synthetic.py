@@ -1,4 +1,5 @@
 import hashlib
+import io
 
 import numpy as np
 from PIL import Image
@@ -63,6 +64,27 @@ def test_regdb_layout(tmp_path):
     write_regdb(tmp_path, SynthSpec(ids=8, height=32, width=16), per_id=2)
     assert len(list((tmp_path / "Visible").rglob("*.bmp"))) == 16
     assert len(list((tmp_path / "idx").glob("*.txt"))) == 40
+
+
+def test_sysu_frames_render_any_subset_of_identities_as_the_full_set(tmp_path):
+    # the clustering benchmark cuts its 12k/34k populations out of the 100k one
+    from vireid.data.synthetic.writer import sysu_frames
+
+    spec = SynthSpec(ids=8, seed=5, height=48, width=24, min_images=1, max_images=3)
+    full = list(sysu_frames(spec, [1, 2, 3]))
+    part = list(sysu_frames(spec, [2]))
+    assert [f[:3] for f in part] == [f[:3] for f in full if f[0] == 2]
+    for a, b in zip(part, [f for f in full if f[0] == 2], strict=True):
+        np.testing.assert_array_equal(a[3], b[3])
+    assert {f[0] for f in full} == {1, 2, 3} and full[0][3].shape == (48, 24, 3)
+    # and they are the images write_sysu writes (its files: their JPEG encoding)
+    stats = write_sysu(tmp_path / "d", spec)
+    assert stats["images"] == sum(1 for _ in (tmp_path / "d").rglob("*.jpg"))
+    for pid, cid, frame, img in full[:5]:
+        path = tmp_path / "d" / f"cam{cid}" / f"{pid:04d}" / f"{frame:04d}.jpg"
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=95)
+        assert buf.getvalue() == path.read_bytes()
 
 
 def test_llcm_layout_reads_and_trains(tmp_path):

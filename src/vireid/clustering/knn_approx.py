@@ -11,7 +11,8 @@ behind ``knn(feats, k, ann=Ann(...))``; see ``knn`` for the exact backends.
   (N, k) heap and one cell's (queries × members) tile. With a faiss that has GPUs it
   is faiss's ``IndexIVFFlat`` on the GPUs instead.
 * ``hnsw``: faiss ``IndexHNSWFlat`` (``m`` links per node, ``ef_construction``,
-  ``ef_search`` ≥ k, an inner-product graph by default, ``metric``): a graph of N·m
+  ``ef_search`` ≥ k; ``metric`` auto = an L2 graph on the full features, an inner-product
+  graph on a PCA projection): a graph of N·m
   links besides a copy of the (searched) features.
 * ``pca_dim`` > 0 (either method): the search runs on the features projected to their
   first ``pca_dim`` principal components (randomized PCA fitted on ``pca_train``
@@ -32,7 +33,7 @@ search), the torch search stays exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -57,7 +58,8 @@ class Ann:
     m: int = 16  # hnsw links per node
     ef_construction: int = 40
     ef_search: int = 64
-    metric: Literal["ip", "l2"] = "ip"  # hnsw graph metric (the result is re-ranked by L2)
+    # hnsw graph metric: auto = l2 on the full features, ip on a PCA projection (see _hnsw_knn)
+    metric: Literal["auto", "ip", "l2"] = "auto"
     pca_dim: int = 0  # search on this many principal components (0 = the full features)
     pca_train: int = 8192  # samples the PCA is fitted on
     rerank: int = 2  # with pca_dim, and bf16: candidates per point = rerank·k, re-ranked exactly
@@ -66,8 +68,8 @@ class Ann:
     def __post_init__(self) -> None:
         if self.method not in ("ivf", "hnsw", "bf16"):
             raise ValueError(f"approximate knn {self.method!r}: expected ivf, hnsw or bf16")
-        if self.metric not in ("ip", "l2"):
-            raise ValueError(f"Ann.metric={self.metric!r}: expected ip or l2")
+        if self.metric not in ("auto", "ip", "l2"):
+            raise ValueError(f"Ann.metric={self.metric!r}: expected auto, ip or l2")
         names = ("nprobe", "train_points", "m", "ef_construction", "ef_search", "rerank")
         for name in (*names, "pca_train"):
             if getattr(self, name) < 1:
@@ -148,10 +150,13 @@ def _ivf_knn_gpu(x: np.ndarray, k: int, p: Ann) -> tuple[np.ndarray, np.ndarray]
 def _hnsw_knn(x: np.ndarray, k: int, p: Ann) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
-    # inner product: on L2-normalised features (what clustering gets) the same order as
-    # L2 in the full space; on their PCA projection the graph found 0.94 of each point's
-    # exact 10 nearest among 60 candidates against 0.70 with an L2 graph (12k × 2048
-    # benchmark features, m 16); the candidates are re-ranked by exact L2 either way
+    # p.metric is ip or l2 here (approximate() resolves auto). On a PCA projection an
+    # inner-product graph found 0.94 of each point's exact 10 nearest among 60 candidates
+    # against 0.70 with an L2 graph (12k × 2048 isotropic benchmark features, m 16); on
+    # the full features L2 is the exact order, and inner product is not: clustering
+    # features are flip-averaged and not re-normalised (norms below 1, unequal), and an
+    # IP graph's k candidates then capped recall at 0.974 where an L2 graph reached 0.998
+    # (a trained network's 34k × 256 features, results/cluster_real_agw.json)
     metric = faiss.METRIC_INNER_PRODUCT if p.metric == "ip" else faiss.METRIC_L2
     index = faiss.IndexHNSWFlat(x.shape[1], p.m, metric)
     index.hnsw.efConstruction = p.ef_construction
@@ -232,6 +237,8 @@ def approximate(feats, k: int, p: Ann, route: str) -> tuple[np.ndarray, np.ndarr
     x = np.ascontiguousarray(x, dtype=np.float32)
     search = {"ivf": _ivf_knn, "ivf_gpu": _ivf_knn_gpu, "hnsw": _hnsw_knn}[route]
     reduce = 0 < p.pca_dim < x.shape[1]
+    if p.metric == "auto":
+        p = replace(p, metric="ip" if reduce else "l2")
     y = pca_project(x, p.pca_dim, p.pca_train, p.seed) if reduce else x
     _, cand = search(y, min(len(x), p.rerank * k if reduce else k), p)
     short = (cand < 0).any(1)  # searched exactly by _complete

@@ -22,6 +22,7 @@ def build_ann(cluster_cfg) -> Ann | None:
         m=c.hnsw_m,
         ef_construction=c.hnsw_ef_construction,
         ef_search=c.hnsw_ef_search,
+        metric=c.hnsw_metric,
         pca_dim=c.knn_pca_dim,
         rerank=c.knn_rerank,
     )

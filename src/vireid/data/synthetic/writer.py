@@ -8,7 +8,7 @@ drawn from its own seed (dataset seed, pid, camera, frame), so output is determi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,13 +45,37 @@ def _save(img: np.ndarray, path: Path) -> None:
         Image.fromarray(img).save(path)
 
 
+def sysu_frames(
+    spec: SynthSpec, pids: Iterable[int], gallery: Container[int] = ()
+) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """The images of identities ``pids`` in the SYSU-MM01 cameras, in the order
+    ``write_sysu`` writes them: (pid, camid, frame, (H, W, 3) uint8 RGB). Each identity's
+    draws depend only on (seed, pid), so any subset of ``pids`` renders the same images
+    as the full set. ``gallery`` ids get at least ``spec.gallery_images`` frames in every
+    visible camera (the test identities of a written dataset)."""
+    canvas = Canvas(spec.height, spec.width)
+    cams = _cameras(spec, SYSU_CAMS)
+    for pid in pids:
+        r = _rng(spec, 3, pid)
+        ident = sample_identity(pid, r, spec)
+        vis = [c for c in (1, 2, 4, 5) if r.random() < 0.75] or [int(r.choice([1, 2, 4, 5]))]
+        ir = [c for c in (3, 6) if r.random() < 0.7] or [int(r.choice([3, 6]))]
+        for cid in sorted(vis + ir):
+            n = int(r.integers(spec.min_images, spec.max_images + 1))
+            if pid in gallery and not cams[cid].infrared:
+                n = max(n, spec.gallery_images)
+            views = view_mix(cams[cid], _rng(spec, 7, pid, cid))
+            for frame in range(1, n + 1):
+                ir_ = _rng(spec, 4, pid, cid, frame)
+                pose = sample_pose(ir_, views, cams[cid], spec.difficulty)
+                yield pid, cid, frame, render(canvas, ident, cams[cid], pose, ir_)
+
+
 def write_sysu(
     out: str | Path, spec: SynthSpec = SynthSpec(), progress: Callable[[int], None] | None = None
 ) -> dict[str, int]:
     """SYSU-MM01 layout. Splits ≈ 50% train, 10% val, 40% test identities."""
     out = Path(out)
-    canvas = Canvas(spec.height, spec.width)
-    cams = _cameras(spec, SYSU_CAMS)
     pids = list(range(1, spec.ids + 1))
     order = _rng(spec, 2).permutation(pids)
     n_test = max(2, round(spec.ids * 0.4))
@@ -62,26 +86,12 @@ def write_sysu(
     (out / "exp").mkdir(parents=True, exist_ok=True)
     for name, ids in (("train", train), ("val", val), ("test", test)):
         (out / "exp" / f"{name}_id.txt").write_text(",".join(map(str, ids)) + "\n")
-    test_set = set(test)
     count = 0
-    for pid in pids:
-        r = _rng(spec, 3, pid)
-        ident = sample_identity(pid, r, spec)
-        vis = [c for c in (1, 2, 4, 5) if r.random() < 0.75] or [int(r.choice([1, 2, 4, 5]))]
-        ir = [c for c in (3, 6) if r.random() < 0.7] or [int(r.choice([3, 6]))]
-        for cid in sorted(vis + ir):
-            n = int(r.integers(spec.min_images, spec.max_images + 1))
-            if pid in test_set and not cams[cid].infrared:
-                n = max(n, spec.gallery_images)
-            views = view_mix(cams[cid], _rng(spec, 7, pid, cid))
-            for frame in range(1, n + 1):
-                ir_ = _rng(spec, 4, pid, cid, frame)
-                pose = sample_pose(ir_, views, cams[cid], spec.difficulty)
-                img = render(canvas, ident, cams[cid], pose, ir_)
-                _save(img, out / f"cam{cid}" / f"{pid:04d}" / f"{frame:04d}.jpg")
-                count += 1
-                if progress:
-                    progress(1)
+    for pid, cid, frame, img in sysu_frames(spec, pids, gallery=set(test)):
+        _save(img, out / f"cam{cid}" / f"{pid:04d}" / f"{frame:04d}.jpg")
+        count += 1
+        if progress:
+            progress(1)
     return {
         "identities": spec.ids,
         "train_ids": len(train) + len(val),
