@@ -115,6 +115,32 @@ def test_channel_erasing_fills_with_the_caj_values():
     torch.testing.assert_close(out[:, ~erased], plain[:, ~erased])
 
 
+@pytest.mark.parametrize("draw", ["torchvision", "caj"])
+def test_both_erasing_draws_fill_one_box_with_the_caj_values(draw):
+    tf = build_train_transforms(64, 32, pad=0, flip=0.0, channel_erasing=1.0, erasing_draw=draw)[
+        "visible"
+    ]
+    img = np.random.default_rng(0).integers(0, 256, (64, 32, 3), dtype=np.uint8)
+    fill = torch.tensor(CAJ_ERASE_VALUE)[:, None, None]
+    torch.manual_seed(0)
+    shapes = []
+    for _ in range(200):
+        erased = (tf(img) == fill).all(0)
+        rows, cols = erased.any(1).nonzero(), erased.any(0).nonzero()
+        h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert (
+            erased.sum() == h * w and 0.02 * 64 * 32 - 2 * (h + w) <= h * w <= 0.45 * 64 * 32
+        )  # 40 %, rounded
+        shapes.append(h / w)
+    # CAJ draws the aspect uniformly in [0.3, 3.33] (mean 1.8), torchvision log-uniformly
+    # (geometric mean 1): CAJ's boxes are taller on average
+    # (measured with seed 0: median 1.90 against 1.26; the image's width cuts both)
+    median = float(np.median(shapes))
+    assert (median > 1.6) if draw == "caj" else (median < 1.5)
+    with pytest.raises(ValueError, match="expected torchvision or caj"):
+        build_train_transforms(64, 32, channel_erasing=1.0, erasing_draw="paper")
+
+
 def test_evaluation_features_are_the_bn_feature(sysu_root):
     """Evaluation embeds with the BNNeck's BN feature (AGW's test-time feature), not the
     pooled feature before it; the BN layer's statistics are set far from identity so the

@@ -66,6 +66,12 @@ class AugmentCfg(Strict):
     flip: float = Field(0.5, ge=0, le=1)
     random_erasing: float = Field(0.0, ge=0, le=1)
     channel_erasing: float = Field(0.0, ge=0, le=1, description="CAJ channel random erasing")
+    erasing_draw: Literal["torchvision", "caj"] = Field(
+        "torchvision",
+        description="channel erasing's box: torchvision = RandomErasing's draw (log-uniform "
+        "aspect, 10 tries); caj = CAJ's ChannelRandomErasing (uniform aspect in [0.3, 3.33], "
+        "100 tries, so small images are erased more often; docs/benchmark.md)",
+    )
     channel_exchange: bool = Field(False, description="CAJ: second visible view, one channel")
     adaptive_gray: float = Field(0.0, ge=0, le=1, description="CAJ IR channel-adaptive gray")
 

@@ -53,9 +53,42 @@ def _grey(img: torch.Tensor) -> torch.Tensor:
     return g.expand_as(img).clone()
 
 
-def channel_random_erasing(p: float) -> v2.RandomErasing:
-    """CAJ ``ChannelRandomErasing``: area 2–40 %, aspect ≥ 0.3, fixed per-channel fill."""
+def channel_random_erasing(p: float, draw: str = "torchvision") -> v2.Transform:
+    """CAJ ``ChannelRandomErasing``: area 2–40 %, aspect 0.3–3.33, fixed per-channel fill.
+    ``draw``: ``torchvision`` = ``v2.RandomErasing`` (log-uniform aspect, 10 tries);
+    ``caj`` = CAJ's own draw (``CajErasing``)."""
+    if draw == "caj":
+        return CajErasing(p)
+    if draw != "torchvision":
+        raise ValueError(f"erasing draw {draw!r}: expected torchvision or caj")
     return v2.RandomErasing(p=p, scale=(0.02, 0.4), ratio=(0.3, 1 / 0.3), value=CAJ_ERASE_VALUE)
+
+
+class CajErasing(v2.Transform):
+    """CAJ ``ChannelRandomErasing`` as its code draws it: with probability ``p``, up to 100
+    tries of an area uniform in [2 %, 40 %] of the image and an aspect ratio uniform in
+    [0.3, 1/0.3] (torchvision draws it log-uniformly and tries 10 times), the first box
+    strictly inside the image filled with ``CAJ_ERASE_VALUE`` per channel."""
+
+    def __init__(self, p: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1: float = 0.3):
+        super().__init__()
+        self.p, self.sl, self.sh, self.r1 = p, sl, sh, r1
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if torch.rand(()) >= self.p:
+            return img
+        _, height, width = img.shape
+        for _ in range(100):
+            area = float(torch.empty(()).uniform_(self.sl, self.sh)) * height * width
+            aspect = float(torch.empty(()).uniform_(self.r1, 1 / self.r1))
+            h, w = round((area * aspect) ** 0.5), round((area / aspect) ** 0.5)
+            if w < width and h < height:
+                y = int(torch.randint(0, height - h + 1, ()))
+                x = int(torch.randint(0, width - w + 1, ()))
+                img = img.clone()
+                img[:, y : y + h, x : x + w] = torch.tensor(CAJ_ERASE_VALUE)[:, None, None]
+                return img
+        return img
 
 
 def _base(height: int, width: int, pad: int, flip: float) -> list:
@@ -75,6 +108,7 @@ def build_train_transforms(
     flip: float = 0.5,
     random_erasing: float = 0.0,
     channel_erasing: float = 0.0,
+    erasing_draw: str = "torchvision",
     channel_exchange: bool = False,
     adaptive_gray: float = 0.0,
 ) -> dict[str, v2.Compose | None]:
@@ -84,7 +118,7 @@ def build_train_transforms(
     if random_erasing:
         tail.append(v2.RandomErasing(p=random_erasing, value=0))
     if channel_erasing:
-        tail.append(channel_random_erasing(channel_erasing))
+        tail.append(channel_random_erasing(channel_erasing, erasing_draw))
     base = _base(height, width, pad, flip)
     vis = v2.Compose(base + tail)
     vis2 = v2.Compose([*base, *tail, ChannelExchange(2)]) if channel_exchange else None

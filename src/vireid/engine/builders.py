@@ -62,6 +62,7 @@ def train_transforms(cfg: RunCfg) -> dict:
         flip=a.flip,
         random_erasing=a.random_erasing,
         channel_erasing=a.channel_erasing,
+        erasing_draw=a.erasing_draw,
         channel_exchange=a.channel_exchange,
         adaptive_gray=a.adaptive_gray,
     )
