@@ -85,3 +85,17 @@ def emit(name: str, payload: dict) -> dict:
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(json.dumps(payload))
     return payload
+
+
+def resnet50_init(zero_residual: bool) -> dict:
+    """torchvision's ResNet-50 initialisation drawn with seed 0, torchvision key names
+    without ``fc`` (what ``model.pretrained`` and the community ImageNet loaders read);
+    ``zero_residual``: torchvision's ``zero_init_residual``, every bottleneck starts as
+    the identity."""
+    import torch
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        sd = torchvision.models.resnet50(zero_init_residual=zero_residual).state_dict()
+    return {k: v for k, v in sd.items() if not k.startswith("fc.")}

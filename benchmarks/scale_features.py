@@ -159,17 +159,15 @@ RECIPE = ROOT / "configs" / "quickstart" / "agw_synth.yaml"
 
 
 def zero_residual_init() -> Path:
-    """torchvision's ResNet-50 initialisation (seed 0) with ``zero_init_residual``, its
-    torchvision key names without ``fc``: every bottleneck starts as the identity."""
+    """``_common.resnet50_init(zero_residual=True)``, written once into the cache."""
     import torch
-    import torchvision
+
+    from _common import resnet50_init
 
     path = CACHE / "init-resnet50-zero_residual-seed0.pth"
     if not path.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(0)
-        sd = torchvision.models.resnet50(zero_init_residual=True).state_dict()
-        torch.save({k: v for k, v in sd.items() if not k.startswith("fc.")}, path)
+        torch.save(resnet50_init(zero_residual=True), path)
     return path
 
 

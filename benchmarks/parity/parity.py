@@ -37,7 +37,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
-from _common import emit  # noqa: E402
+from _common import emit, resnet50_init  # noqa: E402
 
 METRICS = ("R1", "mAP", "mINP")
 TARGETS = {
@@ -93,10 +93,7 @@ def ensure_init(work: Path, kind: str, h: int, w: int) -> Path:
     if path.is_file():
         return path
     if kind in ("random", "zero_residual"):
-        import torchvision
-
-        torch.manual_seed(0)
-        sd = torchvision.models.resnet50(zero_init_residual=kind == "zero_residual").state_dict()
+        sd = resnet50_init(zero_residual=kind == "zero_residual")
     else:
         from vireid.pretrain import PretrainSpec, pretrain_backbone
 
