@@ -219,3 +219,20 @@ def _(mp):
 )
 def _(mp):
     mp.setattr(AGW, "backbone_prefixes", ("stems.", "layers."))
+
+
+@mutant(
+    "caj.erasing_draw_torchvision",
+    "CAJ channel random erasing, data.augment.erasing_draw=caj: CAJ's own box draw (uniform "
+    "aspect in [0.3, 3.33], 100 tries) replaced by torchvision's log-uniform one",
+    tests=["tests/test_agw_caj.py::test_both_erasing_draws_fill_one_box_with_the_caj_values"],
+    fast=True,
+)
+def _(mp):
+    def torchvision_draw(p: float = 0.5, *a, **k):
+        ratio = (0.3, 1 / 0.3)
+        return v2.RandomErasing(
+            p=p, scale=(0.02, 0.4), ratio=ratio, value=transforms.CAJ_ERASE_VALUE
+        )
+
+    mp.setattr(transforms, "CajErasing", torchvision_draw)

@@ -1,12 +1,14 @@
 """Mutants of Cluster-Contrast / ADCA / PGM (losses/memory.py, methods/cluster_contrast.py,
-clustering/matching.py)."""
+clustering/matching.py, the approximate neighbour search of clustering/knn_approx.py)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
 
-from vireid.clustering import matching
+from vireid.clustering import knn_approx, matching
 from vireid.losses import memory
 from vireid.methods import cluster_contrast as cc
 
@@ -242,3 +244,20 @@ def _(mp):
             self.temp = temp
 
     mp.setattr(memory.ClusterMemory, "forward", untempered)
+
+
+@mutant(
+    "clustering.hnsw_inner_product_graph",
+    "Approximate neighbours (cluster.knn=hnsw): the graph ranks by inner product on the full "
+    "features too, where the clustering features' unequal norms make it a different order "
+    "from the L2 distance the labels need",
+    tests=[
+        "tests/test_knn_ann.py::test_hnsw_on_the_full_features_searches_by_l2_when_norms_differ"
+    ],
+    fast=True,
+)
+def _(mp):
+    search = knn_approx._hnsw_knn
+    mp.setattr(
+        knn_approx, "_hnsw_knn", lambda x, k, p: search(x, k, dataclasses.replace(p, metric="ip"))
+    )

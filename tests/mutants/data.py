@@ -82,3 +82,21 @@ def _(mp):
             self.batch_sampler.set_epoch(epoch)
 
     mp.setattr(loader.EpochLoader, "set_epoch", sampler_only)
+
+
+@mutant(
+    "data.pseudo_sampler_community_draw_ignored",
+    "Pseudo-label sampler, data.batch.instances=community (Cluster-Contrast's "
+    "RandomMultipleGallerySampler draw: K-1 from the anchor's other cameras, with "
+    "replacement): the option is ignored and the distinct draw runs",
+    tests=[S + "test_community_instances_repeat_the_other_cameras_never_the_anchors"],
+    fast=True,
+)
+def _(mp):
+    init = samplers.PseudoLabelSampler.__init__
+
+    def distinct_always(self, *a, **k):
+        init(self, *a, **k)
+        self.draw = "distinct"
+
+    mp.setattr(samplers.PseudoLabelSampler, "__init__", distinct_always)
